@@ -1,0 +1,236 @@
+// Package schema is the one source of truth for the warehouse: tables,
+// columns, types, keys, comments, and the map from API attribute keys to
+// columns. DDL and load statements are generated from it.
+package schema
+
+import (
+	"fmt"
+	"strings"
+)
+
+// DuckDB column types used by the warehouse.
+const (
+	Varchar     = "VARCHAR"
+	BigInt      = "BIGINT"
+	Integer     = "INTEGER"
+	Double      = "DOUBLE"
+	Boolean     = "BOOLEAN"
+	Date        = "DATE"
+	TimestampTZ = "TIMESTAMPTZ"
+	JSON        = "JSON"
+	VarcharList = "VARCHAR[]"
+	// ExtraMap holds attribute keys that arrived after a table reached its
+	// cap of evolved columns.
+	ExtraMap = "MAP(VARCHAR, VARCHAR)"
+)
+
+// Stream names, as stored in sync_checkpoints.stream and accepted by
+// THINGSYNC_STREAMS.
+const (
+	StreamUsage       = "usage"
+	StreamConnections = "connections"
+	StreamRated       = "rated"
+	StreamAggregate   = "aggregate"
+)
+
+// Streams lists every stream in the order runs take them.
+func Streams() []string {
+	return []string{StreamUsage, StreamConnections, StreamRated, StreamAggregate}
+}
+
+// Table names.
+const (
+	Devices            = "devices"
+	UsageDaily         = "usage_daily"
+	ConnectionEvents   = "connection_events"
+	ConnectionSessions = "connection_sessions"
+	RatedUsage         = "rated_usage"
+	AggregateUsage     = "aggregate_usage"
+	AggregateRequests  = "aggregate_requests"
+	SyncCheckpoints    = "sync_checkpoints"
+	SyncRuns           = "sync_runs"
+	RejectedRecords    = "rejected_records"
+	SchemaColumns      = "schema_columns"
+	SchemaMigrations   = "schema_migrations"
+)
+
+// Column is one column of a table.
+type Column struct {
+	Name    string
+	Type    string
+	Comment string
+	// Key marks the columns whose values together identify a row; the loader
+	// keeps them unique (there is no declared PRIMARY KEY, see DUCKDB.md).
+	Key bool
+	// Attr is the API attribute key the column is filled from, for columns
+	// flattened from extendedAttributes or connectionEventAttributes.
+	Attr string
+	// Aliases are other spellings of Attr seen in the API's pages.
+	Aliases []string
+	// Loader marks bookkeeping columns the loader fills (loaded_at, extra),
+	// not transform.
+	Loader bool
+}
+
+// Table is a table or view of the warehouse.
+type Table struct {
+	Name    string
+	Comment string
+	Columns []Column
+	// Evolves marks fact tables whose unknown attribute keys become new
+	// VARCHAR columns (up to MaxEvolvedColumns, then the extra map).
+	Evolves bool
+	// View is the SELECT of a view; empty for a table.
+	View string
+	// Order is the ORDER BY rows are appended in, so zone maps keep date
+	// filters and per-day deletes cheap.
+	Order []string
+}
+
+// MaxEvolvedColumns caps the columns schema evolution adds to one table;
+// further unknown keys go to the table's extra map column.
+const MaxEvolvedColumns = 64
+
+// ExtraColumn is the overflow map column of evolving tables.
+const ExtraColumn = "extra"
+
+// Key returns the names of the table's key columns in declaration order.
+func (t Table) Key() []string {
+	var key []string
+	for _, c := range t.Columns {
+		if c.Key {
+			key = append(key, c.Name)
+		}
+	}
+	return key
+}
+
+// Column returns the named column.
+func (t Table) Column(name string) (Column, bool) {
+	for _, c := range t.Columns {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Column{}, false
+}
+
+// Index returns the position of the named column, or -1.
+func (t Table) Index(name string) int {
+	for i, c := range t.Columns {
+		if c.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Lookup returns a table or view by name.
+func Lookup(name string) (Table, bool) {
+	for _, t := range Tables() {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Table{}, false
+}
+
+// MustLookup is Lookup for names that are constants of this package.
+func MustLookup(name string) Table {
+	t, ok := Lookup(name)
+	if !ok {
+		panic(fmt.Sprintf("schema: no table %q", name))
+	}
+	return t
+}
+
+// AttrKey normalises an attribute key for matching: the API spells the same
+// key in several ways (MtSms, MtSMS, mt_sms).
+func AttrKey(key string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(key) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// AttrColumns maps normalised attribute keys (AttrKey) to the position of
+// the column they fill in t.
+func (t Table) AttrColumns() map[string]int {
+	m := make(map[string]int)
+	for i, c := range t.Columns {
+		if c.Attr == "" {
+			continue
+		}
+		m[AttrKey(c.Attr)] = i
+		for _, a := range c.Aliases {
+			m[AttrKey(a)] = i
+		}
+	}
+	return m
+}
+
+// Ident quotes a name as a DuckDB identifier. Every generated statement
+// quotes names this way, so no name can change a statement's meaning.
+func Ident(name string) string {
+	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+}
+
+// Literal quotes a string as a SQL string literal. It is used only for
+// comments written by this package, never for text from the API.
+func Literal(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// maxIdentLen keeps evolved column names readable and well inside DuckDB's
+// limits.
+const maxIdentLen = 63
+
+// ColumnName turns an attribute key the schema does not know into a column
+// name: snake_case, only [a-z0-9_], never empty, never starting with a
+// digit. The result is still quoted wherever it is used.
+func ColumnName(key string) string {
+	var b strings.Builder
+	rs := []rune(key)
+	prevUnderscore := true
+	emit := func(r rune) {
+		if r == '_' {
+			if prevUnderscore {
+				return
+			}
+			prevUnderscore = true
+		} else {
+			prevUnderscore = false
+		}
+		b.WriteRune(r)
+	}
+	for i, r := range rs {
+		switch {
+		case r >= 'A' && r <= 'Z':
+			if i > 0 {
+				prev := rs[i-1]
+				nextLower := i+1 < len(rs) && rs[i+1] >= 'a' && rs[i+1] <= 'z'
+				if (prev >= 'a' && prev <= 'z') || (prev >= '0' && prev <= '9') ||
+					(prev >= 'A' && prev <= 'Z' && nextLower) {
+					emit('_')
+				}
+			}
+			emit(r + ('a' - 'A'))
+		case (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9'):
+			emit(r)
+		default:
+			emit('_')
+		}
+	}
+	name := strings.Trim(b.String(), "_")
+	if name == "" || (name[0] >= '0' && name[0] <= '9') {
+		name = "attr_" + name
+		name = strings.TrimRight(name, "_")
+	}
+	if len(name) > maxIdentLen {
+		name = strings.TrimRight(name[:maxIdentLen], "_")
+	}
+	return name
+}
