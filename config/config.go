@@ -1,0 +1,347 @@
+// Package config turns the environment into one validated Config.
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"github.com/sethvargo/go-envconfig"
+)
+
+// Secret holds a credential. Every way of printing it prints [redacted];
+// Reveal returns the value for the code that must send it.
+type Secret struct{ v string }
+
+// NewSecret wraps a value.
+func NewSecret(v string) Secret { return Secret{v: v} }
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return s.v }
+
+// IsSet tells whether a value was given.
+func (s Secret) IsSet() bool { return s.v != "" }
+
+func (s Secret) String() string                { return "[redacted]" }
+func (s Secret) GoString() string              { return "[redacted]" }
+func (s Secret) MarshalJSON() ([]byte, error)  { return []byte(`"[redacted]"`), nil }
+func (s Secret) MarshalText() ([]byte, error)  { return []byte("[redacted]"), nil }
+func (s Secret) Format(f fmt.State, verb rune) { _, _ = f.Write([]byte("[redacted]")) }
+
+// Stream names accepted by THINGSYNC_STREAMS.
+var validStreams = []string{"usage", "connections", "rated", "aggregate"}
+
+// Config is the program's whole configuration.
+type Config struct {
+	BaseURL      string
+	ClientID     string
+	ClientSecret Secret
+	Username     string
+	Password     Secret
+	AccountName  string
+
+	DB       string
+	Snapshot string
+	Schedule string
+	Streams  []string
+	Start    time.Time
+
+	WindowUsage, WindowConnections     time.Duration
+	LookbackUsage, LookbackConnections time.Duration
+
+	Concurrency int
+	RateLimit   float64
+
+	HTTPAddr         string
+	CallbackURL      string
+	CallbackUsername string
+	CallbackPassword Secret
+
+	LogLevel  string
+	LogFormat string
+
+	// Notes are remarks about the configuration that are not errors, such
+	// as a stream switched off for want of a callback URL.
+	Notes []string
+}
+
+// raw is what go-envconfig reads: text only, so that every bad value can be
+// reported together rather than the first one alone.
+type raw struct {
+	BaseURL      string `env:"THINGSPACE_BASE_URL, default=https://thingspace.verizon.com"`
+	ClientID     string `env:"THINGSPACE_CLIENT_ID"`
+	ClientSecret string `env:"THINGSPACE_CLIENT_SECRET"`
+	Username     string `env:"THINGSPACE_USERNAME"`
+	Password     string `env:"THINGSPACE_PASSWORD"`
+	AccountName  string `env:"THINGSPACE_ACCOUNT_NAME"`
+
+	DB       string `env:"THINGSYNC_DB, default=thingsync.duckdb"`
+	Snapshot string `env:"THINGSYNC_SNAPSHOT"`
+	Schedule string `env:"THINGSYNC_SCHEDULE, default=0 2 * * *"`
+	Streams  string `env:"THINGSYNC_STREAMS, default=usage,connections,rated,aggregate"`
+	Start    string `env:"THINGSYNC_START"`
+
+	WindowUsage         string `env:"THINGSYNC_WINDOW_USAGE, default=30d"`
+	WindowConnections   string `env:"THINGSYNC_WINDOW_CONNECTIONS, default=3d"`
+	LookbackUsage       string `env:"THINGSYNC_LOOKBACK_USAGE, default=3d"`
+	LookbackConnections string `env:"THINGSYNC_LOOKBACK_CONNECTIONS, default=1d"`
+
+	Concurrency string `env:"THINGSYNC_CONCURRENCY, default=8"`
+	RateLimit   string `env:"THINGSYNC_RATE_LIMIT, default=10"`
+
+	HTTPAddr         string `env:"THINGSYNC_HTTP_ADDR, default=:8080"`
+	CallbackURL      string `env:"THINGSYNC_CALLBACK_URL"`
+	CallbackUsername string `env:"THINGSYNC_CALLBACK_USERNAME"`
+	CallbackPassword string `env:"THINGSYNC_CALLBACK_PASSWORD"`
+
+	LogLevel  string `env:"THINGSYNC_LOG_LEVEL, default=info"`
+	LogFormat string `env:"THINGSYNC_LOG_FORMAT"`
+}
+
+// Error lists every problem found in the environment.
+type Error struct{ Problems []string }
+
+func (e *Error) Error() string {
+	return "configuration: " + strings.Join(e.Problems, "; ")
+}
+
+// Needs says which parts of the configuration a command requires.
+type Needs struct {
+	// API: the ThingSpace credentials and account (sync, backfill, run, check).
+	API bool
+}
+
+// Load reads and validates the environment. now fixes "12 months ago", the
+// default of THINGSYNC_START.
+func Load(ctx context.Context, lookuper envconfig.Lookuper, now time.Time, needs Needs) (*Config, error) {
+	var r raw
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &r, Lookuper: lookuper}); err != nil {
+		return nil, fmt.Errorf("read environment: %w", err)
+	}
+	var problems []string
+	bad := func(name, format string, args ...any) {
+		problems = append(problems, name+": "+fmt.Sprintf(format, args...))
+	}
+
+	cfg := &Config{
+		BaseURL:          strings.TrimRight(strings.TrimSpace(r.BaseURL), "/"),
+		ClientID:         r.ClientID,
+		ClientSecret:     NewSecret(r.ClientSecret),
+		Username:         r.Username,
+		Password:         NewSecret(r.Password),
+		AccountName:      strings.TrimSpace(r.AccountName),
+		DB:               r.DB,
+		Snapshot:         r.Snapshot,
+		Schedule:         strings.TrimSpace(r.Schedule),
+		HTTPAddr:         r.HTTPAddr,
+		CallbackURL:      strings.TrimSpace(r.CallbackURL),
+		CallbackUsername: r.CallbackUsername,
+		CallbackPassword: NewSecret(r.CallbackPassword),
+		LogLevel:         strings.ToLower(strings.TrimSpace(r.LogLevel)),
+		LogFormat:        strings.ToLower(strings.TrimSpace(r.LogFormat)),
+	}
+
+	if u, err := url.Parse(cfg.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("THINGSPACE_BASE_URL", "want an absolute http(s) URL, got %q", r.BaseURL)
+	}
+	if needs.API {
+		for _, v := range []struct{ name, val string }{
+			{"THINGSPACE_CLIENT_ID", r.ClientID},
+			{"THINGSPACE_CLIENT_SECRET", r.ClientSecret},
+			{"THINGSPACE_USERNAME", r.Username},
+			{"THINGSPACE_PASSWORD", r.Password},
+			{"THINGSPACE_ACCOUNT_NAME", r.AccountName},
+		} {
+			if strings.TrimSpace(v.val) == "" {
+				bad(v.name, "required")
+			}
+		}
+	}
+	if cfg.DB == "" {
+		bad("THINGSYNC_DB", "must not be empty")
+	}
+	if cfg.Snapshot != "" && cfg.Snapshot == cfg.DB {
+		bad("THINGSYNC_SNAPSHOT", "must differ from THINGSYNC_DB")
+	}
+	if _, err := ParseSchedule(cfg.Schedule); err != nil {
+		bad("THINGSYNC_SCHEDULE", "%v", err)
+	}
+
+	streams, err := ParseStreams(r.Streams)
+	if err != nil {
+		bad("THINGSYNC_STREAMS", "%v", err)
+	}
+	cfg.Streams = streams
+
+	cfg.Start = now.UTC().AddDate(-1, 0, 0)
+	cfg.Start = time.Date(cfg.Start.Year(), cfg.Start.Month(), cfg.Start.Day(), 0, 0, 0, 0, time.UTC)
+	if s := strings.TrimSpace(r.Start); s != "" {
+		t, err := time.Parse("2006-01-02", s)
+		if err != nil {
+			bad("THINGSYNC_START", "want a date like 2026-01-31, got %q", s)
+		} else if t.After(now) {
+			bad("THINGSYNC_START", "%s is in the future", s)
+		} else {
+			cfg.Start = t
+		}
+	}
+
+	for _, d := range []struct {
+		name string
+		val  string
+		dst  *time.Duration
+		min  time.Duration
+	}{
+		{"THINGSYNC_WINDOW_USAGE", r.WindowUsage, &cfg.WindowUsage, time.Hour},
+		{"THINGSYNC_WINDOW_CONNECTIONS", r.WindowConnections, &cfg.WindowConnections, time.Hour},
+		{"THINGSYNC_LOOKBACK_USAGE", r.LookbackUsage, &cfg.LookbackUsage, 0},
+		{"THINGSYNC_LOOKBACK_CONNECTIONS", r.LookbackConnections, &cfg.LookbackConnections, 0},
+	} {
+		v, err := ParseDuration(d.val)
+		switch {
+		case err != nil:
+			bad(d.name, "%v", err)
+		case v < d.min:
+			bad(d.name, "%s is shorter than %s", d.val, d.min)
+		default:
+			*d.dst = v
+		}
+	}
+
+	if n, err := strconv.Atoi(strings.TrimSpace(r.Concurrency)); err != nil || n < 1 || n > 1024 {
+		bad("THINGSYNC_CONCURRENCY", "want an integer from 1 to 1024, got %q", r.Concurrency)
+	} else {
+		cfg.Concurrency = n
+	}
+	if f, err := strconv.ParseFloat(strings.TrimSpace(r.RateLimit), 64); err != nil || f <= 0 || f > 100000 {
+		bad("THINGSYNC_RATE_LIMIT", "want requests per second above 0, got %q", r.RateLimit)
+	} else {
+		cfg.RateLimit = f
+	}
+
+	if cfg.CallbackURL != "" {
+		if u, err := url.Parse(cfg.CallbackURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("THINGSYNC_CALLBACK_URL", "want an absolute http(s) URL, got %q", cfg.CallbackURL)
+		}
+		if cfg.CallbackUsername == "" {
+			bad("THINGSYNC_CALLBACK_USERNAME", "required with THINGSYNC_CALLBACK_URL")
+		}
+		if !cfg.CallbackPassword.IsSet() {
+			bad("THINGSYNC_CALLBACK_PASSWORD", "required with THINGSYNC_CALLBACK_URL")
+		}
+	} else if cfg.HasStream("aggregate") {
+		cfg.Streams = without(cfg.Streams, "aggregate")
+		cfg.Notes = append(cfg.Notes, "aggregate stream off: THINGSYNC_CALLBACK_URL is not set")
+	}
+
+	switch cfg.LogLevel {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		bad("THINGSYNC_LOG_LEVEL", "want debug, info, warn or error, got %q", r.LogLevel)
+	}
+	switch cfg.LogFormat {
+	case "", "json", "console":
+	default:
+		bad("THINGSYNC_LOG_FORMAT", "want json or console, got %q", r.LogFormat)
+	}
+
+	if len(problems) > 0 {
+		return nil, &Error{Problems: problems}
+	}
+	return cfg, nil
+}
+
+// HasStream tells whether the stream is configured.
+func (c *Config) HasStream(s string) bool {
+	for _, v := range c.Streams {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func without(list []string, drop string) []string {
+	var out []string
+	for _, v := range list {
+		if v != drop {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// ParseStreams reads a comma-separated list of stream names.
+func ParseStreams(s string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		p := strings.ToLower(strings.TrimSpace(part))
+		if p == "" {
+			continue
+		}
+		ok := false
+		for _, v := range validStreams {
+			ok = ok || v == p
+		}
+		if !ok {
+			return nil, fmt.Errorf("unknown stream %q (want some of %s)", p, strings.Join(validStreams, ","))
+		}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no stream named")
+	}
+	return out, nil
+}
+
+var dayPart = regexp.MustCompile(`^(\d+(?:\.\d+)?)d(.*)$`)
+
+// ParseDuration accepts Go durations plus a leading days part: "3d",
+// "1d12h", "36h".
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, errors.New("empty duration")
+	}
+	var total time.Duration
+	if m := dayPart.FindStringSubmatch(s); m != nil {
+		days, err := strconv.ParseFloat(m[1], 64)
+		if err != nil || days > 100000 {
+			return 0, fmt.Errorf("bad duration %q", s)
+		}
+		total = time.Duration(days * float64(24*time.Hour))
+		s = m[2]
+		if s == "" {
+			return total, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("bad duration %q (want e.g. 30d, 36h, 1d12h)", s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("negative duration %q", s)
+	}
+	return total + d, nil
+}
+
+// ParseSchedule parses a cron spec: five fields, descriptors such as
+// @daily or @every 1h, and an optional CRON_TZ= prefix.
+func ParseSchedule(spec string) (cron.Schedule, error) {
+	p := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+	sch, err := p.Parse(spec)
+	if err != nil {
+		return nil, fmt.Errorf("bad cron spec %q: %v", spec, err)
+	}
+	return sch, nil
+}
