@@ -1,0 +1,41 @@
+package simulator
+
+import (
+	"flag"
+	"strings"
+)
+
+// RegisterFlags binds the options and faults to command-line flags, for
+// `thingsync simulate`.
+func (o *Options) RegisterFlags(fs *flag.FlagSet) {
+	fs.Int64Var(&o.Seed, "seed", 1, "seed of the generated account (same seed, same data)")
+	fs.IntVar(&o.Devices, "devices", 100, "number of devices in the account")
+	fs.StringVar(&o.AccountName, "account", "0000123456-00001", "billing account name")
+	fs.StringVar(&o.ClientID, "client-id", "sim-client", "OAuth client id accepted")
+	fs.StringVar(&o.ClientSecret, "client-secret", "sim-secret", "OAuth client secret accepted")
+	fs.StringVar(&o.Username, "username", "sim-user", "login username accepted")
+	fs.StringVar(&o.Password, "password", "sim-password", "login password accepted")
+	fs.IntVar(&o.DevicePageSize, "device-page-size", 2000, "devices per device-list page (at most 2000)")
+	fs.DurationVar(&o.Faults.Latency, "latency", 0, "delay added to every request")
+	fs.Float64Var(&o.Faults.Rate429, "rate-429", 0, "share of data requests answered 429")
+	fs.DurationVar(&o.Faults.RetryAfter, "retry-after", 0, "Retry-After sent with injected 429s")
+	fs.Float64Var(&o.Faults.Rate5xx, "rate-5xx", 0, "share of data requests answered 5xx")
+	fs.Func("fail-device", "identifier of a device whose data requests always fail (repeatable)", func(v string) error {
+		for _, id := range strings.Split(v, ",") {
+			if id = strings.TrimSpace(id); id != "" {
+				o.Faults.FailDevices = append(o.Faults.FailDevices, id)
+			}
+		}
+		return nil
+	})
+	fs.IntVar(&o.Faults.SessionExpiryEvery, "session-expiry-every", 0, "expire the session every N requests")
+	fs.DurationVar(&o.Faults.MaxRange, "max-range", 0, "longest history range answered before REQUEST_FAILED.UnexpectedError")
+	fs.BoolVar(&o.Faults.CacheRepeats, "cache-repeats", false, "answer an identical repeat of a too-long request within 60 s")
+	fs.Float64Var(&o.Faults.RateCeiling, "rate-ceiling", 0, "requests per second above which to answer 429")
+	fs.BoolVar(&o.Faults.RejectLogin, "reject-login", false, "reject every login")
+	fs.BoolVar(&o.Quirks.OccuredAt, "quirk-occuredat", false, "device 1's events use the key occuredAt")
+	fs.BoolVar(&o.Quirks.NumbersAsNumbers, "quirk-numbers", false, "device 4's usage values are JSON numbers")
+	fs.BoolVar(&o.Quirks.UnknownKeys, "quirk-unknown-keys", false, "device 0 sends attribute keys the schema does not know, one hostile")
+	fs.BoolVar(&o.Quirks.BadTimestamp, "quirk-bad-timestamp", false, "device 0's usage of 10 days ago has a malformed timestamp")
+	fs.BoolVar(&o.Quirks.BadValue, "quirk-bad-value", false, "device 0's usage of 11 days ago has a non-numeric MoSms")
+}
