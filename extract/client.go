@@ -1,0 +1,474 @@
+package extract
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+	"golang.org/x/time/rate"
+
+	"github.com/thingsync/thingsync/config/logging"
+)
+
+// ClientConfig configures a Client. Zero values take the defaults noted.
+type ClientConfig struct {
+	BaseURL      string
+	ClientID     string
+	ClientSecret string
+	Username     string
+	Password     string
+	AccountName  string
+
+	RateLimit      float64       // requests per second, all endpoints, retries and logins included
+	Concurrency    int           // sizes the keep-alive pool (default 8)
+	RequestTimeout time.Duration // per attempt (default 60 s)
+	MaxRetries     int           // retries of 429, 5xx and network errors (default 5)
+	MaxRetryWait   time.Duration // total backoff per call (default 2 min)
+	BackoffBase    time.Duration // first backoff step (default 500 ms)
+	MaxBodyBytes   int64         // response size cap (default 64 MiB)
+	// UnexpectedErrorPause is the pause before the one repeat of
+	// REQUEST_FAILED.UnexpectedError (default 5 s): the API finishes the
+	// first request in the background and answers the repeat from cache.
+	UnexpectedErrorPause time.Duration
+	HTTPClient           *http.Client // optional
+}
+
+// Client is the ThingSpace API client. One Client serves a whole run; it is
+// safe for concurrent use.
+type Client struct {
+	cfg     ClientConfig
+	http    *http.Client
+	limiter *rate.Limiter
+	log     zerolog.Logger
+	oauth   clientcredentials.Config
+
+	tokMu  sync.Mutex
+	tok    *oauth2.Token
+	tokGen int
+
+	sessMu  sync.Mutex
+	sess    string
+	sessGen int
+	sessErr error // a rejected login: sticky, never retried
+
+	counters counters
+}
+
+// NewClient builds a client. It does not talk to the API yet.
+func NewClient(cfg ClientConfig, log zerolog.Logger) (*Client, error) {
+	if cfg.BaseURL == "" {
+		return nil, errors.New("client: base URL is required")
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	if cfg.RateLimit <= 0 {
+		return nil, errors.New("client: rate limit must be positive")
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 8
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 60 * time.Second
+	}
+	if cfg.MaxRetries <= 0 {
+		cfg.MaxRetries = 5
+	}
+	if cfg.MaxRetryWait <= 0 {
+		cfg.MaxRetryWait = 2 * time.Minute
+	}
+	if cfg.BackoffBase <= 0 {
+		cfg.BackoffBase = 500 * time.Millisecond
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 64 << 20
+	}
+	if cfg.UnexpectedErrorPause <= 0 {
+		cfg.UnexpectedErrorPause = 5 * time.Second
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          cfg.Concurrency * 2,
+			MaxIdleConnsPerHost:   cfg.Concurrency * 2,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: cfg.RequestTimeout,
+			ForceAttemptHTTP2:     true,
+		}}
+	}
+	c := &Client{
+		cfg:  cfg,
+		http: hc,
+		// Burst 1: the ceiling holds over any one-second window, not just on
+		// average.
+		limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 1),
+		log:     log,
+	}
+	c.oauth = clientcredentials.Config{
+		ClientID:     cfg.ClientID,
+		ClientSecret: cfg.ClientSecret,
+		TokenURL:     cfg.BaseURL + "/api/ts/v1/oauth2/token",
+		AuthStyle:    oauth2.AuthStyleInHeader,
+	}
+	c.counters.init()
+	return c, nil
+}
+
+// limitedTransport puts token requests under the same rate ceiling.
+type limitedTransport struct {
+	c    *Client
+	base http.RoundTripper
+}
+
+func (t limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if err := t.c.limiter.Wait(r.Context()); err != nil {
+		return nil, err
+	}
+	t.c.counters.request("token")
+	resp, err := t.base.RoundTrip(r)
+	if err == nil {
+		t.c.counters.status("token", resp.StatusCode)
+	}
+	return resp, err
+}
+
+// bearer returns a valid bearer token, fetching one when there is none, it
+// is about to expire, or force is set because the gateway refused gen.
+func (c *Client) bearer(ctx context.Context, forceGen int) (string, int, error) {
+	c.tokMu.Lock()
+	defer c.tokMu.Unlock()
+	// A minute of margin: a token must not expire between this check and
+	// the request reaching the gateway.
+	fresh := c.tok != nil && (c.tok.Expiry.IsZero() || time.Until(c.tok.Expiry) > time.Minute)
+	if fresh && (forceGen < 0 || forceGen != c.tokGen) {
+		return c.tok.AccessToken, c.tokGen, nil
+	}
+	base := c.http.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	hc := &http.Client{Transport: limitedTransport{c: c, base: base}, Timeout: c.cfg.RequestTimeout}
+	tctx := context.WithValue(ctx, oauth2.HTTPClient, hc)
+	tok, err := c.oauth.Token(tctx)
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.Response != nil {
+			return "", 0, fmt.Errorf("get bearer token: %w", parseError(re.Response.StatusCode, re.Body))
+		}
+		if ctx.Err() != nil {
+			return "", 0, ctx.Err()
+		}
+		return "", 0, fmt.Errorf("get bearer token: %w", sanitizeNetErr(err))
+	}
+	c.tok = tok
+	c.tokGen++
+	c.counters.tokenRefresh()
+	return tok.AccessToken, c.tokGen, nil
+}
+
+// session returns the shared session token, logging in when there is none
+// or when the session gen was found bad. Only one login runs at a time;
+// goroutines that saw the same bad session wait for it and reuse its token.
+func (c *Client) session(ctx context.Context, badGen int) (string, int, error) {
+	c.sessMu.Lock()
+	defer c.sessMu.Unlock()
+	if c.sessErr != nil {
+		return "", 0, c.sessErr
+	}
+	if c.sess != "" && (badGen < 0 || badGen != c.sessGen) {
+		return c.sess, c.sessGen, nil
+	}
+	if badGen >= 0 && c.sess != "" {
+		c.counters.relogin()
+		c.log.Info().Msg("session expired; logging in again")
+	}
+	var out struct {
+		SessionToken string `json:"sessionToken"`
+	}
+	body := map[string]string{"username": c.cfg.Username, "password": c.cfg.Password}
+	err := c.call(ctx, "login", http.MethodPost, "/api/m2m/v1/session/login", body, &out, callOpts{noSession: true})
+	if err != nil {
+		var apiErr *APIError
+		if errors.As(err, &apiErr) && !apiErr.Fault && apiErr.Status >= 400 && apiErr.Status < 500 && apiErr.Status != http.StatusTooManyRequests {
+			c.sessErr = &LoginError{API: apiErr}
+			return "", 0, c.sessErr
+		}
+		return "", 0, fmt.Errorf("log in: %w", err)
+	}
+	if out.SessionToken == "" {
+		return "", 0, errors.New("log in: answer carries no sessionToken")
+	}
+	c.sess = out.SessionToken
+	c.sessGen++
+	return c.sess, c.sessGen, nil
+}
+
+// Login logs in now rather than on the first call; `check` uses it.
+func (c *Client) Login(ctx context.Context) error {
+	_, _, err := c.session(ctx, -1)
+	return err
+}
+
+// Logout ends the session, if any.
+func (c *Client) Logout(ctx context.Context) error {
+	c.sessMu.Lock()
+	had := c.sess != ""
+	c.sessMu.Unlock()
+	if !had {
+		return nil
+	}
+	err := c.call(ctx, "logout", http.MethodPost, "/api/m2m/v1/session/logout", struct{}{}, nil, callOpts{})
+	c.sessMu.Lock()
+	c.sess = ""
+	c.sessMu.Unlock()
+	return err
+}
+
+type callOpts struct {
+	noSession bool
+	// rangeCall marks history requests, whose UnexpectedError and timeouts
+	// mean "split the range".
+	rangeCall bool
+	accept    func(status int) bool
+}
+
+// response is one answered attempt.
+type response struct {
+	status     int
+	body       []byte
+	retryAfter time.Duration
+}
+
+// call sends one API call with every resilience rule: rate ceiling, bearer
+// and session renewal, retries with backoff, the UnexpectedError repeat.
+// out, if not nil, receives the decoded 2xx body; the status is returned.
+func (c *Client) call(ctx context.Context, endpoint, method, path string, body, out any, o callOpts) error {
+	_, err := c.callStatus(ctx, endpoint, method, path, body, out, o)
+	return err
+}
+
+func (c *Client) callStatus(ctx context.Context, endpoint, method, path string, body, out any, o callOpts) (int, error) {
+	var payload []byte
+	if body != nil {
+		var err error
+		if payload, err = json.Marshal(body); err != nil {
+			return 0, fmt.Errorf("encode %s request: %w", endpoint, err)
+		}
+	}
+	log := c.log.With().Str(logging.Endpoint, endpoint).Logger()
+	var (
+		retries, unexpected int
+		waited              time.Duration
+		bearerGen, sessGen  = -1, -1
+		bearerRenewed       bool
+		relogins            int
+	)
+	for attempt := 1; ; attempt++ {
+		tok, bg, err := c.bearer(ctx, bearerGen)
+		if err != nil {
+			return 0, err
+		}
+		bearerGen = -1
+		var sess string
+		var sg int
+		if !o.noSession {
+			if sess, sg, err = c.session(ctx, sessGen); err != nil {
+				return 0, err
+			}
+			sessGen = -1
+		}
+		if err := c.limiter.Wait(ctx); err != nil {
+			return 0, err
+		}
+		start := time.Now()
+		resp, err := c.send(ctx, method, path, payload, tok, sess)
+		c.counters.request(endpoint)
+		if attempt > 1 {
+			c.counters.retry(endpoint)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			timedOut := errors.Is(err, context.DeadlineExceeded) || isTimeout(err)
+			log.Debug().Int(logging.Attempt, attempt).Dur(logging.Duration, time.Since(start)).Bool("timeout", timedOut).Msg("request failed")
+			if timedOut && o.rangeCall {
+				if unexpected++; unexpected > 1 {
+					return 0, fmt.Errorf("%s: %w: no answer within %s", endpoint, ErrRangeTimeout, c.cfg.RequestTimeout)
+				}
+				continue
+			}
+			if d, ok := c.backoff(retries, waited, 0); ok {
+				retries++
+				waited += d
+				if err := sleep(ctx, d); err != nil {
+					return 0, err
+				}
+				continue
+			}
+			return 0, fmt.Errorf("%s: giving up after %d attempts: %w", endpoint, attempt, sanitizeNetErr(err))
+		}
+		c.counters.status(endpoint, resp.status)
+		log.Debug().Int(logging.Status, resp.status).Int(logging.Attempt, attempt).Dur(logging.Duration, time.Since(start)).Msg("request")
+		if resp.status/100 == 2 {
+			if out != nil && len(resp.body) > 0 {
+				if err := json.Unmarshal(resp.body, out); err != nil {
+					return resp.status, fmt.Errorf("decode %s answer: %w", endpoint, err)
+				}
+			}
+			return resp.status, nil
+		}
+		apiErr := parseError(resp.status, resp.body)
+		switch {
+		case apiErr.bearerBad() && !bearerRenewed:
+			// The gateway refused the bearer: renew it once and repeat.
+			bearerRenewed, bearerGen = true, bg
+			continue
+		case apiErr.sessionBad() && !o.noSession && relogins < 2:
+			relogins++
+			sessGen = sg
+			continue
+		case resp.status == http.StatusGatewayTimeout && o.rangeCall,
+			apiErr.unexpected() && resp.status < 500:
+			if unexpected++; unexpected > 1 {
+				return resp.status, fmt.Errorf("%s: %w: %w", endpoint, ErrRangeTimeout, apiErr)
+			}
+			if err := sleep(ctx, c.cfg.UnexpectedErrorPause); err != nil {
+				return 0, err
+			}
+			continue
+		case resp.status == http.StatusTooManyRequests || resp.status >= 500:
+			if d, ok := c.backoff(retries, waited, resp.retryAfter); ok {
+				retries++
+				waited += d
+				log.Debug().Int(logging.Status, resp.status).Dur("backoff", d).Msg("retrying")
+				if err := sleep(ctx, d); err != nil {
+					return 0, err
+				}
+				continue
+			}
+			return resp.status, fmt.Errorf("%s: giving up after %d attempts: %w", endpoint, attempt, apiErr)
+		}
+		return resp.status, apiErr
+	}
+}
+
+func (c *Client) send(ctx context.Context, method, path string, payload []byte, bearer, session string) (response, error) {
+	actx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	var body io.Reader
+	if payload != nil {
+		body = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(actx, method, c.cfg.BaseURL+path, body)
+	if err != nil {
+		return response{}, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	if session != "" {
+		req.Header.Set("VZ-M2M-Token", session)
+	}
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return response{}, err
+	}
+	defer func() {
+		// Drain what is left so the connection goes back to the pool.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+	}()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxBodyBytes+1))
+	if err != nil {
+		return response{}, err
+	}
+	if int64(len(b)) > c.cfg.MaxBodyBytes {
+		return response{}, fmt.Errorf("answer larger than %d bytes", c.cfg.MaxBodyBytes)
+	}
+	r := response{status: resp.StatusCode, body: b}
+	if ra := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ra > 0 {
+		r.retryAfter = ra
+	}
+	return r, nil
+}
+
+// parseRetryAfter reads Retry-After as seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// backoff returns the pause before retry n: exponential with full jitter,
+// at least what the server asked for, within the call's budget.
+func (c *Client) backoff(n int, waited, serverWants time.Duration) (time.Duration, bool) {
+	if n >= c.cfg.MaxRetries {
+		return 0, false
+	}
+	ceil := c.cfg.BackoffBase << min(n, 16)
+	if ceil > 30*time.Second {
+		ceil = 30 * time.Second
+	}
+	d := ceil/2 + rand.N(ceil/2+1)
+	if serverWants > d {
+		d = serverWants
+	}
+	if waited+d > c.cfg.MaxRetryWait {
+		return 0, false
+	}
+	return d, true
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// sanitizeNetErr drops the URL from transport errors: query strings are a
+// classic place for credentials to leak into logs.
+func sanitizeNetErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", strings.ToLower(ue.Op), ue.Err)
+	}
+	return err
+}

@@ -1,0 +1,379 @@
+package extract_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/extract/simulator"
+)
+
+var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+// syncBuffer collects log output from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type env struct {
+	sim    *simulator.Simulator
+	srv    *httptest.Server
+	client *extract.Client
+	clock  *simulator.ManualClock
+	logs   *syncBuffer
+}
+
+func setup(t *testing.T, opts simulator.Options, tweak func(*extract.ClientConfig)) *env {
+	t.Helper()
+	clock := simulator.NewManualClock(t0)
+	if opts.Clock == nil {
+		opts.Clock = clock
+	}
+	if opts.Devices == 0 {
+		opts.Devices = 20
+	}
+	sim := simulator.New(opts)
+	srv := httptest.NewServer(sim)
+	t.Cleanup(func() { srv.Close(); sim.Close() })
+	id, secret, user, pass := sim.Credentials()
+	cfg := extract.ClientConfig{
+		BaseURL: srv.URL, ClientID: id, ClientSecret: secret, Username: user, Password: pass,
+		AccountName: sim.AccountName(), RateLimit: 1000, Concurrency: 8,
+		BackoffBase: 5 * time.Millisecond, UnexpectedErrorPause: 10 * time.Millisecond,
+		RequestTimeout: 5 * time.Second,
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	logs := &syncBuffer{}
+	allLogs.add(logs)
+	c, err := extract.NewClient(cfg, zerolog.New(logs).Level(zerolog.DebugLevel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{sim: sim, srv: srv, client: c, clock: clock, logs: logs}
+}
+
+// allLogs keeps every test's log output so one test can check that no
+// secret ever reached a line.
+var allLogs = &logSet{}
+
+type logSet struct {
+	mu   sync.Mutex
+	bufs []*syncBuffer
+}
+
+func (l *logSet) add(b *syncBuffer) { l.mu.Lock(); l.bufs = append(l.bufs, b); l.mu.Unlock() }
+
+func firstActive(t *testing.T, sim *simulator.Simulator) extract.DeviceID {
+	for _, d := range sim.Devices() {
+		if !d.Silent && d.Identity.Kind == "iccid" {
+			return extract.DeviceID{Kind: d.Identity.Kind, ID: d.Identity.ID}
+		}
+	}
+	t.Fatal("no active device")
+	return extract.DeviceID{}
+}
+
+func TestClient(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("token reused across many calls", func(t *testing.T) {
+		e := setup(t, simulator.Options{Seed: 1}, nil)
+		id := firstActive(t, e.sim)
+		for i := 0; i < 20; i++ {
+			if _, err := e.client.UsagePage(ctx, id, t0.AddDate(0, 0, -5), t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if s := e.sim.Stats(); s.TokenRequests != 1 || s.Logins != 1 {
+			t.Errorf("token requests %d, logins %d; want 1 and 1", s.TokenRequests, s.Logins)
+		}
+	})
+
+	t.Run("expired bearer renewed once, call not lost", func(t *testing.T) {
+		e := setup(t, simulator.Options{Seed: 1}, nil)
+		id := firstActive(t, e.sim)
+		if _, err := e.client.UsagePage(ctx, id, t0.AddDate(0, 0, -5), t0); err != nil {
+			t.Fatal(err)
+		}
+		e.sim.ExpireBearerTokens()
+		if _, err := e.client.UsagePage(ctx, id, t0.AddDate(0, 0, -5), t0); err != nil {
+			t.Fatalf("after bearer expiry: %v", err)
+		}
+		if s := e.sim.Stats(); s.TokenRequests != 2 || s.Status[401] != 1 {
+			t.Errorf("token requests %d, 401s %d; want 2 and 1", s.TokenRequests, s.Status[401])
+		}
+	})
+
+	t.Run("session expiry under concurrency: one re-login, no lost call", func(t *testing.T) {
+		e := setup(t, simulator.Options{Seed: 1}, nil)
+		id := firstActive(t, e.sim)
+		if err := e.client.Login(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.sim.ExpireSessions()
+		var g errgroup.Group
+		for i := 0; i < 16; i++ {
+			g.Go(func() error {
+				_, err := e.client.UsagePage(ctx, id, t0.AddDate(0, 0, -5), t0)
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			t.Fatalf("a call was lost: %v", err)
+		}
+		if s := e.sim.Stats(); s.Logins != 2 {
+			t.Errorf("logins %d, want 2 (first and one re-login)", s.Logins)
+		}
+		if c := e.client.Counters(); c.Relogins != 1 {
+			t.Errorf("relogins %d, want 1", c.Relogins)
+		}
+	})
+
+	t.Run("idle session expiry on the clock", func(t *testing.T) {
+		e := setup(t, simulator.Options{Seed: 1}, nil)
+		id := firstActive(t, e.sim)
+		if _, err := e.client.UsagePage(ctx, id, t0.AddDate(0, 0, -5), t0); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(25 * time.Minute)
+		if _, err := e.client.UsagePage(ctx, id, t0.AddDate(0, 0, -5), t0); err != nil {
+			t.Fatalf("after idle expiry: %v", err)
+		}
+		if s := e.sim.Stats(); s.Logins != 2 {
+			t.Errorf("logins %d, want 2", s.Logins)
+		}
+	})
+
+	t.Run("rejected login: one attempt, a clear typed error, never again", func(t *testing.T) {
+		e := setup(t, simulator.Options{Seed: 1}, func(c *extract.ClientConfig) { c.Password = "wrong-password-xyz" })
+		id := firstActive(t, e.sim)
+		_, err := e.client.UsagePage(ctx, id, t0.AddDate(0, 0, -5), t0)
+		if !errors.Is(err, extract.ErrLoginRejected) {
+			t.Fatalf("err = %v, want ErrLoginRejected", err)
+		}
+		if !strings.Contains(err.Error(), "THINGSPACE_PASSWORD") {
+			t.Errorf("error does not tell what to check: %v", err)
+		}
+		for i := 0; i < 3; i++ {
+			if _, err := e.client.UsagePage(ctx, id, t0.AddDate(0, 0, -5), t0); !errors.Is(err, extract.ErrLoginRejected) {
+				t.Fatalf("later call: %v", err)
+			}
+		}
+		if s := e.sim.Stats(); s.Logins != 1 {
+			t.Errorf("login attempts %d, want exactly 1", s.Logins)
+		}
+	})
+
+	t.Run("429 with Retry-After honoured", func(t *testing.T) {
+		e := setup(t, simulator.Options{Seed: 1}, nil)
+		id := firstActive(t, e.sim)
+		if err := e.client.Login(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.sim.SetFaults(simulator.Faults{Rate429: 1, RetryAfter: time.Second})
+		go func() { time.Sleep(300 * time.Millisecond); e.sim.SetFaults(simulator.Faults{}) }()
+		start := time.Now()
+		if _, err := e.client.UsagePage(ctx, id, t0.AddDate(0, 0, -5), t0); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d < 900*time.Millisecond {
+			t.Errorf("retried after %v, before the 1 s Retry-After", d)
+		}
+		if c := e.client.Counters(); c.Status["usage"][429] != 1 || c.Retries["usage"] != 1 {
+			t.Errorf("counters %+v", c)
+		}
+	})
+
+	t.Run("5xx retried then given up with a typed error", func(t *testing.T) {
+		e := setup(t, simulator.Options{Seed: 1}, func(c *extract.ClientConfig) { c.MaxRetries = 3 })
+		id := firstActive(t, e.sim)
+		if err := e.client.Login(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.sim.SetFaults(simulator.Faults{Rate5xx: 1})
+		_, err := e.client.UsagePage(ctx, id, t0.AddDate(0, 0, -5), t0)
+		var apiErr *extract.APIError
+		if !errors.As(err, &apiErr) || apiErr.Status < 500 {
+			t.Fatalf("err = %v, want an *APIError with a 5xx status", err)
+		}
+		if n := e.sim.Stats().Requests["usage"]; n != 4 {
+			t.Errorf("usage requests %d, want 4 (one and three retries)", n)
+		}
+	})
+
+	t.Run("rate ceiling held under concurrency", func(t *testing.T) {
+		e := setup(t, simulator.Options{Seed: 1}, func(c *extract.ClientConfig) { c.RateLimit = 20 })
+		id := firstActive(t, e.sim)
+		if err := e.client.Login(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.sim.ResetStats()
+		var g errgroup.Group
+		for i := 0; i < 8; i++ {
+			g.Go(func() error {
+				for j := 0; j < 8; j++ {
+					if _, err := e.client.UsagePage(ctx, id, t0.AddDate(0, 0, -2), t0); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if peak := e.sim.Stats().PeakRPS; peak > 22 {
+			t.Errorf("peak %v requests/s, ceiling 20 (+10%%)", peak)
+		}
+	})
+
+	t.Run("paging with the boundary record repeated: every record once", func(t *testing.T) {
+		e := setup(t, simulator.Options{Seed: 3}, nil)
+		id := firstActive(t, e.sim)
+		from := t0.AddDate(0, -6, 0)
+		evs, err := e.client.ConnectionHistory(ctx, id, from, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := e.sim.TruthEvents(t0, from, t0.Add(time.Second), simulator.ID{Kind: id.Kind, ID: id.ID})
+		if len(evs) != len(want) || len(want) <= 500 {
+			t.Fatalf("got %d events, truth %d (want > 500 to page)", len(evs), len(want))
+		}
+		for i := range want {
+			if !evs[i].OccurredAt.Equal(want[i].OccurredAt) {
+				t.Fatalf("event %d at %v, want %v", i, evs[i].OccurredAt, want[i].OccurredAt)
+			}
+		}
+		if n := e.sim.Stats().Requests["connections"]; n < 2 {
+			t.Errorf("%d requests: the history did not page", n)
+		}
+		usage, err := e.client.UsageHistory(ctx, id, extract.RetentionFloor(t0), t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wantU := e.sim.TruthUsage(t0, time.Time{}, time.Time{}, simulator.ID{Kind: id.Kind, ID: id.ID}); len(usage) != len(wantU) {
+			t.Errorf("usage: %d records, truth %d", len(usage), len(wantU))
+		}
+	})
+
+	t.Run("device paging over several pages", func(t *testing.T) {
+		e := setup(t, simulator.Options{Seed: 1, Devices: 45, DevicePageSize: 10}, nil)
+		var n, pages int
+		seen := map[string]bool{}
+		err := e.client.Devices(ctx, func(ds []extract.Device) error {
+			pages++
+			for _, d := range ds {
+				id, _ := extract.Identity(d.DeviceIDs)
+				if seen[id.String()] {
+					t.Errorf("device %s listed twice", id)
+				}
+				seen[id.String()] = true
+				n++
+			}
+			return nil
+		})
+		if err != nil || n != 45 || pages != 5 {
+			t.Errorf("listed %d devices in %d pages, err %v; want 45 in 5", n, pages, err)
+		}
+	})
+
+	t.Run("UnexpectedError: one retry, then a range timeout", func(t *testing.T) {
+		e := setup(t, simulator.Options{Seed: 1, Faults: simulator.Faults{MaxRange: 48 * time.Hour}}, nil)
+		id := firstActive(t, e.sim)
+		_, err := e.client.UsagePage(ctx, id, t0.AddDate(0, 0, -5), t0)
+		if !errors.Is(err, extract.ErrRangeTimeout) {
+			t.Fatalf("err = %v, want ErrRangeTimeout", err)
+		}
+		if n := e.sim.Stats().Requests["usage"]; n != 2 {
+			t.Errorf("%d usage requests, want 2 (one repeat)", n)
+		}
+		e.sim.SetFaults(simulator.Faults{MaxRange: 48 * time.Hour, CacheRepeats: true})
+		if _, err := e.client.UsagePage(ctx, id, t0.AddDate(0, 0, -9), t0); err != nil {
+			t.Errorf("with the API's cache the repeat should succeed: %v", err)
+		}
+	})
+
+	t.Run("cancellation stops promptly", func(t *testing.T) {
+		block := make(chan struct{})
+		e := setup(t, simulator.Options{Seed: 1}, nil)
+		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.Contains(r.URL.Path, "/devices/usage") {
+				select {
+				case <-block:
+				case <-r.Context().Done():
+				}
+				return
+			}
+			e.sim.ServeHTTP(w, r)
+		}))
+		defer slow.Close()
+		defer close(block)
+		id0, secret, user, pass := e.sim.Credentials()
+		c, _ := extract.NewClient(extract.ClientConfig{BaseURL: slow.URL, ClientID: id0, ClientSecret: secret, Username: user,
+			Password: pass, AccountName: e.sim.AccountName(), RateLimit: 100}, zerolog.Nop())
+		cctx, cancel := context.WithCancel(ctx)
+		time.AfterFunc(200*time.Millisecond, cancel)
+		start := time.Now()
+		_, err := c.UsagePage(cctx, firstActive(t, e.sim), t0.AddDate(0, 0, -5), t0)
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v, want context.Canceled", err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("took %v to stop", d)
+		}
+	})
+
+	t.Run("a failing device gives up with a typed error", func(t *testing.T) {
+		e := setup(t, simulator.Options{Seed: 1}, func(c *extract.ClientConfig) { c.MaxRetries = 2 })
+		id := firstActive(t, e.sim)
+		e.sim.SetFaults(simulator.Faults{FailDevices: []string{id.ID}})
+		_, err := e.client.UsageHistory(ctx, id, t0.AddDate(0, 0, -5), t0)
+		var apiErr *extract.APIError
+		if !errors.As(err, &apiErr) || apiErr.Code != "REQUEST_FAILED.InternalError" {
+			t.Errorf("err = %v", err)
+		}
+	})
+
+	// Last: every log line every subtest wrote, at debug level.
+	t.Run("secrets absent from every log line", func(t *testing.T) {
+		allLogs.mu.Lock()
+		defer allLogs.mu.Unlock()
+		var all strings.Builder
+		for _, b := range allLogs.bufs {
+			all.WriteString(b.String())
+		}
+		if all.Len() == 0 {
+			t.Fatal("no logs captured")
+		}
+		for _, secret := range []string{"sim-secret", "sim-password", "wrong-password-xyz", "Bearer "} {
+			if strings.Contains(all.String(), secret) {
+				t.Errorf("a log line contains %q", secret)
+			}
+		}
+	})
+}

@@ -1,0 +1,165 @@
+package extract
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseTime(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string // RFC 3339 UTC, or "" for an error
+	}{
+		{"2015-12-17T14:12:36-05:00", "2015-12-17T19:12:36Z"},
+		{"2020-12-01T00:00:00Z", "2020-12-01T00:00:00Z"},
+		{"2014-04-05T00:00:00.000", "2014-04-05T00:00:00Z"},
+		{"2021-08-15T00:00:00.0000000", "2021-08-15T00:00:00Z"},
+		{"2021-08-15T 00:00:00Z", "2021-08-15T00:00:00Z"},
+		{"08/15/2021 00:00:00", "2021-08-15T00:00:00Z"},
+		{"2021-08-15T23:30:00+02:00", "2021-08-15T21:30:00Z"},
+		{" 2021-08-15 ", "2021-08-15T00:00:00Z"},
+		{"", ""},
+		{"yesterday", ""},
+		{"2026-13-45T99:00:00Z", ""},
+	}
+	for _, tt := range tests {
+		got, err := ParseTime(tt.in)
+		if tt.want == "" {
+			if err == nil {
+				t.Errorf("ParseTime(%q) = %v, want an error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got.Format(time.RFC3339) != tt.want || got.Location() != time.UTC {
+			t.Errorf("ParseTime(%q) = %v, %v; want %s", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestDecodeRecords(t *testing.T) {
+	var usage []UsageRecord
+	err := json.Unmarshal([]byte(`[
+		{"bytesUsed":"4096","smsUsed":2,"source":"Raw Usage","timestamp":"2020-12-01T00:00:00Z",
+		 "extendedAttributes":[{"key":"MoSms","value":"1"},{"key":"MtSms","value":1},{"key":"x","value":null}]},
+		{"bytesUsed":"","smsUsed":"null","timestamp":"2020-12-02T00:00:00Z"},
+		{"bytesUsed":"12abc","timestamp":"2020-12-03T00:00:00Z"},
+		{"bytesUsed":1,"timestamp":"not a time"},
+		42
+	]`), &usage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(usage) != 5 {
+		t.Fatalf("%d records", len(usage))
+	}
+	u := usage[0]
+	if u.Err != nil || u.BytesUsed != (Int{4096, true}) || u.SMSUsed != (Int{2, true}) ||
+		u.ExtendedAttributes[1].Value != "1" || !u.ExtendedAttributes[2].Null {
+		t.Errorf("record 0 = %+v", u)
+	}
+	if usage[1].Err != nil || usage[1].BytesUsed.Valid || usage[1].SMSUsed.Valid {
+		t.Errorf(`"" and "null" must be absent, not errors: %+v`, usage[1])
+	}
+	for i := 2; i < 5; i++ {
+		if usage[i].Err == nil || len(usage[i].Raw) == 0 {
+			t.Errorf("record %d: want an error and the raw record, got %+v", i, usage[i])
+		}
+	}
+
+	var evs []ConnectionEvent
+	if err := json.Unmarshal([]byte(`[
+		{"connectionEventAttributes":[{"key":"Event","value":"Start"}],"occurredAt":"2015-12-17T14:12:36-05:00"},
+		{"connectionEventAttributes":[{"key":"Event","value":"Stop"}],"occuredAt":"2015-12-19T01:20:00-05:00"}
+	]`), &evs); err != nil {
+		t.Fatal(err)
+	}
+	if evs[0].OccurredAt.Format(time.RFC3339) != "2015-12-17T19:12:36Z" || evs[1].OccurredAt.Format(time.RFC3339) != "2015-12-19T06:20:00Z" {
+		t.Errorf("events = %v, %v", evs[0].OccurredAt, evs[1].OccurredAt)
+	}
+
+	var ids []DeviceID
+	_ = json.Unmarshal([]byte(`[{"kind":"ICCID","id":"8914"},{"kind":"iccId","id":"1"},{"kind":"Imei","id":123}]`), &ids)
+	if ids[0].Kind != "iccid" || ids[1].Kind != "iccid" || ids[2] != (DeviceID{"imei", "123"}) {
+		t.Errorf("kinds = %+v", ids)
+	}
+}
+
+func TestIdentity(t *testing.T) {
+	tests := []struct {
+		ids  []DeviceID
+		want string
+	}{
+		{[]DeviceID{{"mdn", "1"}, {"imei", "2"}, {"iccid", "3"}}, "iccid:3"},
+		{[]DeviceID{{"eid", "9"}, {"msisdn", "8"}}, "msisdn:8"},
+		{[]DeviceID{{"esn", "5"}, {"meid", "4"}}, "meid:4"},
+		{[]DeviceID{{"imsi", "1"}}, ""},
+	}
+	for _, tt := range tests {
+		got, ok := Identity(tt.ids)
+		if (tt.want == "" && ok) || (tt.want != "" && got.String() != tt.want) {
+			t.Errorf("Identity(%v) = %v, %v; want %q", tt.ids, got, ok, tt.want)
+		}
+	}
+}
+
+// vendorExample extracts the first JSON object after marker from a vendor
+// page, for fuzz seeds.
+func vendorExample(t testing.TB, page, marker string) []byte {
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "vendor", page))
+	if err != nil {
+		t.Skipf("vendor example: %v", err)
+	}
+	s := string(b)
+	i := strings.Index(s, marker)
+	if i < 0 {
+		t.Fatalf("%s: no %q", page, marker)
+	}
+	s = s[i:]
+	start := strings.Index(s, "{")
+	depth := 0
+	for j := start; j < len(s); j++ {
+		switch s[j] {
+		case '{':
+			depth++
+		case '}':
+			if depth--; depth == 0 {
+				return []byte(s[start : j+1])
+			}
+		}
+	}
+	t.Fatalf("%s: unbalanced example", page)
+	return nil
+}
+
+func FuzzDecodePages(f *testing.F) {
+	f.Add(vendorExample(f, "usage-history.txt", "Example Success Response with Device Identifiers"))
+	f.Add(vendorExample(f, "connection-history.txt", "Example Success Response"))
+	f.Add([]byte(`{"usageHistory":[{"timestamp":"2021-08-15T 00:00:00Z","bytesUsed":"1e3"}]}`))
+	f.Add([]byte(`{"connectionHistory":[{"occuredAt":"08/15/2021 00:00:00","connectionEventAttributes":[{"key":1,"value":{}}]}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var u struct {
+			UsageHistory []UsageRecord `json:"usageHistory"`
+		}
+		if json.Unmarshal(b, &u) == nil {
+			for _, r := range u.UsageHistory {
+				if r.Err == nil && r.Timestamp.IsZero() {
+					t.Errorf("record without error has no timestamp: %s", r.Raw)
+				}
+			}
+		}
+		var c struct {
+			ConnectionHistory []ConnectionEvent `json:"connectionHistory"`
+		}
+		if json.Unmarshal(b, &c) == nil {
+			for _, e := range c.ConnectionHistory {
+				if e.Err == nil && e.OccurredAt.IsZero() {
+					t.Errorf("event without error has no time: %s", e.Raw)
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,295 @@
+package extract
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/thingsync/thingsync/config/logging"
+	"github.com/thingsync/thingsync/schema"
+)
+
+// State is where a device's stream stands before a run.
+type State struct {
+	SettledUntil time.Time
+	// Retired devices (deactivated, fetched a last time) are not asked again
+	// while they stay deactivated.
+	Retired bool
+}
+
+// Batch is what one fetch of one device's stream produced: the records of a
+// window, and how far settled_until may move once they are stored.
+type Batch struct {
+	Stream string
+	Device DeviceID
+	Window Window
+	Usage  []UsageRecord
+	Events []ConnectionEvent
+	// Retire marks the last batch of a deactivated device: store it and do
+	// not ask for the device again.
+	Retire bool
+}
+
+// Sink receives what the walker fetches. Calls come from many goroutines;
+// Batch may block (back-pressure from the writer).
+type Sink interface {
+	States(ctx context.Context, stream string) (map[DeviceID]State, error)
+	Devices(ctx context.Context, page []Device, seenAt time.Time) error
+	Batch(ctx context.Context, b Batch) error
+	Failed(ctx context.Context, stream string, dev DeviceID, err error) error
+}
+
+// Walk is one pass over the account's devices.
+type Walk struct {
+	Client      *Client
+	Sink        Sink
+	Log         zerolog.Logger
+	Concurrency int
+	Streams     []string        // schema.StreamUsage, schema.StreamConnections
+	Plans       map[string]Plan // by stream
+	// Backfill, when set, re-fetches [From, To) instead of walking from
+	// the checkpoints.
+	Backfill *Range
+	// Only restricts the walk to these devices (any of their identifiers).
+	Only []DeviceID
+	// Progress, if set, is called after each device completes.
+	Progress func(Progress)
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+}
+
+func (w *Walk) now() time.Time {
+	if w.Now != nil {
+		return w.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Range is a half-open range of instants.
+type Range struct{ From, To time.Time }
+
+// Progress is a snapshot of a walk's advance.
+type Progress struct {
+	DevicesTotal, DevicesDone, DevicesFailed int
+	Records                                  int64
+}
+
+// Result is what a walk did.
+type Result struct {
+	Devices       int
+	DevicesFailed int
+	Records       int64
+	// Failures holds one error per failed device and stream, by device.
+	Failures map[DeviceID]error
+}
+
+type target struct {
+	id         DeviceID
+	deactive   bool
+	retiredFor map[string]bool
+}
+
+// errStop marks errors after which the run cannot go on (the sink failed).
+var errStop = errors.New("walk stopped")
+
+// Run lists every device, then fetches each device's streams, Concurrency
+// devices at a time. A device that fails is recorded through the sink and
+// skipped; the others complete. Run returns an error only when the run as a
+// whole cannot go on (login rejected, the sink failed, ctx cancelled).
+func (w *Walk) Run(ctx context.Context) (Result, error) {
+	devices, err := w.listDevices(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	states := make(map[string]map[DeviceID]State, len(w.Streams))
+	for _, s := range w.Streams {
+		st, err := w.Sink.States(ctx, s)
+		if err != nil {
+			return Result{}, fmt.Errorf("read %s checkpoints: %w", s, err)
+		}
+		states[s] = st
+	}
+
+	res := Result{Devices: len(devices), Failures: map[DeviceID]error{}}
+	var (
+		mu      sync.Mutex
+		done    atomic.Int64
+		records atomic.Int64
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, w.Concurrency))
+	for _, dev := range devices {
+		g.Go(func() error {
+			n, failed, err := w.device(gctx, dev, states)
+			records.Add(n)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			if failed != nil {
+				res.Failures[dev.id] = failed
+			}
+			nFailed := len(res.Failures)
+			mu.Unlock()
+			d := done.Add(1)
+			if w.Progress != nil {
+				w.Progress(Progress{DevicesTotal: len(devices), DevicesDone: int(d), DevicesFailed: nFailed, Records: records.Load()})
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	res.Records = records.Load()
+	res.DevicesFailed = len(res.Failures)
+	if err == nil {
+		err = ctx.Err()
+	}
+	return res, err
+}
+
+// listDevices walks every device page, hands each page to the sink, and
+// returns the devices to fetch.
+func (w *Walk) listDevices(ctx context.Context) ([]target, error) {
+	only := make(map[DeviceID]bool, len(w.Only))
+	for _, id := range w.Only {
+		only[DeviceID{Kind: strings.ToLower(id.Kind), ID: id.ID}] = true
+	}
+	var out []target
+	seen := make(map[DeviceID]bool)
+	err := w.Client.Devices(ctx, func(page []Device) error {
+		if err := w.Sink.Devices(ctx, page, w.now()); err != nil {
+			return fmt.Errorf("store device page: %w", err)
+		}
+		for _, d := range page {
+			id, ok := Identity(d.DeviceIDs)
+			if !ok || seen[id] {
+				continue
+			}
+			if len(only) > 0 && !matchesAny(d, only) {
+				continue
+			}
+			seen[id] = true
+			out = append(out, target{id: id, deactive: deactivated(d)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	return out, nil
+}
+
+func matchesAny(d Device, only map[DeviceID]bool) bool {
+	for _, id := range d.DeviceIDs {
+		if only[id] {
+			return true
+		}
+	}
+	return false
+}
+
+func deactivated(d Device) bool {
+	for _, c := range d.CarrierInformations {
+		if strings.EqualFold(strings.TrimSpace(c.State), "deactive") ||
+			strings.EqualFold(strings.TrimSpace(c.State), "deactivated") {
+			return true
+		}
+	}
+	return false
+}
+
+// device fetches every stream of one device. failed is the first stream
+// error of the device (already recorded through the sink); err is a reason
+// to stop the whole run.
+func (w *Walk) device(ctx context.Context, dev target, states map[string]map[DeviceID]State) (records int64, failed error, err error) {
+	log := w.Log.With().Str(logging.Device, dev.id.String()).Logger()
+	for _, stream := range w.Streams {
+		st := states[stream][dev.id]
+		if st.Retired && dev.deactive && w.Backfill == nil {
+			continue
+		}
+		plan := w.Plans[stream]
+		var windows []Window
+		if w.Backfill != nil {
+			windows = plan.Backfill(w.Backfill.From, w.Backfill.To, st.SettledUntil)
+		} else {
+			windows = plan.Incremental(st.SettledUntil)
+		}
+		n, ferr := w.stream(ctx, stream, dev, windows, log)
+		records += n
+		if ferr == nil {
+			continue
+		}
+		if isFatal(ctx, ferr) {
+			return records, nil, ferr
+		}
+		log.Warn().Err(ferr).Str(logging.Stream, stream).Msg("device failed; continuing with the others")
+		if err := w.Sink.Failed(ctx, stream, dev.id, ferr); err != nil {
+			return records, nil, fmt.Errorf("record failure of %s: %w", dev.id, err)
+		}
+		if failed == nil {
+			failed = fmt.Errorf("%s: %w", stream, ferr)
+		}
+	}
+	return records, failed, nil
+}
+
+// isFatal tells errors that end the run from errors that end one device.
+func isFatal(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	return errors.Is(err, ErrLoginRejected) || errors.Is(err, errStop)
+}
+
+func (w *Walk) stream(ctx context.Context, stream string, dev target, windows []Window, log zerolog.Logger) (int64, error) {
+	var records int64
+	if len(windows) == 0 && dev.deactive && w.Backfill == nil {
+		// Nothing new to fetch, but the device must still be retired.
+		if err := w.Sink.Batch(ctx, Batch{Stream: stream, Device: dev.id, Retire: true}); err != nil {
+			return 0, fmt.Errorf("%w: retire %s: %v", errStop, dev.id, err)
+		}
+		return 0, nil
+	}
+	for i := 0; i < len(windows); i++ {
+		win := windows[i]
+		b := Batch{Stream: stream, Device: dev.id, Window: win}
+		var err error
+		switch stream {
+		case schema.StreamUsage:
+			b.Usage, err = w.Client.UsageHistory(ctx, dev.id, win.From, win.Latest())
+			records += int64(len(b.Usage))
+		case schema.StreamConnections:
+			b.Events, err = w.Client.ConnectionHistory(ctx, dev.id, win.From, win.Latest())
+			records += int64(len(b.Events))
+		default:
+			return records, fmt.Errorf("stream %q is not walked per window", stream)
+		}
+		if errors.Is(err, ErrRangeTimeout) {
+			parts, ok := Split(win)
+			if !ok {
+				return records, fmt.Errorf("window %s: %w", win, err)
+			}
+			log.Info().Str(logging.Stream, stream).Str(logging.Window, win.String()).Int("parts", len(parts)).Msg("window timed out; splitting")
+			// Replace the window by its parts and go on from the first.
+			windows = append(append(append([]Window(nil), windows[:i]...), parts...), windows[i+1:]...)
+			i--
+			continue
+		}
+		if err != nil {
+			return records, fmt.Errorf("window %s: %w", win, err)
+		}
+		b.Retire = dev.deactive && i == len(windows)-1 && w.Backfill == nil
+		if err := w.Sink.Batch(ctx, b); err != nil {
+			return records, fmt.Errorf("%w: store %s window %s: %v", errStop, stream, win, err)
+		}
+	}
+	return records, nil
+}
