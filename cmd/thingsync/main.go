@@ -1,0 +1,49 @@
+// Command thingsync keeps a DuckDB warehouse in step with Verizon
+// ThingSpace. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is stamped by the Makefile from git describe.
+var version = "dev"
+
+func main() {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		// First signal: stop taking work, finish the commit in flight.
+		cancel()
+		<-sigs
+		// Second signal: the operator means it.
+		fmt.Fprintln(os.Stderr, "thingsync: second signal, exiting now")
+		os.Exit(130)
+	}()
+	app := &App{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, Version: version}
+	err := app.Run(ctx, os.Args[1:])
+	os.Exit(ExitCode(err, os.Stderr))
+}
+
+// ExitCode maps Run's error to the exit status of SPEC §4 and prints it.
+func ExitCode(err error, stderr interface{ Write([]byte) (int, error) }) int {
+	if err == nil {
+		return 0
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		if ee.Err != nil && !ee.Quiet {
+			fmt.Fprintf(stderr, "thingsync: %v\n", ee.Err)
+		}
+		return ee.Code
+	}
+	fmt.Fprintf(stderr, "thingsync: %v\n", err)
+	return 3
+}
