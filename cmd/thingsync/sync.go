@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/thingsync/thingsync/config"
+	"github.com/thingsync/thingsync/config/logging"
+	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/load"
+	"github.com/thingsync/thingsync/schema"
+	"github.com/thingsync/thingsync/transform"
+)
+
+func runSync(ctx context.Context, a *App, env *Env, args []string) error {
+	fs := a.flagSet("sync", "sync")
+	if help, err := parse(fs, args); help || err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("sync: unexpected arguments %v", fs.Args())
+	}
+	return a.walk(ctx, env, "sync", env.Config.Streams, nil, nil)
+}
+
+func runBackfill(ctx context.Context, a *App, env *Env, args []string) error {
+	fs := a.flagSet("backfill", "backfill --from YYYY-MM-DD --to YYYY-MM-DD [--streams usage,connections] [--device KIND:ID]...")
+	from := fs.String("from", "", "first UTC date to re-fetch (required)")
+	to := fs.String("to", "", "last UTC date to re-fetch, included (required)")
+	streams := fs.String("streams", "", "streams to re-fetch (default: the configured usage and connections streams)")
+	var devices []extract.DeviceID
+	fs.Func("device", "only this device, as KIND:ID (repeatable)", func(v string) error {
+		kind, id, ok := strings.Cut(v, ":")
+		if !ok || kind == "" || id == "" {
+			return fmt.Errorf("want KIND:ID, got %q", v)
+		}
+		devices = append(devices, extract.DeviceID{Kind: strings.ToLower(kind), ID: id})
+		return nil
+	})
+	if help, err := parse(fs, args); help || err != nil {
+		return err
+	}
+	var problems []string
+	f, err := extract.ParseDate(*from)
+	if err != nil {
+		problems = append(problems, "--from: "+err.Error())
+	}
+	t, err := extract.ParseDate(*to)
+	if err != nil {
+		problems = append(problems, "--to: "+err.Error())
+	}
+	if len(problems) == 0 && t.Before(f) {
+		problems = append(problems, "--to is before --from")
+	}
+	ss := env.Config.Streams
+	if *streams != "" {
+		if ss, err = config.ParseStreams(*streams); err != nil {
+			problems = append(problems, "--streams: "+err.Error())
+		}
+	}
+	if len(problems) > 0 {
+		return usageErr("backfill: %s", strings.Join(problems, "; "))
+	}
+	return a.walk(ctx, env, "backfill", ss, &extract.Range{From: f, To: t.AddDate(0, 0, 1)}, devices)
+}
+
+// walked are the streams fetched per device and window.
+func walked(streams []string) []string {
+	var out []string
+	for _, s := range streams {
+		if s == schema.StreamUsage || s == schema.StreamConnections {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// walk runs one sync or backfill: the walker feeds the writer through the
+// transform, and the run's outcome is recorded in sync_runs.
+func (a *App) walk(ctx context.Context, env *Env, kind string, streams []string, backfill *extract.Range, only []extract.DeviceID) error {
+	cfg, log := env.Config, env.Log
+	started := a.now()
+	streams = walked(streams)
+	if len(streams) == 0 {
+		return usageErr("%s: no usage or connections stream configured", kind)
+	}
+
+	wh, err := load.Open(ctx, cfg.DB, log)
+	if err != nil {
+		return cannotRun(fmt.Errorf("open warehouse %s: %w", cfg.DB, err))
+	}
+	defer wh.Close()
+	runID, err := wh.StartRun(ctx, kind, streams, started)
+	if err != nil {
+		return cannotRun(fmt.Errorf("record run: %w", err))
+	}
+	log = log.With().Str(logging.RunID, runID).Logger()
+
+	client, err := extract.NewClient(extract.ClientConfig{
+		BaseURL: cfg.BaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
+		Username: cfg.Username, Password: cfg.Password.Reveal(), AccountName: cfg.AccountName,
+		RateLimit: cfg.RateLimit, Concurrency: cfg.Concurrency,
+	}, log)
+	if err != nil {
+		return cannotRun(err)
+	}
+
+	// The writer outlives ctx's cancellation long enough to commit what
+	// is in flight: a first signal stops the walk, not the commit.
+	wctx := context.WithoutCancel(ctx)
+	wr := wh.NewWriter(wctx, runID, load.WriterOptions{})
+	sink := load.NewPipeline(wh, wr, transform.New())
+	plans := map[string]extract.Plan{
+		schema.StreamUsage:       {Now: started, Start: cfg.Start, Step: cfg.WindowUsage, Lookback: cfg.LookbackUsage, Daily: true},
+		schema.StreamConnections: {Now: started, Start: cfg.Start, Step: cfg.WindowConnections, Lookback: cfg.LookbackConnections},
+	}
+	w := &extract.Walk{Client: client, Sink: sink, Log: log, Concurrency: cfg.Concurrency, Streams: streams,
+		Plans: plans, Backfill: backfill, Only: only, Now: a.now, Progress: a.progress(log, kind)}
+	res, walkErr := w.Run(ctx)
+	totals, closeErr := wr.Close(wctx)
+	_ = client.Logout(wctx)
+
+	counters := client.Counters()
+	out := load.RunOutcome{
+		Status: "ok", FinishedAt: a.now(), Devices: res.Devices, DevicesFailed: res.DevicesFailed,
+		Requests: counters.TotalRequests(), Retries: counters.TotalRetries(),
+	}
+	var final error
+	switch {
+	case closeErr != nil:
+		out.Status, out.Error = "failed", closeErr.Error()
+		final = cannotRun(fmt.Errorf("write warehouse: %w", closeErr))
+	case walkErr != nil && ctx.Err() != nil:
+		out.Status, out.Error = "interrupted", "stopped by signal"
+		final = &ExitError{Code: exitPartial, Err: errors.New("interrupted; the next run resumes from the checkpoints")}
+	case walkErr != nil:
+		out.Status, out.Error = "failed", walkErr.Error()
+		final = cannotRun(walkErr)
+	case res.DevicesFailed > 0:
+		out.Status = "partial"
+		final = &ExitError{Code: exitPartial, Err: fmt.Errorf("%d of %d devices failed; the others are loaded", res.DevicesFailed, res.Devices)}
+	}
+	if err := wh.FinishRun(wctx, runID, out); err != nil && final == nil {
+		final = cannotRun(fmt.Errorf("record run outcome: %w", err))
+	}
+	fmt.Fprintln(a.Stdout, summary(kind, res, counters, totals, a.now().Sub(started)))
+	return final
+}
+
+func summary(kind string, res extract.Result, c extract.Counters, t load.Totals, d time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d devices (%d failed), %d requests, %d retries", kind, res.Devices, res.DevicesFailed, c.TotalRequests(), c.TotalRetries())
+	for _, table := range []string{schema.Devices, schema.UsageDaily, schema.ConnectionEvents} {
+		tt := t.Tables[table]
+		fmt.Fprintf(&b, ", %s +%d ~%d", table, tt.Inserted, tt.Updated)
+	}
+	fmt.Fprintf(&b, ", %d rejected, %s", t.Rejected, d.Round(time.Millisecond))
+	return b.String()
+}
+
+// progress logs the walk's advance every few seconds.
+func (a *App) progress(log zerolog.Logger, kind string) func(extract.Progress) {
+	var mu sync.Mutex
+	last := time.Now()
+	start := last
+	return func(p extract.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(last) < 5*time.Second && p.DevicesDone < p.DevicesTotal {
+			return
+		}
+		last = time.Now()
+		ev := log.Info().Int("devices_done", p.DevicesDone).Int("devices_total", p.DevicesTotal).
+			Int("devices_failed", p.DevicesFailed).Int64("records", p.Records)
+		if el := time.Since(start).Seconds(); el > 0 && p.DevicesDone > 0 {
+			rate := float64(p.DevicesDone) / el
+			ev = ev.Float64("devices_per_s", rate).Dur("eta", time.Duration(float64(p.DevicesTotal-p.DevicesDone)/rate*float64(time.Second)))
+		}
+		ev.Msg(kind + " progress")
+	}
+}

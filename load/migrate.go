@@ -1,0 +1,147 @@
+package load
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/thingsync/thingsync/schema"
+)
+
+// migration is one versioned step. Steps are appended, never edited: a
+// file records the versions it has and gets only the missing ones.
+type migration struct {
+	version     int
+	description string
+	up          func(ctx context.Context, tx *sql.Tx) error
+}
+
+func migrations() []migration {
+	return []migration{
+		{1, "create the warehouse from the schema package", createAll},
+	}
+}
+
+func createAll(ctx context.Context, tx *sql.Tx) error {
+	for _, t := range schema.Tables() {
+		if err := execAll(ctx, tx, append([]string{t.CreateSQL()}, t.CommentSQL()...)); err != nil {
+			return fmt.Errorf("create %s: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
+func execAll(ctx context.Context, tx *sql.Tx, stmts []string) error {
+	for _, s := range stmts {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", firstLine(s), err)
+		}
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	for i, r := range s {
+		if r == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// migrate applies missing migrations, then reconciles the file with the
+// schema package: a column the schema declares that a table lacks is added
+// (so an older file upgrades), and views are re-created.
+func (w *Warehouse) migrate(ctx context.Context) error {
+	tx, err := w.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER, description VARCHAR, applied_at TIMESTAMPTZ)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `COMMENT ON TABLE schema_migrations IS 'Versioned schema migrations applied to this file.'`); err != nil {
+		return err
+	}
+	applied := map[int]bool{}
+	rows, err := tx.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return err
+		}
+		applied[v] = true
+	}
+	rows.Close()
+	for _, m := range migrations() {
+		if applied[m.version] {
+			continue
+		}
+		if err := m.up(ctx, tx); err != nil {
+			return fmt.Errorf("migration %d (%s): %w", m.version, m.description, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, ?, ?)`, m.version, m.description, time.Now().UTC()); err != nil {
+			return err
+		}
+		w.log.Info().Int("version", m.version).Str("migration", m.description).Msg("schema migrated")
+	}
+	if err := reconcile(ctx, tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func reconcile(ctx context.Context, tx *sql.Tx) error {
+	have := map[string]map[string]bool{}
+	rows, err := tx.QueryContext(ctx, `SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'main' AND database_name = current_database()`)
+	if err != nil {
+		return fmt.Errorf("list columns: %w", err)
+	}
+	for rows.Next() {
+		var t, c string
+		if err := rows.Scan(&t, &c); err != nil {
+			rows.Close()
+			return err
+		}
+		if have[t] == nil {
+			have[t] = map[string]bool{}
+		}
+		have[t][c] = true
+	}
+	rows.Close()
+	for _, t := range schema.Tables() {
+		if t.View != "" {
+			if err := execAll(ctx, tx, append([]string{t.CreateSQL()}, t.CommentSQL()...)); err != nil {
+				return fmt.Errorf("create view %s: %w", t.Name, err)
+			}
+			continue
+		}
+		if have[t.Name] == nil {
+			// A table added to the schema after the file was created.
+			if err := execAll(ctx, tx, append([]string{t.CreateSQL()}, t.CommentSQL()...)); err != nil {
+				return fmt.Errorf("create %s: %w", t.Name, err)
+			}
+			continue
+		}
+		for _, c := range t.Columns {
+			if have[t.Name][c.Name] {
+				continue
+			}
+			stmts := []string{
+				fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", schema.Ident(t.Name), schema.Ident(c.Name), c.Type),
+				fmt.Sprintf("COMMENT ON COLUMN %s.%s IS %s", schema.Ident(t.Name), schema.Ident(c.Name), schema.Literal(c.Comment)),
+			}
+			if err := execAll(ctx, tx, stmts); err != nil {
+				return fmt.Errorf("add %s.%s: %w", t.Name, c.Name, err)
+			}
+		}
+	}
+	return nil
+}

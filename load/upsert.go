@@ -1,0 +1,349 @@
+package load
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/thingsync/thingsync/schema"
+	"github.com/thingsync/thingsync/transform"
+)
+
+// layout is how a batch of one table is staged: the schema's data columns,
+// then the columns schema evolution added, then the extra map.
+type layout struct {
+	table    schema.Table
+	data     []int    // indexes into table.Columns of the columns transform fills
+	evolved  []string // evolved column names, in staging order
+	evolveIx map[string]int
+	extra    bool
+}
+
+func (l layout) names() []string {
+	var n []string
+	for _, i := range l.data {
+		n = append(n, l.table.Columns[i].Name)
+	}
+	n = append(n, l.evolved...)
+	if l.extra {
+		n = append(n, schema.ExtraColumn)
+	}
+	return n
+}
+
+func (l layout) types() []string {
+	var ts []string
+	for _, i := range l.data {
+		ts = append(ts, l.table.Columns[i].Type)
+	}
+	for range l.evolved {
+		ts = append(ts, schema.Varchar)
+	}
+	if l.extra {
+		ts = append(ts, schema.ExtraMap)
+	}
+	return ts
+}
+
+// evolve gives every unknown attribute key of the batch a column (or the
+// extra map past the cap), in the batch's transaction.
+func (w *Warehouse) evolve(ctx context.Context, conn *sql.Conn, t schema.Table, rows []transform.Row, now time.Time, runID string) error {
+	if !t.Evolves {
+		return nil
+	}
+	known := w.evolved[t.Name]
+	var fresh []string
+	seen := map[string]bool{}
+	for _, r := range rows {
+		for _, a := range r.Unknown {
+			if _, ok := known[a.Key]; !ok && !seen[a.Key] {
+				seen[a.Key] = true
+				fresh = append(fresh, a.Key)
+			}
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	if known == nil {
+		known = map[string]string{}
+		w.evolved[t.Name] = known
+	}
+	taken := map[string]bool{}
+	for _, c := range t.Columns {
+		taken[c.Name] = true
+	}
+	columns := 0
+	for _, c := range known {
+		taken[c] = true
+		if c != schema.ExtraColumn {
+			columns++
+		}
+	}
+	sort.Strings(fresh)
+	for _, key := range fresh {
+		col := schema.ExtraColumn
+		if columns < schema.MaxEvolvedColumns {
+			base := schema.ColumnName(key)
+			col = base
+			for n := 2; taken[col]; n++ {
+				col = fmt.Sprintf("%s_%d", base, n)
+			}
+			taken[col] = true
+			columns++
+			// The name is sanitised and quoted; the comment goes through
+			// Literal: no text from the API can change these statements.
+			stmts := []string{
+				fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s VARCHAR", schema.Ident(t.Name), schema.Ident(col)),
+				fmt.Sprintf("COMMENT ON COLUMN %s.%s IS %s", schema.Ident(t.Name), schema.Ident(col), schema.Literal(schema.EvolvedComment(key))),
+			}
+			for _, s := range stmts {
+				if _, err := conn.ExecContext(ctx, s); err != nil {
+					return fmt.Errorf("add column for attribute %q: %w", key, err)
+				}
+			}
+			w.log.Info().Str("table", t.Name).Str("attribute", key).Str("column", col).Msg("schema evolved: new attribute key")
+		} else {
+			w.log.Warn().Str("table", t.Name).Str("attribute", key).Msg("evolved column cap reached: attribute goes to the extra map")
+		}
+		if _, err := conn.ExecContext(ctx, `INSERT INTO schema_columns (table_name, attribute_key, column_name, first_seen_at, first_run_id)
+			VALUES (?, ?, ?, ?, ?)`, t.Name, key, col, now, runID); err != nil {
+			return fmt.Errorf("record evolved column: %w", err)
+		}
+		known[key] = col
+	}
+	return nil
+}
+
+func (w *Warehouse) layout(t schema.Table) layout {
+	l := layout{table: t, evolveIx: map[string]int{}, extra: t.Evolves}
+	for i, c := range t.Columns {
+		if !c.Loader {
+			l.data = append(l.data, i)
+		}
+	}
+	cols := map[string]bool{}
+	for _, c := range w.evolved[t.Name] {
+		if c != schema.ExtraColumn {
+			cols[c] = true
+		}
+	}
+	for c := range cols {
+		l.evolved = append(l.evolved, c)
+	}
+	sort.Strings(l.evolved)
+	for i, c := range l.evolved {
+		l.evolveIx[c] = i
+	}
+	return l
+}
+
+// upsert writes a batch of one table: stage with the Appender, keep the
+// last row of each key, insert new keys, rewrite changed rows, leave equal
+// rows alone (so a rerun changes nothing and counts exactly).
+func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, rows []transform.Row, now time.Time, runID string) (TableTotals, error) {
+	if err := w.evolve(ctx, conn, t, rows, now, runID); err != nil {
+		return TableTotals{}, err
+	}
+	l := w.layout(t)
+	names, types := l.names(), l.types()
+	stage, dedup, marked := "stage_"+t.Name, "stage_"+t.Name+"_d", "stage_"+t.Name+"_m"
+
+	var def strings.Builder
+	for i, n := range names {
+		fmt.Fprintf(&def, "%s %s, ", schema.Ident(n), types[i])
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s (%s_seq BIGINT)", schema.Ident(stage), def.String())); err != nil {
+		return TableTotals{}, fmt.Errorf("create staging: %w", err)
+	}
+
+	order := sortOrder(t)
+	idx := make([]int, len(rows))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return lessRow(rows[idx[a]].Values, rows[idx[b]].Values, order) })
+
+	known := w.evolved[t.Name]
+	width := len(names) + 1
+	buf := make([]driver.Value, width)
+	err := appendRows(conn, stage, len(rows), func(i int) []driver.Value {
+		seq := idx[i]
+		r := rows[seq]
+		for j, ci := range l.data {
+			buf[j] = r.Values[ci]
+		}
+		for j := len(l.data); j < width-1; j++ {
+			buf[j] = nil
+		}
+		var extra duckdb.Map
+		for _, a := range r.Unknown {
+			col, ok := known[a.Key]
+			if !ok {
+				continue
+			}
+			var v driver.Value
+			if !a.Null {
+				v = a.Value
+			}
+			if col == schema.ExtraColumn {
+				if extra == nil {
+					extra = duckdb.Map{}
+				}
+				extra[a.Key] = v
+				continue
+			}
+			buf[len(l.data)+l.evolveIx[col]] = v
+		}
+		if l.extra && extra != nil {
+			buf[width-2] = extra
+		}
+		buf[width-1] = int64(seq)
+		return buf
+	})
+	if err != nil {
+		return TableTotals{}, err
+	}
+
+	key := t.Key()
+	keyJoin := make([]string, len(key))
+	for i, k := range key {
+		keyJoin[i] = fmt.Sprintf("t.%s IS NOT DISTINCT FROM s.%s", schema.Ident(k), schema.Ident(k))
+	}
+	isKey := map[string]bool{}
+	for _, k := range key {
+		isKey[k] = true
+	}
+	var diffs []string
+	for _, n := range names {
+		if isKey[n] || n == "last_seen_at" {
+			continue
+		}
+		diffs = append(diffs, fmt.Sprintf("t.%s IS DISTINCT FROM s.%s", schema.Ident(n), schema.Ident(n)))
+	}
+	changed := "false"
+	if len(diffs) > 0 {
+		changed = strings.Join(diffs, " OR ")
+	}
+	firstSeen := ""
+	if _, ok := t.Column("first_seen_at"); ok {
+		firstSeen = ", coalesce(t.first_seen_at, s.last_seen_at) AS _first_seen"
+	}
+	stmts := []string{
+		fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE %s AS SELECT * EXCLUDE (_seq) FROM %s
+			QUALIFY row_number() OVER (PARTITION BY %s ORDER BY _seq DESC) = 1`,
+			schema.Ident(dedup), schema.Ident(stage), quoteList(key, "")),
+		fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE %s AS SELECT s.*, t.%s IS NOT NULL AS _existed,
+			(t.%s IS NOT NULL AND (%s)) AS _changed%s
+			FROM %s s LEFT JOIN %s t ON %s`,
+			schema.Ident(marked), schema.Ident(key[0]), schema.Ident(key[0]), changed, firstSeen,
+			schema.Ident(dedup), schema.Ident(t.Name), strings.Join(keyJoin, " AND ")),
+	}
+	for _, s := range stmts {
+		if _, err := conn.ExecContext(ctx, s); err != nil {
+			return TableTotals{}, fmt.Errorf("stage %s: %w", t.Name, err)
+		}
+	}
+	var tt TableTotals
+	if err := conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FILTER (WHERE NOT _existed), count(*) FILTER (WHERE _changed) FROM %s`,
+		schema.Ident(marked))).Scan(&tt.Inserted, &tt.Updated); err != nil {
+		return TableTotals{}, err
+	}
+	if tt.Updated > 0 {
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s t USING %s s WHERE s._changed AND %s`,
+			schema.Ident(t.Name), schema.Ident(marked), strings.Join(keyJoin, " AND "))); err != nil {
+			return TableTotals{}, fmt.Errorf("replace changed %s rows: %w", t.Name, err)
+		}
+	}
+	if tt.Inserted+tt.Updated > 0 {
+		cols, sel := quoteList(names, ""), quoteList(names, "s.")
+		// Every upserted table has loaded_at (schema_test checks the
+		// schema's tables are well formed).
+		cols += ", loaded_at"
+		sel += ", $1::TIMESTAMPTZ"
+		if firstSeen != "" {
+			cols += ", first_seen_at"
+			sel += ", s._first_seen"
+		}
+		orderBy := ""
+		if len(t.Order) > 0 {
+			orderBy = " ORDER BY " + quoteList(t.Order, "s.")
+		}
+		q := fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s s WHERE s._changed OR NOT s._existed%s`,
+			schema.Ident(t.Name), cols, sel, schema.Ident(marked), orderBy)
+		if _, err := conn.ExecContext(ctx, q, now); err != nil {
+			return TableTotals{}, fmt.Errorf("insert %s rows: %w", t.Name, err)
+		}
+	}
+	if firstSeen != "" {
+		// last_seen_at is bookkeeping: refreshed, not counted as a change.
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`UPDATE %s t SET last_seen_at = s.last_seen_at FROM %s s
+			WHERE s._existed AND NOT s._changed AND %s`, schema.Ident(t.Name), schema.Ident(marked), strings.Join(keyJoin, " AND "))); err != nil {
+			return TableTotals{}, fmt.Errorf("refresh last_seen_at: %w", err)
+		}
+	}
+	return tt, nil
+}
+
+func sortOrder(t schema.Table) []int {
+	var o []int
+	for _, n := range t.Order {
+		if i := t.Index(n); i >= 0 {
+			o = append(o, i)
+		}
+	}
+	return o
+}
+
+func lessRow(a, b []any, order []int) bool {
+	for _, i := range order {
+		if c := compare(a[i], b[i]); c != 0 {
+			return c < 0
+		}
+	}
+	return false
+}
+
+func compare(a, b any) int {
+	switch x := a.(type) {
+	case time.Time:
+		if y, ok := b.(time.Time); ok {
+			return x.Compare(y)
+		}
+	case string:
+		if y, ok := b.(string); ok {
+			return strings.Compare(x, y)
+		}
+	case int64:
+		if y, ok := b.(int64); ok {
+			return cmpInt(x, y)
+		}
+	case int32:
+		if y, ok := b.(int32); ok {
+			return cmpInt(int64(x), int64(y))
+		}
+	}
+	switch {
+	case a == nil && b != nil:
+		return -1
+	case a != nil && b == nil:
+		return 1
+	}
+	return 0
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

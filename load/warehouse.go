@@ -1,0 +1,201 @@
+// Package load writes the warehouse: DuckDB schema and migrations, schema
+// evolution, set-based upserts of batches with their checkpoints in one
+// transaction, run records.
+package load
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/thingsync/thingsync/extract"
+)
+
+// Warehouse is an open, migrated warehouse file.
+type Warehouse struct {
+	db  *sql.DB
+	log zerolog.Logger
+	// evolved maps, per table, attribute keys as sent to the columns that
+	// hold them ("extra" past the cap).
+	evolved map[string]map[string]string
+}
+
+// Open opens (creating if needed) the warehouse read-write and brings its
+// schema up to date.
+func Open(ctx context.Context, path string, log zerolog.Logger) (*Warehouse, error) {
+	connector, err := duckdb.NewConnector(path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, explainLock(err))
+	}
+	db := sql.OpenDB(connector)
+	// One connection: DuckDB serialises writers anyway, and TEMP staging
+	// tables live on a connection.
+	db.SetMaxOpenConns(1)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, explainLock(err))
+	}
+	w := &Warehouse{db: db, log: log}
+	if err := w.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	if err := w.loadEvolved(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// ErrLocked: another process holds the warehouse file.
+var ErrLocked = errors.New("the warehouse file is in use by another process")
+
+func explainLock(err error) error {
+	if err != nil && strings.Contains(err.Error(), "Could not set lock") {
+		return fmt.Errorf("%w: %v", ErrLocked, err)
+	}
+	return err
+}
+
+// OpenReadOnly opens an existing warehouse for reading only.
+func OpenReadOnly(ctx context.Context, path string) (*sql.DB, error) {
+	db, err := sql.Open("duckdb", path+"?access_mode=READ_ONLY")
+	if err != nil {
+		return nil, fmt.Errorf("open %s read-only: %w", path, err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s read-only: %w", path, explainLock(err))
+	}
+	return db, nil
+}
+
+// Close checkpoints and closes the file.
+func (w *Warehouse) Close() error {
+	_, _ = w.db.Exec("CHECKPOINT")
+	return w.db.Close()
+}
+
+// DB is the underlying database, for queries.
+func (w *Warehouse) DB() *sql.DB { return w.db }
+
+// Checkpoint is where one device's stream stands.
+type Checkpoint struct {
+	Stream                                string
+	Device                                extract.DeviceID
+	SettledUntil, FetchedUntil, UpdatedAt time.Time
+	LastError                             string
+	Failures                              int
+	Retired                               bool
+}
+
+// Checkpoints reads a stream's checkpoints.
+func (w *Warehouse) Checkpoints(ctx context.Context, stream string) (map[extract.DeviceID]Checkpoint, error) {
+	rows, err := w.db.QueryContext(ctx, `SELECT device_kind, device_id, settled_until, fetched_until, updated_at,
+		coalesce(last_error, ''), coalesce(failures, 0), coalesce(retired, false)
+		FROM sync_checkpoints WHERE stream = ?`, stream)
+	if err != nil {
+		return nil, fmt.Errorf("read %s checkpoints: %w", stream, err)
+	}
+	defer rows.Close()
+	out := map[extract.DeviceID]Checkpoint{}
+	for rows.Next() {
+		cp := Checkpoint{Stream: stream}
+		var settled, fetched, updated sql.NullTime
+		if err := rows.Scan(&cp.Device.Kind, &cp.Device.ID, &settled, &fetched, &updated, &cp.LastError, &cp.Failures, &cp.Retired); err != nil {
+			return nil, fmt.Errorf("read %s checkpoints: %w", stream, err)
+		}
+		cp.SettledUntil, cp.FetchedUntil, cp.UpdatedAt = settled.Time.UTC(), fetched.Time.UTC(), updated.Time.UTC()
+		if !settled.Valid {
+			cp.SettledUntil = time.Time{}
+		}
+		if !fetched.Valid {
+			cp.FetchedUntil = time.Time{}
+		}
+		out[cp.Device] = cp
+	}
+	return out, rows.Err()
+}
+
+// NewRunID returns a fresh run identifier.
+func NewRunID(now time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// StartRun records a run as running.
+func (w *Warehouse) StartRun(ctx context.Context, kind string, streams []string, startedAt time.Time) (string, error) {
+	id := NewRunID(startedAt)
+	_, err := w.db.ExecContext(ctx, `INSERT INTO sync_runs (run_id, kind, streams, started_at, status,
+		devices, devices_failed, requests, retries, usage_inserted, usage_updated, events_inserted, events_updated,
+		rated_upserted, aggregate_upserted, rejected)
+		VALUES (?, ?, ?, ?, 'running', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)`, id, kind, strings.Join(streams, ","), startedAt.UTC())
+	if err != nil {
+		return "", fmt.Errorf("record run start: %w", err)
+	}
+	return id, nil
+}
+
+// RunOutcome is how a run ended.
+type RunOutcome struct {
+	Status        string // ok, partial, failed, interrupted
+	FinishedAt    time.Time
+	Devices       int
+	DevicesFailed int
+	Requests      int
+	Retries       int
+	Error         string
+}
+
+// FinishRun records a run's outcome. Row counts were added by the writer
+// batch by batch.
+func (w *Warehouse) FinishRun(ctx context.Context, runID string, o RunOutcome) error {
+	var errText any
+	if o.Error != "" {
+		errText = truncate(o.Error, 2000)
+	}
+	_, err := w.db.ExecContext(ctx, `UPDATE sync_runs SET status = ?, finished_at = ?, devices = ?, devices_failed = ?,
+		requests = ?, retries = ?, error = ? WHERE run_id = ?`,
+		o.Status, o.FinishedAt.UTC(), o.Devices, o.DevicesFailed, o.Requests, o.Retries, errText, runID)
+	if err != nil {
+		return fmt.Errorf("record run outcome: %w", err)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// loadEvolved reads the columns schema evolution has added so far.
+func (w *Warehouse) loadEvolved(ctx context.Context) error {
+	w.evolved = map[string]map[string]string{}
+	rows, err := w.db.QueryContext(ctx, `SELECT table_name, attribute_key, column_name FROM schema_columns`)
+	if err != nil {
+		return fmt.Errorf("read evolved columns: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t, k, c string
+		if err := rows.Scan(&t, &k, &c); err != nil {
+			return fmt.Errorf("read evolved columns: %w", err)
+		}
+		if w.evolved[t] == nil {
+			w.evolved[t] = map[string]string{}
+		}
+		w.evolved[t][k] = c
+	}
+	return rows.Err()
+}

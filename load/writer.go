@@ -1,0 +1,474 @@
+package load
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/thingsync/thingsync/config/logging"
+	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/schema"
+	"github.com/thingsync/thingsync/transform"
+)
+
+// Unit is what one fetch produced: the rows of one device-window (or one
+// device list page), its rejected records, and the checkpoint it completes.
+// A unit is committed whole, with its checkpoint, or not at all.
+type Unit struct {
+	Table      string
+	Rows       []transform.Row
+	Rejects    []transform.Reject
+	Checkpoint *CheckpointUpdate
+}
+
+// CheckpointUpdate moves one device's stream forward, or records why it
+// could not.
+type CheckpointUpdate struct {
+	Stream       string
+	Device       extract.DeviceID
+	SettledUntil time.Time // zero: leave settled_until as it is
+	FetchedUntil time.Time
+	// Err, when set, records a failure: last_error and failures+1; the
+	// checkpoint does not move.
+	Err string
+	// Retire marks a deactivated device fetched a last time.
+	Retire bool
+}
+
+// WriterOptions tune a Writer.
+type WriterOptions struct {
+	// BatchValues flushes a batch once its rows hold this many values
+	// (rows × columns): it bounds memory whatever the row width (default
+	// 3,000,000, about 75,000 events or 250,000 usage rows).
+	BatchValues int
+	// FlushInterval flushes a batch this long after its first unit
+	// (default 2 s), so progress is committed steadily.
+	FlushInterval time.Duration
+	// QueueUnits bounds the units waiting for the writer (default 64).
+	QueueUnits int
+	Now        func() time.Time
+}
+
+// TableTotals counts what a writer did to one table.
+type TableTotals struct{ Inserted, Updated int64 }
+
+// Totals counts what a writer did.
+type Totals struct {
+	Tables         map[string]TableTotals
+	Rejected       int64
+	EvolvedColumns int
+	Batches        int
+}
+
+// Writer is the one goroutine that writes a run's data. Producers Submit
+// units; it batches them and commits each batch in one transaction.
+type Writer struct {
+	w     *Warehouse
+	runID string
+	opts  WriterOptions
+	in    chan Unit
+	done  chan struct{}
+
+	mu     sync.Mutex
+	err    error
+	totals Totals
+}
+
+// NewWriter starts a writer for a run.
+func (w *Warehouse) NewWriter(ctx context.Context, runID string, opts WriterOptions) *Writer {
+	if opts.BatchValues <= 0 {
+		opts.BatchValues = 3_000_000
+	}
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = 2 * time.Second
+	}
+	if opts.QueueUnits <= 0 {
+		opts.QueueUnits = 64
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	wr := &Writer{w: w, runID: runID, opts: opts, in: make(chan Unit, opts.QueueUnits), done: make(chan struct{}),
+		totals: Totals{Tables: map[string]TableTotals{}}}
+	go wr.loop(ctx)
+	return wr
+}
+
+// Submit queues a unit, blocking while the queue is full. It returns the
+// writer's error once a batch failed.
+func (wr *Writer) Submit(ctx context.Context, u Unit) error {
+	if err := wr.Err(); err != nil {
+		return err
+	}
+	select {
+	case wr.in <- u:
+		return nil
+	case <-wr.done:
+		if err := wr.Err(); err != nil {
+			return err
+		}
+		return errors.New("writer is closed")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Err is the error that stopped the writer, if any.
+func (wr *Writer) Err() error {
+	wr.mu.Lock()
+	defer wr.mu.Unlock()
+	return wr.err
+}
+
+// Close commits what is queued, stops the writer and returns its totals.
+func (wr *Writer) Close(ctx context.Context) (Totals, error) {
+	close(wr.in)
+	select {
+	case <-wr.done:
+	case <-ctx.Done():
+		return wr.snapshot(), ctx.Err()
+	}
+	t := wr.snapshot()
+	if t.Batches > 0 {
+		// Fold the WAL into the file after a load (DUCKDB.md).
+		_, _ = wr.w.db.ExecContext(ctx, "CHECKPOINT")
+	}
+	return t, wr.Err()
+}
+
+func (wr *Writer) snapshot() Totals {
+	wr.mu.Lock()
+	defer wr.mu.Unlock()
+	t := wr.totals
+	t.Tables = map[string]TableTotals{}
+	for k, v := range wr.totals.Tables {
+		t.Tables[k] = v
+	}
+	return t
+}
+
+func (wr *Writer) loop(ctx context.Context) {
+	defer close(wr.done)
+	var batch []Unit
+	values := 0
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	flush := func() bool {
+		if len(batch) == 0 {
+			return true
+		}
+		err := wr.flush(ctx, batch)
+		batch, values = nil, 0
+		if err != nil {
+			wr.mu.Lock()
+			wr.err = err
+			wr.mu.Unlock()
+			return false
+		}
+		return true
+	}
+	for {
+		select {
+		case u, ok := <-wr.in:
+			if !ok {
+				flush()
+				return
+			}
+			if len(batch) == 0 {
+				timer.Reset(wr.opts.FlushInterval)
+			}
+			batch = append(batch, u)
+			for _, r := range u.Rows {
+				values += len(r.Values)
+			}
+			if values >= wr.opts.BatchValues && !flush() {
+				wr.drain()
+				return
+			}
+		case <-timer.C:
+			if !flush() {
+				wr.drain()
+				return
+			}
+		}
+	}
+}
+
+// drain empties the queue after a failure so producers blocked in Submit
+// see the error instead of hanging.
+func (wr *Writer) drain() {
+	for range wr.in {
+	}
+}
+
+// flush commits one batch: rows, rejects, checkpoints and run counters in
+// one transaction.
+func (wr *Writer) flush(ctx context.Context, batch []Unit) error {
+	start := time.Now()
+	now := wr.opts.Now().UTC()
+	conn, err := wr.w.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("writer connection: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		return fmt.Errorf("begin batch: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+
+	byTable := map[string][]transform.Row{}
+	var rejects []transform.Reject
+	for _, u := range batch {
+		if u.Table != "" && len(u.Rows) > 0 {
+			byTable[u.Table] = append(byTable[u.Table], u.Rows...)
+		}
+		rejects = append(rejects, u.Rejects...)
+	}
+	counts := map[string]TableTotals{}
+	evolvedBefore := wr.w.evolvedCount()
+	tables := make([]string, 0, len(byTable))
+	for t := range byTable {
+		tables = append(tables, t)
+	}
+	sort.Strings(tables)
+	for _, name := range tables {
+		t, ok := schema.Lookup(name)
+		if !ok {
+			return fmt.Errorf("batch for unknown table %q", name)
+		}
+		tt, err := wr.w.upsert(ctx, conn, t, byTable[name], now, wr.runID)
+		if err != nil {
+			return fmt.Errorf("upsert %s: %w", name, err)
+		}
+		counts[name] = tt
+	}
+	if err := wr.w.storeRejects(ctx, conn, rejects, wr.runID, now); err != nil {
+		return fmt.Errorf("store rejected records: %w", err)
+	}
+	if err := wr.w.storeCheckpoints(ctx, conn, batch, now); err != nil {
+		return fmt.Errorf("store checkpoints: %w", err)
+	}
+	if wr.runID != "" {
+		u, e := counts[schema.UsageDaily], counts[schema.ConnectionEvents]
+		_, err := conn.ExecContext(ctx, `UPDATE sync_runs SET usage_inserted = usage_inserted + ?, usage_updated = usage_updated + ?,
+			events_inserted = events_inserted + ?, events_updated = events_updated + ?,
+			rated_upserted = rated_upserted + ?, aggregate_upserted = aggregate_upserted + ?, rejected = rejected + ?
+			WHERE run_id = ?`, u.Inserted, u.Updated, e.Inserted, e.Updated,
+			counts[schema.RatedUsage].Inserted+counts[schema.RatedUsage].Updated,
+			counts[schema.AggregateUsage].Inserted+counts[schema.AggregateUsage].Updated, len(rejects), wr.runID)
+		if err != nil {
+			return fmt.Errorf("update run counters: %w", err)
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		wr.w.loadEvolved(context.WithoutCancel(ctx)) //nolint:errcheck // best effort: forget columns the rollback removed
+		return fmt.Errorf("commit batch: %w", err)
+	}
+	committed = true
+
+	wr.mu.Lock()
+	for k, v := range counts {
+		t := wr.totals.Tables[k]
+		t.Inserted += v.Inserted
+		t.Updated += v.Updated
+		wr.totals.Tables[k] = t
+	}
+	wr.totals.Rejected += int64(len(rejects))
+	wr.totals.EvolvedColumns += wr.w.evolvedCount() - evolvedBefore
+	wr.totals.Batches++
+	wr.mu.Unlock()
+	wr.w.log.Debug().Int("units", len(batch)).Int("rejected", len(rejects)).Dur(logging.Duration, time.Since(start)).Msg("batch committed")
+	return nil
+}
+
+func (w *Warehouse) evolvedCount() int {
+	n := 0
+	for _, m := range w.evolved {
+		n += len(m)
+	}
+	return n
+}
+
+// rawConn runs fn with the driver connection under conn, for the Appender.
+func rawConn(conn *sql.Conn, fn func(driver.Conn) error) error {
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(driver.Conn)
+		if !ok {
+			return fmt.Errorf("unexpected driver connection %T", dc)
+		}
+		return fn(c)
+	})
+}
+
+// appendRows appends rows to a TEMP table with DuckDB's Appender.
+func appendRows(conn *sql.Conn, table string, n int, row func(i int) []driver.Value) error {
+	return rawConn(conn, func(dc driver.Conn) error {
+		app, err := duckdb.NewAppender(dc, "temp", "main", table)
+		if err != nil {
+			return fmt.Errorf("appender on %s: %w", table, err)
+		}
+		for i := 0; i < n; i++ {
+			if err := app.AppendRow(row(i)...); err != nil {
+				app.Close()
+				return fmt.Errorf("append to %s: %w", table, err)
+			}
+		}
+		return app.Close()
+	})
+}
+
+func hashRaw(raw []byte) string {
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
+}
+
+func (w *Warehouse) storeRejects(ctx context.Context, conn *sql.Conn, rejects []transform.Reject, runID string, now time.Time) error {
+	if len(rejects) == 0 {
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE stage_rejects (stream VARCHAR, device_kind VARCHAR,
+		device_id VARCHAR, record_hash VARCHAR, reason VARCHAR, raw VARCHAR, seq BIGINT)`); err != nil {
+		return err
+	}
+	err := appendRows(conn, "stage_rejects", len(rejects), func(i int) []driver.Value {
+		r := rejects[i]
+		raw := string(r.Raw)
+		if raw == "" {
+			raw = "null"
+		}
+		return []driver.Value{r.Stream, r.Device.Kind, r.Device.ID, hashRaw(r.Raw), truncate(r.Reason, 1000), raw, int64(i)}
+	})
+	if err != nil {
+		return err
+	}
+	stmts := []string{
+		`CREATE OR REPLACE TEMP TABLE stage_rejects_d AS SELECT * FROM stage_rejects
+		 QUALIFY row_number() OVER (PARTITION BY stream, device_kind, device_id, record_hash ORDER BY seq DESC) = 1`,
+		`UPDATE rejected_records r SET reason = s.reason, run_id = $1, last_seen_at = $2, times_seen = r.times_seen + 1
+		 FROM stage_rejects_d s WHERE r.stream = s.stream AND r.device_kind = s.device_kind AND r.device_id = s.device_id AND r.record_hash = s.record_hash`,
+		`INSERT INTO rejected_records (stream, device_kind, device_id, record_hash, reason, raw, run_id, first_seen_at, last_seen_at, times_seen)
+		 SELECT s.stream, s.device_kind, s.device_id, s.record_hash, s.reason,
+		        coalesce(try_cast(s.raw AS JSON), to_json(s.raw)), $1, $2, $2, 1
+		 FROM stage_rejects_d s WHERE NOT EXISTS (SELECT 1 FROM rejected_records r WHERE r.stream = s.stream
+		   AND r.device_kind = s.device_kind AND r.device_id = s.device_id AND r.record_hash = s.record_hash)`,
+	}
+	for i, s := range stmts {
+		var err error
+		if i == 0 {
+			_, err = conn.ExecContext(ctx, s)
+		} else {
+			_, err = conn.ExecContext(ctx, s, runID, now)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// storeCheckpoints folds the batch's checkpoint updates per device and
+// stream, then applies them set-based. settled_until and fetched_until
+// never move backwards.
+func (w *Warehouse) storeCheckpoints(ctx context.Context, conn *sql.Conn, batch []Unit, now time.Time) error {
+	type key struct {
+		stream string
+		dev    extract.DeviceID
+	}
+	type state struct {
+		settled, fetched time.Time
+		err              string
+		fails            int
+		retire, success  bool
+	}
+	folded := map[key]*state{}
+	var order []key
+	for _, u := range batch {
+		c := u.Checkpoint
+		if c == nil {
+			continue
+		}
+		k := key{c.Stream, c.Device}
+		s := folded[k]
+		if s == nil {
+			s = &state{}
+			folded[k] = s
+			order = append(order, k)
+		}
+		if c.Err != "" {
+			s.err, s.success = c.Err, false
+			s.fails++
+			continue
+		}
+		if c.SettledUntil.After(s.settled) {
+			s.settled = c.SettledUntil
+		}
+		if c.FetchedUntil.After(s.fetched) {
+			s.fetched = c.FetchedUntil
+		}
+		s.err, s.success, s.retire = "", true, c.Retire
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE stage_cp (stream VARCHAR, device_kind VARCHAR, device_id VARCHAR,
+		settled TIMESTAMPTZ, fetched TIMESTAMPTZ, err VARCHAR, fails INTEGER, retire BOOLEAN)`); err != nil {
+		return err
+	}
+	nullTime := func(t time.Time) driver.Value {
+		if t.IsZero() {
+			return nil
+		}
+		return t.UTC()
+	}
+	err := appendRows(conn, "stage_cp", len(order), func(i int) []driver.Value {
+		k, s := order[i], folded[order[i]]
+		var errText driver.Value
+		if s.err != "" {
+			errText = truncate(s.err, 1000)
+		}
+		return []driver.Value{k.stream, k.dev.Kind, k.dev.ID, nullTime(s.settled), nullTime(s.fetched), errText, int32(s.fails), s.retire}
+	})
+	if err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, `UPDATE sync_checkpoints c SET
+		settled_until = CASE WHEN s.settled IS NULL THEN c.settled_until WHEN c.settled_until IS NULL THEN s.settled ELSE greatest(c.settled_until, s.settled) END,
+		fetched_until = CASE WHEN s.fetched IS NULL THEN c.fetched_until WHEN c.fetched_until IS NULL THEN s.fetched ELSE greatest(c.fetched_until, s.fetched) END,
+		last_error = s.err,
+		failures = CASE WHEN s.err IS NULL THEN 0 ELSE coalesce(c.failures, 0) + s.fails END,
+		retired = CASE WHEN s.err IS NULL THEN s.retire ELSE c.retired END,
+		updated_at = $1
+		FROM stage_cp s WHERE c.stream = s.stream AND c.device_kind = s.device_kind AND c.device_id = s.device_id`, now)
+	if err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, `INSERT INTO sync_checkpoints (stream, device_kind, device_id, settled_until, fetched_until, updated_at, last_error, failures, retired)
+		SELECT s.stream, s.device_kind, s.device_id, s.settled, s.fetched, $1, s.err, CASE WHEN s.err IS NULL THEN 0 ELSE s.fails END, s.err IS NULL AND s.retire
+		FROM stage_cp s WHERE NOT EXISTS (SELECT 1 FROM sync_checkpoints c
+		  WHERE c.stream = s.stream AND c.device_kind = s.device_kind AND c.device_id = s.device_id)`, now)
+	return err
+}
+
+// quoteList quotes names and joins them.
+func quoteList(names []string, prefix string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = prefix + schema.Ident(n)
+	}
+	return strings.Join(q, ", ")
+}

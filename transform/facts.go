@@ -1,0 +1,192 @@
+package transform
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/schema"
+)
+
+// usageLayout is where usage_daily's columns sit.
+type usageLayout struct {
+	attrs                              attrMap
+	kind, id, date, bytes, sms, source int
+}
+
+func newUsageLayout(t schema.Table) usageLayout {
+	return usageLayout{
+		attrs:  newAttrMap(t),
+		kind:   mustIndex(t, "device_kind"),
+		id:     mustIndex(t, "device_id"),
+		date:   mustIndex(t, "usage_date"),
+		bytes:  mustIndex(t, "bytes_used"),
+		sms:    mustIndex(t, "sms_used"),
+		source: mustIndex(t, "source"),
+	}
+}
+
+// eventsLayout is where connection_events' columns sit.
+type eventsLayout struct {
+	attrs                    attrMap
+	kind, id, at, event, typ int
+}
+
+func newEventsLayout(t schema.Table) eventsLayout {
+	l := eventsLayout{
+		attrs: newAttrMap(t),
+		kind:  mustIndex(t, "device_kind"),
+		id:    mustIndex(t, "device_id"),
+		at:    mustIndex(t, "occurred_at"),
+		event: mustIndex(t, "event"),
+	}
+	// The event falls back to AccountStatusType, wherever the schema puts
+	// that attribute.
+	typ, ok := l.attrs.column("AccountStatusType")
+	if !ok {
+		panic("transform: connection_events has no column for AccountStatusType")
+	}
+	l.typ = typ
+	return l
+}
+
+// Usage turns a device's usage history records into usage_daily rows.
+// Every record becomes exactly one row or one reject, in order: a record
+// that failed to decode (Err set), has no timestamp or carries a value that
+// does not fit its column is rejected with the reason and its raw JSON; the
+// others still make rows.
+func (t *Transformer) Usage(dev extract.DeviceID, recs []extract.UsageRecord) ([]Row, []Reject) {
+	l := &t.usage
+	kind, id, why := identity(dev)
+	dev = normalDevice(dev)
+	if why != "" {
+		rejects := make([]Reject, len(recs))
+		for i := range recs {
+			rejects[i] = Reject{Stream: schema.StreamUsage, Device: dev, Reason: why, Raw: recs[i].Raw}
+		}
+		return nil, rejects
+	}
+	rows := make([]Row, 0, len(recs))
+	slab := newRowSlab(len(recs), l.attrs.width)
+	var (
+		unknown []extract.Attribute
+		rejects []Reject
+		seen    keyCache
+	)
+	for i := range recs {
+		r := &recs[i]
+		reason := ""
+		switch {
+		case r.Err != nil:
+			reason = r.Err.Error()
+		case r.Timestamp.IsZero():
+			reason = "timestamp: missing"
+		}
+		if reason == "" {
+			vals := slab.next()
+			start := len(unknown)
+			if unknown, reason = t.usageRow(vals, r, kind, id, unknown, &seen); reason == "" {
+				row := Row{Values: vals}
+				if len(unknown) > start {
+					row.Unknown = unknown[start:len(unknown):len(unknown)]
+				}
+				rows = append(rows, row)
+				continue
+			}
+			slab.drop()
+		}
+		rejects = append(rejects, Reject{Stream: schema.StreamUsage, Device: dev, Reason: reason, Raw: r.Raw})
+	}
+	return rows, rejects
+}
+
+func (t *Transformer) usageRow(vals []any, r *extract.UsageRecord, kind, id any, unknown []extract.Attribute, seen *keyCache) ([]extract.Attribute, string) {
+	l := &t.usage
+	vals[l.kind] = kind
+	vals[l.id] = id
+	y, m, d := r.Timestamp.UTC().Date()
+	vals[l.date] = time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	if r.BytesUsed.Valid {
+		vals[l.bytes] = r.BytesUsed.V
+	}
+	if r.SMSUsed.Valid {
+		v := r.SMSUsed.V
+		if v < -1<<31 || v > 1<<31-1 {
+			return unknown, fmt.Sprintf("smsUsed: value %d %v", v, errInt32Range)
+		}
+		vals[l.sms] = int32(v)
+	}
+	if !isNullText(r.Source) {
+		vals[l.source] = r.Source
+	}
+	return l.attrs.flatten(vals, r.ExtendedAttributes, unknown, seen)
+}
+
+// Events turns a device's connection history records into
+// connection_events rows, one row or one reject per record, as Usage does.
+// The event column comes from the Event attribute, or AccountStatusType
+// when Event is missing or NULL; a record with neither is rejected, as is
+// one without occurredAt. account_session_id may be NULL.
+func (t *Transformer) Events(dev extract.DeviceID, recs []extract.ConnectionEvent) ([]Row, []Reject) {
+	l := &t.events
+	kind, id, why := identity(dev)
+	dev = normalDevice(dev)
+	if why != "" {
+		rejects := make([]Reject, len(recs))
+		for i := range recs {
+			rejects[i] = Reject{Stream: schema.StreamConnections, Device: dev, Reason: why, Raw: recs[i].Raw}
+		}
+		return nil, rejects
+	}
+	rows := make([]Row, 0, len(recs))
+	slab := newRowSlab(len(recs), l.attrs.width)
+	var (
+		unknown []extract.Attribute
+		rejects []Reject
+		seen    keyCache
+	)
+	for i := range recs {
+		r := &recs[i]
+		reason := ""
+		switch {
+		case r.Err != nil:
+			reason = r.Err.Error()
+		case r.OccurredAt.IsZero():
+			reason = "occurredAt: missing"
+		}
+		if reason == "" {
+			vals := slab.next()
+			start := len(unknown)
+			if unknown, reason = t.eventRow(vals, r, kind, id, unknown, &seen); reason == "" {
+				row := Row{Values: vals}
+				if len(unknown) > start {
+					row.Unknown = unknown[start:len(unknown):len(unknown)]
+				}
+				rows = append(rows, row)
+				continue
+			}
+			slab.drop()
+		}
+		rejects = append(rejects, Reject{Stream: schema.StreamConnections, Device: dev, Reason: reason, Raw: r.Raw})
+	}
+	return rows, rejects
+}
+
+func (t *Transformer) eventRow(vals []any, r *extract.ConnectionEvent, kind, id any, unknown []extract.Attribute, seen *keyCache) ([]extract.Attribute, string) {
+	l := &t.events
+	vals[l.kind] = kind
+	vals[l.id] = id
+	vals[l.at] = r.OccurredAt.UTC()
+	start := len(unknown)
+	unknown, reason := l.attrs.flatten(vals, r.Attributes, unknown, seen)
+	if reason != "" {
+		return unknown, reason
+	}
+	if vals[l.event] == nil {
+		vals[l.event] = vals[l.typ]
+	}
+	if vals[l.event] == nil {
+		return unknown[:start], "no Event or AccountStatusType attribute"
+	}
+	return unknown, ""
+}
