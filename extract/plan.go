@@ -75,8 +75,12 @@ func (p Plan) Incremental(settledUntil time.Time) []Window {
 		// (THINGSYNC_START).
 		from = fl
 	}
-	return p.split(from, p.Now.UTC(), true)
+	return p.split(from, p.end(), true)
 }
+
+// end is the exclusive end of what a run fetches: a second past now, so a
+// record stamped exactly now (a day that has just begun) is not left out.
+func (p Plan) end() time.Time { return p.Now.UTC().Add(time.Second) }
 
 // Backfill plans a re-fetch of [from, to) for one device. Settle is set only
 // where moving settled_until leaves no gap: when the range starts at or
@@ -85,8 +89,8 @@ func (p Plan) Backfill(from, to, settledUntil time.Time) []Window {
 	if fl := RetentionFloor(p.Now); from.Before(fl) {
 		from = fl
 	}
-	if to.After(p.Now) {
-		to = p.Now
+	if to.After(p.end()) {
+		to = p.end()
 	}
 	reach := settledUntil
 	if reach.IsZero() {

@@ -28,19 +28,19 @@ func TestPlanIncremental(t *testing.T) {
 	}{
 		{"usage, no checkpoint: from start, 30-day steps", usage, time.Time{}, 13,
 			Window{ts("2025-11-22T00:00:00Z"), ts("2025-12-22T00:00:00Z"), ts("2025-12-22T00:00:00Z")},
-			Window{ts("2026-11-17T00:00:00Z"), now, ts("2026-11-19T00:00:00Z")}},
+			Window{ts("2026-11-17T00:00:00Z"), now.Add(time.Second), ts("2026-11-19T00:00:00Z")}},
 		{"usage, settled three days ago: one window, settles whole days", usage, ts("2026-11-19T00:00:00Z"), 1,
-			Window{ts("2026-11-19T00:00:00Z"), now, ts("2026-11-19T00:00:00Z")},
-			Window{ts("2026-11-19T00:00:00Z"), now, ts("2026-11-19T00:00:00Z")}},
+			Window{ts("2026-11-19T00:00:00Z"), now.Add(time.Second), ts("2026-11-19T00:00:00Z")},
+			Window{ts("2026-11-19T00:00:00Z"), now.Add(time.Second), ts("2026-11-19T00:00:00Z")}},
 		{"connections, checkpoint mid-day", conns, ts("2026-11-20T07:15:00Z"), 1,
-			Window{ts("2026-11-20T07:15:00Z"), now, ts("2026-11-21T12:30:00Z")},
-			Window{ts("2026-11-20T07:15:00Z"), now, ts("2026-11-21T12:30:00Z")}},
+			Window{ts("2026-11-20T07:15:00Z"), now.Add(time.Second), ts("2026-11-21T12:30:00Z")},
+			Window{ts("2026-11-20T07:15:00Z"), now.Add(time.Second), ts("2026-11-21T12:30:00Z")}},
 		{"checkpoint older than retention is clamped", usage, ts("2020-01-01T00:00:00Z"), 13,
 			Window{ts("2025-11-22T00:00:00Z"), ts("2025-12-22T00:00:00Z"), ts("2025-12-22T00:00:00Z")},
-			Window{ts("2026-11-17T00:00:00Z"), now, ts("2026-11-19T00:00:00Z")}},
+			Window{ts("2026-11-17T00:00:00Z"), now.Add(time.Second), ts("2026-11-19T00:00:00Z")}},
 		{"start before retention is clamped", Plan{Now: now, Start: ts("2020-01-01T00:00:00Z"), Step: 400 * day, Lookback: 3 * day, Daily: true}, time.Time{}, 1,
-			Window{ts("2025-11-22T00:00:00Z"), now, ts("2026-11-19T00:00:00Z")},
-			Window{ts("2025-11-22T00:00:00Z"), now, ts("2026-11-19T00:00:00Z")}},
+			Window{ts("2025-11-22T00:00:00Z"), now.Add(time.Second), ts("2026-11-19T00:00:00Z")},
+			Window{ts("2025-11-22T00:00:00Z"), now.Add(time.Second), ts("2026-11-19T00:00:00Z")}},
 		{"checkpoint in the future: nothing to do", usage, now.Add(time.Hour), 0, Window{}, Window{}},
 	}
 	for _, tt := range tests {
@@ -83,7 +83,7 @@ func TestPlanBackfill(t *testing.T) {
 	}
 	// Beyond now is clipped, and never settles past the lookback.
 	ws = p.Backfill(ts("2026-11-01T00:00:00Z"), ts("2026-12-31T00:00:00Z"), ts("2026-11-10T00:00:00Z"))
-	if last := ws[len(ws)-1]; !last.To.Equal(now) || !last.Settle.Equal(ts("2026-11-19T00:00:00Z")) {
+	if last := ws[len(ws)-1]; !last.To.Equal(now.Add(time.Second)) || !last.Settle.Equal(ts("2026-11-19T00:00:00Z")) {
 		t.Errorf("backfill past now ends %+v", last)
 	}
 }

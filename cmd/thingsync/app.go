@@ -13,6 +13,7 @@ import (
 
 	"github.com/thingsync/thingsync/config"
 	"github.com/thingsync/thingsync/config/logging"
+	"github.com/thingsync/thingsync/extract"
 )
 
 // Exit statuses (SPEC §4).
@@ -55,6 +56,9 @@ type App struct {
 	Version        string
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// TuneClient, if set, adjusts the API client's settings (tests shorten
+	// backoffs and pauses with it).
+	TuneClient func(*extract.ClientConfig)
 }
 
 func (a *App) now() time.Time {

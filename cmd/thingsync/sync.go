@@ -102,11 +102,15 @@ func (a *App) walk(ctx context.Context, env *Env, kind string, streams []string,
 	}
 	log = log.With().Str(logging.RunID, runID).Logger()
 
-	client, err := extract.NewClient(extract.ClientConfig{
+	cc := extract.ClientConfig{
 		BaseURL: cfg.BaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
 		Username: cfg.Username, Password: cfg.Password.Reveal(), AccountName: cfg.AccountName,
 		RateLimit: cfg.RateLimit, Concurrency: cfg.Concurrency,
-	}, log)
+	}
+	if a.TuneClient != nil {
+		a.TuneClient(&cc)
+	}
+	client, err := extract.NewClient(cc, log)
 	if err != nil {
 		return cannotRun(err)
 	}

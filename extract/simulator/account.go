@@ -42,6 +42,14 @@ type device struct {
 	intlPct  uint64         // share of international bytes, percent
 	unit     string         // rated usage unit
 	cycleDay int            // billing cycle start day
+	// deactivatedAt is the day a deactivated device went quiet: it has
+	// history before, nothing from then on.
+	deactivatedAt time.Time
+}
+
+// activeOn tells whether the device could use the network on day.
+func (d device) activeOn(day time.Time) bool {
+	return d.deactivatedAt.IsZero() || day.Before(d.deactivatedAt)
 }
 
 var kindSpellings = map[string][]string{
@@ -89,6 +97,7 @@ func (s *Simulator) genDevice(i int) device {
 	switch {
 	case i%20 == 7:
 		d.state = "deactive"
+		d.deactivatedAt = s.epoch.AddDate(0, 0, -(10 + i%20))
 	case i%33 == 5:
 		d.state = "suspend"
 	default:
@@ -178,7 +187,7 @@ var causes = []string{"User_Request", "Idle_Timeout", "NAS_Request", "Admin_Rese
 
 // sessionsOn returns the sessions that start on day.
 func (s *Simulator) sessionsOn(dev device, day time.Time) []session {
-	if dev.silent {
+	if dev.silent || !dev.activeOn(day) {
 		return nil
 	}
 	dn := uint64(day.Unix() / 86400)

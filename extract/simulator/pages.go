@@ -65,7 +65,11 @@ func usageDays(earliest, latest, now time.Time) []time.Time {
 func (s *Simulator) usagePage(dev device, earliest, latest, now time.Time) ([]byte, bool) {
 	var days []time.Time
 	if !dev.silent {
-		days = usageDays(earliest, latest, now)
+		for _, d := range usageDays(earliest, latest, now) {
+			if dev.activeOn(d) {
+				days = append(days, d)
+			}
+		}
 	}
 	more := len(days) > pageSize
 	if more {

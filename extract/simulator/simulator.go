@@ -134,6 +134,7 @@ const (
 // Simulator is the simulated API. Create it with New.
 type Simulator struct {
 	opts    Options
+	epoch   time.Time // the day the account was generated
 	devices []device
 	byID    map[string]int // any identifier → device index
 
@@ -187,6 +188,7 @@ func New(opts Options) *Simulator {
 		slowSeen:  map[string]time.Time{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.epoch = dayOf(opts.Clock.Now())
 	s.devices = make([]device, opts.Devices)
 	for i := range s.devices {
 		s.devices[i] = s.genDevice(i)

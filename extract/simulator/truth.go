@@ -62,6 +62,9 @@ func (s *Simulator) TruthUsage(at, from, to time.Time, only ...ID) []UsageDay {
 			continue
 		}
 		for _, day := range usageDays(from, to.Add(-time.Nanosecond), at) {
+			if !d.activeOn(day) {
+				continue
+			}
 			u := s.usage(d, day, at)
 			age := int(dayOf(at).Sub(day) / (24 * time.Hour))
 			q := s.opts.Quirks
@@ -161,7 +164,7 @@ func (s *Simulator) aggregate(d device, start, end, now time.Time) aggregate {
 		return a
 	}
 	for day := dayOf(start); day.Before(end); day = day.AddDate(0, 0, 1) {
-		if day.Before(start) || day.After(now) {
+		if day.Before(start) || day.After(now) || !d.activeOn(day) {
 			continue
 		}
 		u := s.usage(d, day, now)
