@@ -94,7 +94,7 @@ func commands() []command {
 		{name: "sql", summary: "run a read-only query on the warehouse", run: notYet("sql")},
 		{name: "check", summary: "validate configuration, login, database and callback registration", needsAPI: true, run: notYet("check")},
 		{name: "simulate", summary: "serve the ThingSpace simulator until stopped", noConfig: true, run: runSimulate},
-		{name: "demo", summary: "simulator + full sync into demo.duckdb + a few analyst queries", noConfig: true, run: notYet("demo")},
+		{name: "demo", summary: "simulator + full sync into demo.duckdb + a few analyst queries", noConfig: true, run: runDemo},
 		{name: "version", summary: "print the version", noConfig: true, run: func(_ context.Context, a *App, _ *Env, _ []string) error {
 			fmt.Fprintln(a.Stdout, "thingsync", a.Version)
 			return nil

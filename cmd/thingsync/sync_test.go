@@ -430,3 +430,16 @@ func TestBadFlagsAndDates(t *testing.T) {
 		}
 	}
 }
+
+func TestDemo(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "demo.duckdb")
+	code, out, errOut := run(t, nil, "demo", "--devices", "5", "--db", db)
+	if code != 0 {
+		t.Fatalf("demo exit %d: %s%s", code, out, errOut)
+	}
+	for _, want := range []string{"sync: 5 devices (0 failed)", "Top 5 devices by data", "Sessions per day", "SMS by day"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}

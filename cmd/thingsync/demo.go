@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/thingsync/thingsync/config"
+	"github.com/thingsync/thingsync/config/logging"
+	"github.com/thingsync/thingsync/extract/simulator"
+	"github.com/thingsync/thingsync/load"
+)
+
+// demoQueries are what an analyst asks first.
+var demoQueries = []struct{ title, sql string }{
+	{"Top 5 devices by data, last 30 days", `SELECT device_kind, device_id, round(sum(bytes_used) / 1e9, 2) AS gb, sum(sms_used) AS sms
+		FROM usage_daily WHERE usage_date >= current_date - 30 GROUP BY ALL ORDER BY gb DESC LIMIT 5`},
+	{"Sessions per day, last 7 days", `SELECT started_at::DATE AS day, count(*) AS sessions, count(*) FILTER (WHERE is_open) AS still_open,
+		round(median(epoch(duration)) / 60, 1) AS median_minutes
+		FROM connection_sessions WHERE started_at >= current_date - 7 GROUP BY ALL ORDER BY day`},
+	{"SMS by day, last 7 days (the last three are provisional)", `SELECT usage_date, sum(mo_sms) AS mo_sms, sum(mt_sms) AS mt_sms, sum(sms_used) AS total
+		FROM usage_daily WHERE usage_date >= current_date - 7 GROUP BY ALL ORDER BY usage_date`},
+	{"Checkpoints", `SELECT stream, count(*) AS devices, min(settled_until) AS oldest_settled, max(settled_until) AS newest_settled
+		FROM sync_checkpoints GROUP BY ALL ORDER BY stream`},
+}
+
+func runDemo(ctx context.Context, a *App, _ *Env, args []string) error {
+	fs := a.flagSet("demo", "demo [--devices N] [--seed S] [--db FILE]")
+	devices := fs.Int("devices", 50, "devices in the simulated account")
+	seed := fs.Int64("seed", 1, "seed of the simulated account")
+	db := fs.String("db", "demo.duckdb", "warehouse file to create (replaced if it exists)")
+	if help, err := parse(fs, args); help || err != nil {
+		return err
+	}
+	if *devices < 1 {
+		return usageErr("demo: --devices must be at least 1")
+	}
+	sim := simulator.New(simulator.Options{Seed: *seed, Devices: *devices})
+	defer sim.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return cannotRun(fmt.Errorf("demo: listen: %w", err))
+	}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	for _, f := range []string{*db, *db + ".wal"} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return cannotRun(fmt.Errorf("demo: replace %s: %w", f, err))
+		}
+	}
+	id, secret, user, pass := sim.Credentials()
+	env := map[string]string{
+		"THINGSPACE_BASE_URL": "http://" + ln.Addr().String(), "THINGSPACE_CLIENT_ID": id, "THINGSPACE_CLIENT_SECRET": secret,
+		"THINGSPACE_USERNAME": user, "THINGSPACE_PASSWORD": pass, "THINGSPACE_ACCOUNT_NAME": sim.AccountName(),
+		"THINGSYNC_DB": *db, "THINGSYNC_RATE_LIMIT": "2000", "THINGSYNC_STREAMS": "usage,connections",
+		"THINGSYNC_LOG_LEVEL": "warn",
+	}
+	cfg, err := config.Load(ctx, envconfig.MapLookuper(env), a.now(), config.Needs{API: true})
+	if err != nil {
+		return cannotRun(fmt.Errorf("demo: %w", err))
+	}
+	log, err := logging.New(a.Stderr, cfg.LogLevel, "")
+	if err != nil {
+		return cannotRun(err)
+	}
+	fmt.Fprintf(a.Stdout, "Simulated ThingSpace account %s with %d devices on %s; syncing 12 months into %s …\n\n", sim.AccountName(), *devices, ln.Addr(), *db)
+	if err := a.walk(ctx, &Env{Config: cfg, Log: log}, "sync", cfg.Streams, nil, nil); err != nil {
+		return err
+	}
+	rdb, err := load.OpenReadOnly(ctx, *db)
+	if err != nil {
+		return cannotRun(err)
+	}
+	defer rdb.Close()
+	for _, q := range demoQueries {
+		fmt.Fprintf(a.Stdout, "\n%s\n", q.title)
+		rows, err := rdb.QueryContext(ctx, q.sql)
+		if err != nil {
+			return cannotRun(fmt.Errorf("demo query: %w", err))
+		}
+		err = writeTable(a.Stdout, rows)
+		rows.Close()
+		if err != nil {
+			return cannotRun(err)
+		}
+	}
+	fmt.Fprintf(a.Stdout, "\nTry: THINGSYNC_DB=%s thingsync sql 'SELECT * FROM connection_sessions LIMIT 5'\n", *db)
+	return nil
+}
