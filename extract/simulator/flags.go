@@ -32,6 +32,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.Faults.MaxRange, "max-range", 0, "longest history range answered before REQUEST_FAILED.UnexpectedError")
 	fs.BoolVar(&o.Faults.CacheRepeats, "cache-repeats", false, "answer an identical repeat of a too-long request within 60 s")
 	fs.Float64Var(&o.Faults.RateCeiling, "rate-ceiling", 0, "requests per second above which to answer 429")
+	fs.DurationVar(&o.Faults.BearerTTL, "bearer-ttl", 0, "bearer token lifetime (default the API's hour)")
 	fs.BoolVar(&o.Faults.RejectLogin, "reject-login", false, "reject every login")
 	fs.BoolVar(&o.Quirks.OccuredAt, "quirk-occuredat", false, "device 1's events use the key occuredAt")
 	fs.BoolVar(&o.Quirks.NumbersAsNumbers, "quirk-numbers", false, "device 4's usage values are JSON numbers")

@@ -70,6 +70,8 @@ type Faults struct {
 	RateCeiling float64
 	// RejectLogin: every login fails as with a wrong password.
 	RejectLogin bool
+	// BearerTTL shortens the life of bearer tokens (0: the API's hour).
+	BearerTTL time.Duration
 }
 
 // Quirks switch on data oddities seen in real payloads, on the first
@@ -444,18 +446,26 @@ func (s *Simulator) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.Now()
+	life := s.tokenLife()
 	s.mu.Lock()
 	// Asked again inside its hour, the vendor returns the same token.
-	if s.token == "" || now.Sub(s.tokenIssued) >= tokenLife {
+	if s.token == "" || now.Sub(s.tokenIssued) >= life {
 		s.token, s.tokenIssued = s.newToken(""), now
 		s.tokens[s.token] = now
 	}
-	tok, left := s.token, tokenLife-now.Sub(s.tokenIssued)
+	tok, left := s.token, life-now.Sub(s.tokenIssued)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token": tok, "scope": "am_application_scope default", "token_type": "Bearer",
 		"expires_in": int(left / time.Second),
 	})
+}
+
+func (s *Simulator) tokenLife() time.Duration {
+	if f, _ := s.currentFaults(); f.BearerTTL > 0 {
+		return f.BearerTTL
+	}
+	return tokenLife
 }
 
 func (s *Simulator) checkBearer(w http.ResponseWriter, r *http.Request) bool {
@@ -469,7 +479,7 @@ func (s *Simulator) checkBearer(w http.ResponseWriter, r *http.Request) bool {
 	s.mu.Lock()
 	issued, ok := s.tokens[tok]
 	s.mu.Unlock()
-	if !ok || now.Sub(issued) >= tokenLife {
+	if !ok || now.Sub(issued) >= s.tokenLife() {
 		writeFault(w, 900901, "Invalid Credentials")
 		return false
 	}

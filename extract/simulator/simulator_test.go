@@ -395,3 +395,17 @@ func TestCallbackDelivery(t *testing.T) {
 		t.Errorf("data callback %v, truth %+v", usage, truth)
 	}
 }
+
+func TestBearerTTL(t *testing.T) {
+	clock := NewManualClock(t0)
+	a := newAPI(t, Options{Seed: 1, Devices: 2, Clock: clock, Faults: Faults{BearerTTL: time.Minute}})
+	a.login()
+	_, tok := a.token()
+	if tok["expires_in"].(float64) != 60 {
+		t.Errorf("expires_in = %v, want 60", tok["expires_in"])
+	}
+	clock.Advance(61 * time.Second)
+	if st, m := a.post("/devices/actions/list", map[string]string{"accountName": a.sim.AccountName()}); st != 401 || errorCode(m) != "fault 900901" {
+		t.Errorf("after the shortened life: %d %v", st, m)
+	}
+}
