@@ -198,3 +198,11 @@ func idSet(ids []ID) map[ID]bool {
 	}
 	return m
 }
+
+// UsagePageJSON is the usage history page the simulator serves for the
+// i-th device over [earliest, latest] at at, for benchmarks that load the
+// API's own bytes another way.
+func (s *Simulator) UsagePageJSON(i int, earliest, latest, at time.Time) []byte {
+	b, _ := s.usagePage(s.devices[i], earliest, latest, at)
+	return b
+}

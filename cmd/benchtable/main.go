@@ -1,0 +1,268 @@
+// Command benchtable runs thingsync's end-to-end benchmarks side by side in
+// one process tree and prints one table (make bench). Each sync runs as a
+// child process of bin/thingsync against an in-process simulator, so its
+// wall time and peak RSS are the program's own.
+package main
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/duckdb/duckdb-go/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/extract/simulator"
+	"github.com/thingsync/thingsync/load"
+)
+
+type result struct {
+	name, figure, value, target string
+}
+
+func main() {
+	bin := flag.String("bin", "bin/thingsync", "thingsync binary")
+	devices := flag.Int("devices", 1000, "devices of the first-sync benchmark")
+	big := flag.Int("rss-devices", 10000, "devices of the large memory benchmark")
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "thingsync-bench")
+	check(err)
+	defer os.RemoveAll(dir)
+	now := time.Now().UTC()
+	var rs []result
+	add := func(r ...result) {
+		rs = append(rs, r...)
+		for _, x := range r {
+			fmt.Fprintf(os.Stderr, "%-44s %-26s %14s   %s\n", x.name, x.figure, x.value, x.target)
+		}
+	}
+
+	// 1. First sync, both streams, a full year.
+	full := filepath.Join(dir, "full.duckdb")
+	s1 := serve(simulator.Options{Seed: 1, Devices: *devices, Clock: simulator.NewManualClock(now)})
+	wall, rss := sync(*bin, s1, full, nil)
+	usageRows, events := count(full, "usage_daily"), count(full, "connection_events")
+	add(result{fmt.Sprintf("first sync, %d devices × 365 d", *devices), "usage rows/s", rate(usageRows, wall), ""},
+		result{"", "events/s", rate(events, wall), "≥ 50,000"},
+		result{"", "wall, peak RSS", fmt.Sprintf("%.1fs %dMB", wall.Seconds(), rss>>20), ""})
+
+	// 2. Usage alone, same account: the loader against its ceilings.
+	uonly := filepath.Join(dir, "usage.duckdb")
+	wall, _ = sync(*bin, s1, uonly, map[string]string{"THINGSYNC_STREAMS": "usage"})
+	uRows := count(uonly, "usage_daily")
+	syncRate := float64(uRows) / wall.Seconds()
+	ceiling := appenderCeiling(dir, uRows)
+	rj := readJSON(dir, s1.sim, *devices, now)
+	st, _ := os.Stat(uonly)
+	add(result{"usage-only sync, same account", "usage rows/s", rate(uRows, wall), ""},
+		result{"  DuckDB read_json of the same pages", "usage rows/s", fmt.Sprintf("%.0f", rj), fmt.Sprintf("sync/read_json = %.2f× (≥ 2×)", syncRate/rj)},
+		result{"  bare Appender ceiling", "usage rows/s", fmt.Sprintf("%.0f", ceiling), fmt.Sprintf("sync/ceiling = %.0f%% (≥ 50%%)", 100*syncRate/ceiling)},
+		result{"  file size", "bytes per usage row", fmt.Sprintf("%.1f", float64(st.Size())/float64(uRows)), "≤ 30"})
+	s1.close()
+
+	// 3. Nightly run on a full warehouse vs the same run on an empty one
+	// (same checkpoints, no rows).
+	empty := filepath.Join(dir, "empty.duckdb")
+	copyFile(full, empty)
+	db, err := sql.Open("duckdb", empty)
+	check(err)
+	_, err = db.Exec("DELETE FROM usage_daily; DELETE FROM connection_events; CHECKPOINT")
+	check(err)
+	db.Close()
+	s3 := serve(simulator.Options{Seed: 1, Devices: *devices, Clock: simulator.NewManualClock(now)})
+	wallFull, _ := sync(*bin, s3, full, nil)
+	wallEmpty, _ := sync(*bin, s3, empty, nil)
+	s3.close()
+	add(result{"nightly incremental run", "full / empty warehouse", fmt.Sprintf("%.2fs / %.2fs", wallFull.Seconds(), wallEmpty.Seconds()),
+		fmt.Sprintf("%.2f× (≤ 1.2×)", wallFull.Seconds()/wallEmpty.Seconds())})
+
+	// 4. Rate-bound: 50 ms latency, ceiling 50 requests/s.
+	s4 := serve(simulator.Options{Seed: 2, Devices: 50, Clock: simulator.NewManualClock(now), Faults: simulator.Faults{Latency: 50 * time.Millisecond}})
+	start := time.Now()
+	_, _ = sync(*bin, s4, filepath.Join(dir, "rate.duckdb"), map[string]string{"THINGSYNC_RATE_LIMIT": "50", "THINGSYNC_CONCURRENCY": "8",
+		"THINGSYNC_START": now.AddDate(0, 0, -30).Format("2006-01-02")})
+	el := time.Since(start)
+	stats := s4.sim.Stats()
+	total := 0
+	for _, n := range stats.Requests {
+		total += n
+	}
+	s4.close()
+	add(result{"rate-bound sync (latency 50 ms, ceiling 50/s)", "requests/s, 429s", fmt.Sprintf("%.1f, %d", float64(total)/el.Seconds(), stats.Status[429]),
+		fmt.Sprintf("%.0f%% of 50 (≥ 95%%), peak %.0f/s", 100*float64(total)/el.Seconds()/50, stats.PeakRPS)})
+
+	// 5. Peak RSS, 1,000 vs 10,000 devices (usage, 30 days).
+	var rsss []int64
+	for _, n := range []int{1000, *big} {
+		s := serve(simulator.Options{Seed: 3, Devices: n, Clock: simulator.NewManualClock(now)})
+		_, r := sync(*bin, s, filepath.Join(dir, fmt.Sprintf("rss%d.duckdb", n)), map[string]string{"THINGSYNC_STREAMS": "usage",
+			"THINGSYNC_START": now.AddDate(0, 0, -30).Format("2006-01-02")})
+		s.close()
+		rsss = append(rsss, r)
+	}
+	add(result{fmt.Sprintf("peak RSS, 1,000 vs %d devices", *big), "MB", fmt.Sprintf("%d / %d", rsss[0]>>20, rsss[1]>>20),
+		fmt.Sprintf("%.2f× (≤ 1.3×, ≤ 300 MB)", float64(rsss[1])/float64(rsss[0]))})
+
+	fmt.Println()
+	fmt.Printf("| %-44s | %-26s | %18s | %s\n", "benchmark", "figure", "value", "against target")
+	fmt.Printf("|%s|%s|%s|%s\n", dash(46), dash(28), dash(20), dash(30))
+	for _, r := range rs {
+		fmt.Printf("| %-44s | %-26s | %18s | %s\n", r.name, r.figure, r.value, r.target)
+	}
+}
+
+func dash(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = '-'
+	}
+	return string(b)
+}
+
+type server struct {
+	sim *simulator.Simulator
+	url string
+	srv *http.Server
+}
+
+func serve(o simulator.Options) *server {
+	sim := simulator.New(o)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	srv := &http.Server{Handler: sim}
+	go func() { _ = srv.Serve(ln) }()
+	return &server{sim: sim, url: "http://" + ln.Addr().String(), srv: srv}
+}
+
+func (s *server) close() { s.srv.Close(); s.sim.Close() }
+
+// sync runs bin/thingsync sync against the simulator and returns its wall
+// time and peak RSS.
+func sync(bin string, s *server, db string, extra map[string]string) (time.Duration, int64) {
+	id, secret, user, pass := s.sim.Credentials()
+	env := map[string]string{
+		"THINGSPACE_BASE_URL": s.url, "THINGSPACE_CLIENT_ID": id, "THINGSPACE_CLIENT_SECRET": secret,
+		"THINGSPACE_USERNAME": user, "THINGSPACE_PASSWORD": pass, "THINGSPACE_ACCOUNT_NAME": s.sim.AccountName(),
+		"THINGSYNC_DB": db, "THINGSYNC_RATE_LIMIT": "100000", "THINGSYNC_CONCURRENCY": "8",
+		"THINGSYNC_STREAMS": "usage,connections", "THINGSYNC_LOG_LEVEL": "warn",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	cmd := exec.Command(bin, "sync")
+	cmd.Env = os.Environ()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stderr = os.Stderr
+	start := time.Now()
+	out, err := cmd.Output()
+	wall := time.Since(start)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sync failed: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stderr, "  %s", out)
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return wall, ru.Maxrss * 1024
+}
+
+func count(db, table string) int64 {
+	d, err := load.OpenReadOnly(context.Background(), db)
+	check(err)
+	defer d.Close()
+	var n int64
+	check(d.QueryRow("SELECT count(*) FROM " + table).Scan(&n))
+	return n
+}
+
+func rate(n int64, d time.Duration) string { return fmt.Sprintf("%.0f", float64(n)/d.Seconds()) }
+
+// appenderCeiling appends n usage rows straight into usage_daily in one
+// transaction: no staging, no key, the fastest DuckDB takes rows from Go.
+func appenderCeiling(dir string, n int64) float64 {
+	path := filepath.Join(dir, "ceiling.duckdb")
+	w, err := load.Open(context.Background(), path, zerolog.Nop())
+	check(err)
+	w.Close()
+	connector, err := duckdb.NewConnector(path, nil)
+	check(err)
+	db := sql.OpenDB(connector)
+	defer db.Close()
+	conn, err := db.Conn(context.Background())
+	check(err)
+	defer conn.Close()
+	start := time.Now()
+	_, err = conn.ExecContext(context.Background(), "BEGIN")
+	check(err)
+	day0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	check(conn.Raw(func(dc any) error {
+		app, err := duckdb.NewAppender(dc.(driver.Conn), "", "main", "usage_daily")
+		if err != nil {
+			return err
+		}
+		for i := int64(0); i < n; i++ {
+			if err := app.AppendRow("iccid", fmt.Sprintf("8914%016d", i/365), day0.AddDate(0, 0, int(i%365)), i*7, int32(i%9), int32(i%4), int32(i%5),
+				i*6, i, "Raw Usage", time.Now(), nil); err != nil {
+				return err
+			}
+		}
+		return app.Close()
+	}))
+	_, err = conn.ExecContext(context.Background(), "COMMIT")
+	check(err)
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// readJSON writes every device's usage pages to disk as the API sends them,
+// then loads them with DuckDB's read_json into usage_daily.
+func readJSON(dir string, sim *simulator.Simulator, devices int, now time.Time) float64 {
+	pages := filepath.Join(dir, "pages")
+	check(os.MkdirAll(pages, 0o755))
+	for i := 0; i < devices; i++ {
+		b := sim.UsagePageJSON(i, extract.RetentionFloor(now), now, now)
+		check(os.WriteFile(filepath.Join(pages, fmt.Sprintf("%05d.json", i)), b, 0o644))
+	}
+	path := filepath.Join(dir, "readjson.duckdb")
+	w, err := load.Open(context.Background(), path, zerolog.Nop())
+	check(err)
+	defer w.Close()
+	start := time.Now()
+	_, err = w.DB().Exec(fmt.Sprintf(`INSERT INTO usage_daily (device_kind, device_id, usage_date, bytes_used, sms_used, mo_sms, mt_sms,
+		domestic_usage, international_usage, source, loaded_at)
+		WITH p AS (SELECT deviceId, unnest(usageHistory) AS u FROM read_json(%s, maximum_object_size = 100000000))
+		SELECT lower(deviceId.kind), deviceId.id, u.timestamp::TIMESTAMPTZ::DATE, u.bytesUsed::BIGINT, u.smsUsed::INTEGER,
+		  list_filter(u.extendedAttributes, a -> a.key = 'MoSms')[1].value::INTEGER,
+		  list_filter(u.extendedAttributes, a -> a.key = 'MtSms')[1].value::INTEGER,
+		  list_filter(u.extendedAttributes, a -> a.key = 'domesticUsage')[1].value::BIGINT,
+		  list_filter(u.extendedAttributes, a -> a.key = 'internationalUsage')[1].value::BIGINT,
+		  u.source, now()
+		FROM p`, "'"+filepath.Join(pages, "*.json")+"'"))
+	check(err)
+	var n int64
+	check(w.DB().QueryRow("SELECT count(*) FROM usage_daily").Scan(&n))
+	return float64(n) / time.Since(start).Seconds()
+}
+
+func copyFile(from, to string) {
+	b, err := os.ReadFile(from)
+	check(err)
+	check(os.WriteFile(to, b, 0o644))
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchtable:", err)
+		os.Exit(1)
+	}
+}
