@@ -248,6 +248,15 @@ type ConnectionEvent struct {
 
 func (e *ConnectionEvent) UnmarshalJSON(b []byte) error {
 	e.Raw = append(json.RawMessage(nil), b...)
+	if fastEvent(e.Raw, e) {
+		return nil
+	}
+	return e.slowDecode(e.Raw)
+}
+
+// slowDecode is the general decoder, for shapes fastEvent does not take.
+func (e *ConnectionEvent) slowDecode(b []byte) error {
+	*e = ConnectionEvent{Raw: e.Raw}
 	var raw struct {
 		Attributes []Attribute `json:"connectionEventAttributes"`
 		OccurredAt *Text       `json:"occurredAt"`

@@ -151,6 +151,15 @@ func FuzzDecodePages(f *testing.F) {
 				}
 			}
 		}
+		// The fast event decoder must agree with the general one.
+		var fast, slow ConnectionEvent
+		fast.Raw, slow.Raw = b, b
+		if fastEvent(b, &fast) {
+			_ = slow.slowDecode(b)
+			if !equalEvents(fast, slow) {
+				t.Errorf("fast and general decoders disagree on %q:\n%+v\n%+v", b, fast, slow)
+			}
+		}
 		var c struct {
 			ConnectionHistory []ConnectionEvent `json:"connectionHistory"`
 		}
@@ -160,6 +169,46 @@ func FuzzDecodePages(f *testing.F) {
 					t.Errorf("event without error has no time: %s", e.Raw)
 				}
 			}
+		}
+	})
+}
+
+func equalEvents(a, b ConnectionEvent) bool {
+	if !a.OccurredAt.Equal(b.OccurredAt) || a.OccurredAtText != b.OccurredAtText || (a.Err == nil) != (b.Err == nil) || len(a.Attributes) != len(b.Attributes) {
+		return false
+	}
+	for i := range a.Attributes {
+		if a.Attributes[i] != b.Attributes[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func FuzzFastEvent(f *testing.F) {
+	ex := vendorExample(f, "connection-history.txt", "Example Success Response")
+	var page struct {
+		ConnectionHistory []json.RawMessage `json:"connectionHistory"`
+	}
+	if err := json.Unmarshal(ex, &page); err != nil {
+		f.Fatal(err)
+	}
+	for _, r := range page.ConnectionHistory {
+		f.Add([]byte(r))
+	}
+	f.Add([]byte(`{"connectionEventAttributes":[{"key":"A\u00e9\"","value":12.5},{"value":null,"key":"B"}],"occuredAt":"2015-12-17T14:12:36-05:00","extendedAttributes":null}`))
+	f.Add([]byte(`{"occurredAt":"2015-12-17T14:12:36Z","occuredAt":"x","connectionEventAttributes":[]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fast, slow ConnectionEvent
+		if !fastEvent(b, &fast) {
+			return
+		}
+		if !json.Valid(b) {
+			t.Fatalf("fast decoder accepted invalid JSON %q", b)
+		}
+		_ = slow.slowDecode(b)
+		if !equalEvents(fast, slow) {
+			t.Fatalf("decoders disagree on %q:\nfast %+v\nslow %+v", b, fast, slow)
 		}
 	})
 }
