@@ -63,7 +63,12 @@ func (w *Warehouse) migrate(ctx context.Context) error {
 		version INTEGER, description VARCHAR, applied_at TIMESTAMPTZ)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `COMMENT ON TABLE schema_migrations IS 'Versioned schema migrations applied to this file.'`); err != nil {
+	if err := execAll(ctx, tx, []string{
+		`COMMENT ON TABLE schema_migrations IS 'Versioned schema migrations applied to this file.'`,
+		`COMMENT ON COLUMN schema_migrations.version IS 'Migration version.'`,
+		`COMMENT ON COLUMN schema_migrations.description IS 'What the migration does.'`,
+		`COMMENT ON COLUMN schema_migrations.applied_at IS 'When it was applied to this file (UTC).'`,
+	}); err != nil {
 		return err
 	}
 	applied := map[int]bool{}

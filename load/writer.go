@@ -275,6 +275,11 @@ func (wr *Writer) flush(ctx context.Context, batch []Unit) error {
 			return fmt.Errorf("update run counters: %w", err)
 		}
 	}
+	// Staging tables would otherwise hold the batch's rows until the next
+	// batch replaces them.
+	if err := dropStaging(ctx, conn); err != nil {
+		return fmt.Errorf("drop staging: %w", err)
+	}
 	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
 		wr.w.loadEvolved(context.WithoutCancel(ctx)) //nolint:errcheck // best effort: forget columns the rollback removed
 		return fmt.Errorf("commit batch: %w", err)
@@ -471,4 +476,27 @@ func quoteList(names []string, prefix string) string {
 		q[i] = prefix + schema.Ident(n)
 	}
 	return strings.Join(q, ", ")
+}
+
+func dropStaging(ctx context.Context, conn *sql.Conn) error {
+	rows, err := conn.QueryContext(ctx, `SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, 'stage_')`)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return err
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	for _, n := range names {
+		if _, err := conn.ExecContext(ctx, "DROP TABLE temp.main."+schema.Ident(n)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,0 +1,183 @@
+package load
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/schema"
+	"github.com/thingsync/thingsync/transform"
+)
+
+var (
+	ctx = context.Background()
+	t0  = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	dev = extract.DeviceID{Kind: "iccid", ID: "89148000000000000001"}
+)
+
+func open(t *testing.T, path string) *Warehouse {
+	t.Helper()
+	w, err := Open(ctx, path, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func one(t *testing.T, w *Warehouse, q string, args ...any) string {
+	t.Helper()
+	var v any
+	if err := w.DB().QueryRow(q, args...).Scan(&v); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	if tm, ok := v.(time.Time); ok {
+		return tm.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprint(v)
+}
+
+// usageRow builds a usage_daily row the way transform does.
+func usageRow(day int, bytes int64, unknown ...extract.Attribute) transform.Row {
+	tb := schema.MustLookup(schema.UsageDaily)
+	v := make([]any, len(tb.Columns))
+	set := func(name string, x any) { v[tb.Index(name)] = x }
+	set("device_kind", dev.Kind)
+	set("device_id", dev.ID)
+	set("usage_date", time.Date(2026, 11, day, 0, 0, 0, 0, time.UTC))
+	set("bytes_used", bytes)
+	set("sms_used", int32(1))
+	set("source", "Raw Usage")
+	return transform.Row{Values: v, Unknown: unknown}
+}
+
+func write(t *testing.T, w *Warehouse, units ...Unit) Totals {
+	t.Helper()
+	wr := w.NewWriter(ctx, "", WriterOptions{Now: func() time.Time { return t0 }})
+	for _, u := range units {
+		if err := wr.Submit(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tot, err := wr.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tot
+}
+
+func TestMigrationsAndComments(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.duckdb")
+	w := open(t, path)
+	for _, tb := range schema.Tables() {
+		if got := one(t, w, `SELECT count(*) FROM duckdb_columns() WHERE table_name = ?`, tb.Name); got != fmt.Sprint(len(tb.Columns)) {
+			t.Errorf("%s has %s columns, want %d", tb.Name, got, len(tb.Columns))
+		}
+	}
+	if got := one(t, w, `SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'main' AND (comment IS NULL OR comment = '')`); got != "0" {
+		t.Errorf("%s columns without a comment", got)
+	}
+	if got := one(t, w, `SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' AND (comment IS NULL OR comment = '')`); got != "0" {
+		t.Errorf("%s tables without a comment", got)
+	}
+	// An older file that lacks a column gets it on the next open.
+	if _, err := w.DB().Exec(`ALTER TABLE usage_daily DROP COLUMN source`); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	w = open(t, path)
+	defer w.Close()
+	if got := one(t, w, `SELECT count(*) FROM duckdb_columns() WHERE table_name = 'usage_daily' AND column_name = 'source'`); got != "1" {
+		t.Error("reopening did not add the missing column")
+	}
+	if got := one(t, w, `SELECT count(*) FROM schema_migrations`); got != "1" {
+		t.Errorf("migrations recorded: %s, want 1", got)
+	}
+}
+
+func TestUpsert(t *testing.T) {
+	w := open(t, filepath.Join(t.TempDir(), "w.duckdb"))
+	defer w.Close()
+	cp := func(settled time.Time) *CheckpointUpdate {
+		return &CheckpointUpdate{Stream: schema.StreamUsage, Device: dev, SettledUntil: settled, FetchedUntil: settled}
+	}
+	tot := write(t, w, Unit{Table: schema.UsageDaily, Rows: []transform.Row{usageRow(1, 10), usageRow(2, 20)}, Checkpoint: cp(t0.AddDate(0, 0, -5))})
+	if got := tot.Tables[schema.UsageDaily]; got != (TableTotals{Inserted: 2}) {
+		t.Errorf("first write %+v", got)
+	}
+	loaded := one(t, w, `SELECT max(loaded_at) FROM usage_daily`)
+
+	tot = write(t, w, Unit{Table: schema.UsageDaily, Rows: []transform.Row{usageRow(1, 10), usageRow(2, 20)}})
+	if got := tot.Tables[schema.UsageDaily]; got != (TableTotals{}) {
+		t.Errorf("rewrite of equal rows %+v, want nothing", got)
+	}
+	if one(t, w, `SELECT max(loaded_at) FROM usage_daily`) != loaded {
+		t.Error("equal rows were rewritten")
+	}
+
+	// A revision and, in one batch, two versions of a key: the last wins.
+	tot = write(t, w,
+		Unit{Table: schema.UsageDaily, Rows: []transform.Row{usageRow(2, 21), usageRow(3, 30)}},
+		Unit{Table: schema.UsageDaily, Rows: []transform.Row{usageRow(2, 22)}, Checkpoint: cp(t0.AddDate(0, 0, -9))})
+	if got := tot.Tables[schema.UsageDaily]; got != (TableTotals{Inserted: 1, Updated: 1}) {
+		t.Errorf("revision %+v", got)
+	}
+	if got := one(t, w, `SELECT string_agg(bytes_used::VARCHAR, ',' ORDER BY usage_date) FROM usage_daily`); got != "10,22,30" {
+		t.Errorf("values %s, want 10,22,30", got)
+	}
+	if got := one(t, w, `SELECT settled_until FROM sync_checkpoints`); got != t0.AddDate(0, 0, -5).Format(time.RFC3339) {
+		t.Errorf("checkpoint moved backwards to %s", got)
+	}
+
+	// A failure keeps the checkpoint and records the error.
+	write(t, w, Unit{Checkpoint: &CheckpointUpdate{Stream: schema.StreamUsage, Device: dev, Err: "HTTP 500: boom"}})
+	if got := one(t, w, `SELECT settled_until || '|' || failures || '|' || last_error FROM sync_checkpoints`); !strings.HasSuffix(got, "|1|HTTP 500: boom") || !strings.HasPrefix(got, "2026-11-17") {
+		t.Errorf("after a failure: %s", got)
+	}
+	write(t, w, Unit{Table: schema.UsageDaily, Rows: []transform.Row{usageRow(4, 40)}, Checkpoint: cp(t0.AddDate(0, 0, -3))})
+	if got := one(t, w, `SELECT coalesce(last_error, 'none') || '|' || failures FROM sync_checkpoints`); got != "none|0" {
+		t.Errorf("after a success: %s", got)
+	}
+}
+
+func TestEvolution(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.duckdb")
+	w := open(t, path)
+	hostile := `x"; DROP TABLE usage_daily; --`
+	write(t, w, Unit{Table: schema.UsageDaily, Rows: []transform.Row{
+		usageRow(1, 1, extract.Attribute{Key: "RoamingSms", Value: "3"}, extract.Attribute{Key: hostile, Value: "'; DELETE FROM devices; --"}),
+		usageRow(2, 2, extract.Attribute{Key: "roaming_sms", Value: "4"}),
+	}})
+	if got := one(t, w, `SELECT roaming_sms || '|' || x_drop_table_usage_daily FROM usage_daily WHERE bytes_used = 1`); got != "3|'; DELETE FROM devices; --" {
+		t.Errorf("evolved values: %s", got)
+	}
+	if got := one(t, w, `SELECT roaming_sms_2 FROM usage_daily WHERE bytes_used = 2`); got != "4" {
+		t.Errorf("a second spelling gets its own column: %s", got)
+	}
+	if got := one(t, w, `SELECT comment FROM duckdb_columns() WHERE database_name = current_database() AND table_name = 'usage_daily' AND column_name = 'x_drop_table_usage_daily'`); !strings.Contains(got, hostile) {
+		t.Errorf("comment %q does not name the key as sent", got)
+	}
+	w.Close()
+
+	// Reopened, the map of keys to columns is the same; past the cap keys
+	// go to the extra map.
+	w = open(t, path)
+	defer w.Close()
+	var attrs []extract.Attribute
+	for i := 0; i < schema.MaxEvolvedColumns; i++ {
+		attrs = append(attrs, extract.Attribute{Key: fmt.Sprintf("Key%d", i), Value: fmt.Sprint(i)})
+	}
+	attrs = append(attrs, extract.Attribute{Key: "RoamingSms", Value: "5"})
+	write(t, w, Unit{Table: schema.UsageDaily, Rows: []transform.Row{usageRow(3, 3, attrs...)}})
+	if got := one(t, w, `SELECT count(*) FROM schema_columns WHERE column_name <> 'extra'`); got != fmt.Sprint(schema.MaxEvolvedColumns) {
+		t.Errorf("evolved columns %s, want the cap %d", got, schema.MaxEvolvedColumns)
+	}
+	if got := one(t, w, `SELECT roaming_sms || '|' || cardinality(extra) FROM usage_daily WHERE bytes_used = 3`); got != "5|3" {
+		t.Errorf("after the cap: %s, want RoamingSms in its column and 3 keys in extra", got)
+	}
+}
