@@ -43,6 +43,12 @@ func Open(ctx context.Context, path string, log zerolog.Logger) (*Warehouse, err
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, explainLock(err))
 	}
+	// DuckDB's default buffer pool is 80% of RAM; the loader needs little
+	// (batches are bounded), and the daemon shares the machine.
+	if _, err := db.ExecContext(ctx, "SET memory_limit = '512MB'"); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("configure %s: %w", path, err)
+	}
 	w := &Warehouse{db: db, log: log}
 	if err := w.migrate(ctx); err != nil {
 		db.Close()
