@@ -45,7 +45,7 @@ func Open(ctx context.Context, path string, log zerolog.Logger) (*Warehouse, err
 	}
 	// DuckDB's default buffer pool is 80% of RAM; the loader needs little
 	// (batches are bounded), and the daemon shares the machine.
-	if _, err := db.ExecContext(ctx, "SET memory_limit = '512MB'"); err != nil {
+	if _, err := db.ExecContext(ctx, "SET memory_limit = '256MB'"); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("configure %s: %w", path, err)
 	}
