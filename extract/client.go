@@ -247,6 +247,10 @@ type callOpts struct {
 	accept    func(status int) bool
 }
 
+// bodyDecoder is implemented by answers with a faster decoder than
+// encoding/json.
+type bodyDecoder interface{ decodeBody([]byte) error }
+
 // response is one answered attempt.
 type response struct {
 	status     int
@@ -327,7 +331,11 @@ func (c *Client) callStatus(ctx context.Context, endpoint, method, path string, 
 		log.Debug().Int(logging.Status, resp.status).Int(logging.Attempt, attempt).Dur(logging.Duration, time.Since(start)).Msg("request")
 		if resp.status/100 == 2 {
 			if out != nil && len(resp.body) > 0 {
-				if err := json.Unmarshal(resp.body, out); err != nil {
+				dec := json.Unmarshal
+				if d, ok := out.(bodyDecoder); ok {
+					dec = func(b []byte, _ any) error { return d.decodeBody(b) }
+				}
+				if err := dec(resp.body, out); err != nil {
 					return resp.status, fmt.Errorf("decode %s answer: %w", endpoint, err)
 				}
 			}

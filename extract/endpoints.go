@@ -3,6 +3,7 @@ package extract
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -100,15 +101,27 @@ type ConnectionPage struct {
 // ConnectionPage fetches one page of a device's connection history.
 func (c *Client) ConnectionPage(ctx context.Context, id DeviceID, earliest, latest time.Time) (ConnectionPage, error) {
 	body := map[string]any{"deviceId": id, "earliest": apiTime(earliest), "latest": apiTime(latest)}
-	var out struct {
-		HasMoreData       bool              `json:"hasMoreData"`
-		ConnectionHistory []ConnectionEvent `json:"connectionHistory"`
-	}
+	var out connectionPageWire
 	status, err := c.callStatus(ctx, "connections", http.MethodPost, "/api/m2m/v1/devices/connections/actions/listHistory", body, &out, callOpts{rangeCall: true})
 	if err != nil {
 		return ConnectionPage{}, err
 	}
 	return ConnectionPage{Events: out.ConnectionHistory, HasMore: out.HasMoreData || status == http.StatusAccepted}, nil
+}
+
+type connectionPageWire struct {
+	HasMoreData       bool              `json:"hasMoreData"`
+	ConnectionHistory []ConnectionEvent `json:"connectionHistory"`
+}
+
+// decodeBody reads the page with the one-pass scanner, falling back to
+// encoding/json for shapes it does not take.
+func (p *connectionPageWire) decodeBody(b []byte) error {
+	if evs, more, ok := decodeConnectionPage(b); ok {
+		p.ConnectionHistory, p.HasMoreData = evs, more
+		return nil
+	}
+	return json.Unmarshal(b, p)
 }
 
 // pager follows the history endpoints' paging: the next request starts at

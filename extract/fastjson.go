@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -248,4 +249,124 @@ func fastEvent(b []byte, e *ConnectionEvent) (ok bool) {
 	}
 	e.OccurredAt = ts
 	return true
+}
+
+// skip moves past one JSON value, without validating it: the value is then
+// decoded on its own, which validates it.
+func (s *scan) skip() error {
+	s.ws()
+	if s.i >= len(s.b) {
+		return errShape
+	}
+	switch s.b[s.i] {
+	case '"':
+		_, err := s.str()
+		return err
+	case '{', '[':
+		depth := 0
+		for s.i < len(s.b) {
+			switch c := s.b[s.i]; c {
+			case '"':
+				if _, err := s.str(); err != nil {
+					return err
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					s.i++
+					return nil
+				}
+			}
+			s.i++
+		}
+		return errShape
+	default:
+		_, _, err := s.scalar()
+		return err
+	}
+}
+
+// decodeConnectionPage reads a connection history page in one pass, each
+// event through ConnectionEvent.UnmarshalJSON. ok is false when the page
+// needs encoding/json.
+func decodeConnectionPage(b []byte) (events []ConnectionEvent, more bool, ok bool) {
+	s := scan{b: b}
+	if !s.byte('{') {
+		return nil, false, false
+	}
+	for n := 0; ; n++ {
+		if n == 0 && s.byte('}') {
+			break
+		}
+		name, err := s.str()
+		if err != nil || !s.byte(':') {
+			return nil, false, false
+		}
+		// encoding/json matches keys case-insensitively; do the same, and
+		// leave non-ASCII names (its folding rules) to it.
+		for i := 0; i < len(name); i++ {
+			if name[i] >= 0x80 {
+				return nil, false, false
+			}
+		}
+		switch strings.ToLower(name) {
+		case "connectionhistory":
+			events = events[:0]
+			s.ws()
+			if !s.byte('[') {
+				return nil, false, false
+			}
+			if !s.byte(']') {
+				for {
+					s.ws()
+					start := s.i
+					if err := s.skip(); err != nil {
+						return nil, false, false
+					}
+					var e ConnectionEvent
+					if err := e.UnmarshalJSON(b[start:s.i]); err != nil {
+						return nil, false, false
+					}
+					events = append(events, e)
+					if s.byte(',') {
+						continue
+					}
+					if s.byte(']') {
+						break
+					}
+					return nil, false, false
+				}
+			}
+		case "hasmoredata":
+			if s.ws(); s.i < len(b) && b[s.i] == '"' {
+				return nil, false, false // a string is not a bool to encoding/json
+			}
+			t, null, err := s.scalar()
+			if err != nil || (!null && t != "true" && t != "false") {
+				return nil, false, false
+			}
+			more = t == "true"
+		default:
+			s.ws()
+			start := s.i
+			if err := s.skip(); err != nil || !json.Valid(b[start:s.i]) {
+				return nil, false, false
+			}
+		}
+		if s.byte(',') {
+			continue
+		}
+		if !s.byte('}') {
+			return nil, false, false
+		}
+		break
+	}
+	s.ws()
+	if s.i != len(b) {
+		return nil, false, false
+	}
+	return events, more, true
 }

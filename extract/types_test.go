@@ -160,6 +160,30 @@ func FuzzDecodePages(f *testing.F) {
 				t.Errorf("fast and general decoders disagree on %q:\n%+v\n%+v", b, fast, slow)
 			}
 		}
+		// The one-pass page decoder must agree with encoding/json.
+		if evs, more, ok := decodeConnectionPage(b); ok {
+			var std connectionPageWire
+			if err := json.Unmarshal(b, &std); err != nil {
+				// Tolerated only as a broken record isolated with its error:
+				// the rest of the page still loads.
+				isolated := false
+				for _, e := range evs {
+					isolated = isolated || e.Err != nil
+				}
+				if !isolated {
+					t.Fatalf("page decoder accepted what encoding/json refuses (%v): %q", err, b)
+				}
+				return
+			}
+			if more != std.HasMoreData || len(evs) != len(std.ConnectionHistory) {
+				t.Fatalf("page decoders disagree on %q", b)
+			}
+			for i := range evs {
+				if !equalEvents(evs[i], std.ConnectionHistory[i]) {
+					t.Fatalf("page decoders disagree on event %d of %q", i, b)
+				}
+			}
+		}
 		var c struct {
 			ConnectionHistory []ConnectionEvent `json:"connectionHistory"`
 		}

@@ -237,6 +237,9 @@ func readJSON(dir string, sim *simulator.Simulator, devices int, now time.Time) 
 	w, err := load.Open(context.Background(), path, zerolog.Nop())
 	check(err)
 	defer w.Close()
+	// The baseline gets DuckDB's default memory, not the loader's limit.
+	_, err = w.DB().Exec("SET memory_limit = '8GB'")
+	check(err)
 	start := time.Now()
 	_, err = w.DB().Exec(fmt.Sprintf(`INSERT INTO usage_daily (device_kind, device_id, usage_date, bytes_used, sms_used, mo_sms, mt_sms,
 		domestic_usage, international_usage, source, loaded_at)
