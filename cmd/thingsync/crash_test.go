@@ -1,10 +1,10 @@
 package main
 
 import (
-	"context"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,7 +17,7 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv("THINGSYNC_TEST_MAIN") == "1" {
 		app := &App{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, Version: "test", TuneClient: fastClient}
-		os.Exit(ExitCode(app.Run(context.Background(), os.Args[1:]), os.Stderr))
+		os.Exit(runMain(app, os.Args[1:]))
 	}
 	os.Exit(m.Run())
 }
@@ -74,4 +74,42 @@ func TestCrashKill9(t *testing.T) {
 	if got := w.query(`SELECT count(*) FILTER (WHERE status = 'ok') FROM sync_runs`); got[0] != "1" {
 		t.Errorf("ok runs: %v", got)
 	}
+}
+
+// SIGINT during a sync: the commit in flight finishes, the run is recorded
+// as interrupted, the process exits promptly, and the next run completes.
+func TestSyncInterrupted(t *testing.T) {
+	w := newWorld(t, simulator.Options{Devices: 30, Faults: simulator.Faults{Latency: 2 * time.Millisecond}})
+	env := append(os.Environ(), "THINGSYNC_TEST_MAIN=1")
+	for k, v := range w.env {
+		env = append(env, k+"="+v)
+	}
+	cmd := exec.Command(os.Args[0], "sync")
+	cmd.Env = env
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(700 * time.Millisecond)
+	_ = cmd.Process.Signal(os.Interrupt)
+	start := time.Now()
+	err := cmd.Wait()
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("took %v to stop after SIGINT", d)
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(out.String(), "interrupted") {
+		t.Fatalf("exit %v, output %s; want 1 and interrupted", err, out.String())
+	}
+	if got := w.query(`SELECT status FROM sync_runs`); len(got) != 1 || got[0] != "interrupted" {
+		t.Errorf("sync_runs = %v", got)
+	}
+	cmd = exec.Command(os.Args[0], "sync")
+	cmd.Env = env
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("next run: %v\n%s", err, b)
+	}
+	diffLines(t, "usage_daily after an interrupted run", w.gotUsage(), w.wantUsage(t0))
+	diffLines(t, "connection_events after an interrupted run", w.gotEvents(), w.wantEvents(t0))
+	w.noDuplicateKeys()
 }

@@ -15,7 +15,14 @@ import (
 var version = "dev"
 
 func main() {
+	app := &App{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, Version: version}
+	os.Exit(runMain(app, os.Args[1:]))
+}
+
+// runMain runs the program as a process: signals, then the exit status.
+func runMain(app *App, args []string) int {
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -27,9 +34,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "thingsync: second signal, exiting now")
 		os.Exit(130)
 	}()
-	app := &App{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, Version: version}
-	err := app.Run(ctx, os.Args[1:])
-	os.Exit(ExitCode(err, os.Stderr))
+	err := app.Run(ctx, args)
+	signal.Stop(sigs)
+	return ExitCode(err, app.Stderr)
 }
 
 // ExitCode maps Run's error to the exit status of SPEC §4 and prints it.
