@@ -91,9 +91,8 @@ type Result struct {
 }
 
 type target struct {
-	id         DeviceID
-	deactive   bool
-	retiredFor map[string]bool
+	id       DeviceID
+	deactive bool
 }
 
 // errStop marks errors after which the run cannot go on (the sink failed).
