@@ -162,53 +162,52 @@ func (p *pager) advance(times []time.Time, raws [][]byte) error {
 
 // UsageHistory fetches every page of a device's usage in [earliest, latest].
 func (c *Client) UsageHistory(ctx context.Context, id DeviceID, earliest, latest time.Time) ([]UsageRecord, error) {
-	p := pager{cursor: earliest}
-	var out []UsageRecord
-	for {
-		page, err := c.UsagePage(ctx, id, p.cursor, latest)
-		if err != nil {
-			return out, err
-		}
-		times := make([]time.Time, len(page.Records))
-		raws := make([][]byte, len(page.Records))
-		for i, r := range page.Records {
-			times[i], raws[i] = r.Timestamp, r.Raw
-			if p.keep(r.Timestamp, bytes.TrimSpace(r.Raw)) {
-				out = append(out, r)
-			}
-		}
-		if !page.HasMore {
-			return out, nil
-		}
-		if err := p.advance(times, raws); err != nil {
-			return out, fmt.Errorf("usage of %s: %w", id, err)
-		}
+	recs, err := history(earliest, func(from time.Time) ([]UsageRecord, bool, error) {
+		p, err := c.UsagePage(ctx, id, from, latest)
+		return p.Records, p.HasMore, err
+	}, func(r UsageRecord) (time.Time, []byte) { return r.Timestamp, r.Raw })
+	if errors.Is(err, ErrNoProgress) {
+		err = fmt.Errorf("usage of %s: %w", id, err)
 	}
+	return recs, err
 }
 
 // ConnectionHistory fetches every page of a device's connection events in
 // [earliest, latest].
 func (c *Client) ConnectionHistory(ctx context.Context, id DeviceID, earliest, latest time.Time) ([]ConnectionEvent, error) {
+	evs, err := history(earliest, func(from time.Time) ([]ConnectionEvent, bool, error) {
+		p, err := c.ConnectionPage(ctx, id, from, latest)
+		return p.Events, p.HasMore, err
+	}, func(e ConnectionEvent) (time.Time, []byte) { return e.OccurredAt, e.Raw })
+	if errors.Is(err, ErrNoProgress) {
+		err = fmt.Errorf("connections of %s: %w", id, err)
+	}
+	return evs, err
+}
+
+// history is the paging loop of both history endpoints: fetch a page from
+// the cursor, keep what is new, move the cursor to the last record's time.
+func history[R any](earliest time.Time, page func(from time.Time) ([]R, bool, error), at func(R) (time.Time, []byte)) ([]R, error) {
 	p := pager{cursor: earliest}
-	var out []ConnectionEvent
+	var out []R
 	for {
-		page, err := c.ConnectionPage(ctx, id, p.cursor, latest)
+		recs, more, err := page(p.cursor)
 		if err != nil {
 			return out, err
 		}
-		times := make([]time.Time, len(page.Events))
-		raws := make([][]byte, len(page.Events))
-		for i, e := range page.Events {
-			times[i], raws[i] = e.OccurredAt, e.Raw
-			if p.keep(e.OccurredAt, bytes.TrimSpace(e.Raw)) {
-				out = append(out, e)
+		times := make([]time.Time, len(recs))
+		raws := make([][]byte, len(recs))
+		for i, r := range recs {
+			times[i], raws[i] = at(r)
+			if p.keep(times[i], bytes.TrimSpace(raws[i])) {
+				out = append(out, r)
 			}
 		}
-		if !page.HasMore {
+		if !more {
 			return out, nil
 		}
 		if err := p.advance(times, raws); err != nil {
-			return out, fmt.Errorf("connections of %s: %w", id, err)
+			return out, err
 		}
 	}
 }
