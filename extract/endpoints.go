@@ -81,10 +81,7 @@ type UsagePage struct {
 // UsagePage fetches one page of a device's usage history.
 func (c *Client) UsagePage(ctx context.Context, id DeviceID, earliest, latest time.Time) (UsagePage, error) {
 	body := map[string]any{"deviceId": id, "earliest": apiTime(earliest), "latest": apiTime(latest)}
-	var out struct {
-		HasMoreData  bool          `json:"hasMoreData"`
-		UsageHistory []UsageRecord `json:"usageHistory"`
-	}
+	var out usagePageWire
 	status, err := c.callStatus(ctx, "usage", http.MethodPost, "/api/m2m/v1/devices/usage/actions/list", body, &out, callOpts{rangeCall: true})
 	if err != nil {
 		return UsagePage{}, err
@@ -107,6 +104,19 @@ func (c *Client) ConnectionPage(ctx context.Context, id DeviceID, earliest, late
 		return ConnectionPage{}, err
 	}
 	return ConnectionPage{Events: out.ConnectionHistory, HasMore: out.HasMoreData || status == http.StatusAccepted}, nil
+}
+
+type usagePageWire struct {
+	HasMoreData  bool          `json:"hasMoreData"`
+	UsageHistory []UsageRecord `json:"usageHistory"`
+}
+
+func (p *usagePageWire) decodeBody(b []byte) error {
+	if recs, more, ok := decodeUsagePage(b); ok {
+		p.UsageHistory, p.HasMoreData = recs, more
+		return nil
+	}
+	return json.Unmarshal(b, p)
 }
 
 type connectionPageWire struct {

@@ -139,7 +139,7 @@ func (s *scan) attributes(into []Attribute) ([]Attribute, error) {
 			return nil, errShape
 		}
 		var a Attribute
-		var haveKey bool
+		var haveKey, haveValue bool
 		for n := 0; ; n++ {
 			if n == 0 && s.byte('}') {
 				break
@@ -158,6 +158,7 @@ func (s *scan) attributes(into []Attribute) ([]Attribute, error) {
 				if a.Value, a.Null, err = s.scalar(); err != nil {
 					return nil, errShape
 				}
+				haveValue = true
 			default:
 				return nil, errShape
 			}
@@ -172,6 +173,8 @@ func (s *scan) attributes(into []Attribute) ([]Attribute, error) {
 		if !haveKey {
 			return nil, errShape
 		}
+		// A missing value is null, as the general decoder has it.
+		a.Null = a.Null || !haveValue
 		into = append(into, a)
 		if s.byte(',') {
 			continue
@@ -190,7 +193,7 @@ func fastEvent(b []byte, e *ConnectionEvent) (ok bool) {
 	if !s.byte('{') {
 		return false
 	}
-	var occurred *string
+	var proper, prose *string
 	attrs := make([]Attribute, 0, 40)
 	for n := 0; ; n++ {
 		if n == 0 && s.byte('}') {
@@ -206,19 +209,21 @@ func fastEvent(b []byte, e *ConnectionEvent) (ok bool) {
 				return false
 			}
 		case "occurredAt", "occuredAt":
-			if occurred != nil && name == "occuredAt" {
-				// occurredAt wins when both are sent, as in the general path.
-				if _, _, err := s.scalar(); err != nil {
-					return false
-				}
-				break
-			}
 			t, null, err := s.scalar()
 			if err != nil {
 				return false
 			}
-			if !null {
-				occurred = &t
+			// Each spelling keeps its last value (null clears it), and
+			// occurredAt wins over the prose's occuredAt: as encoding/json
+			// fills the general decoder's two pointers.
+			v := &t
+			if null {
+				v = nil
+			}
+			if name == "occurredAt" {
+				proper = v
+			} else {
+				prose = v
 			}
 		case "extendedAttributes":
 			if _, err := s.attributes(nil); err != nil {
@@ -240,8 +245,11 @@ func fastEvent(b []byte, e *ConnectionEvent) (ok bool) {
 		return false
 	}
 	e.Attributes = attrs
-	if occurred != nil {
-		e.OccurredAtText = *occurred
+	switch {
+	case proper != nil:
+		e.OccurredAtText = *proper
+	case prose != nil:
+		e.OccurredAtText = *prose
 	}
 	ts, err := ParseTime(e.OccurredAtText)
 	if err != nil {
@@ -289,13 +297,15 @@ func (s *scan) skip() error {
 	}
 }
 
-// decodeConnectionPage reads a connection history page in one pass, each
-// event through ConnectionEvent.UnmarshalJSON. ok is false when the page
+// decodePage reads a history page in one pass: the records of the array
+// named list go one by one to elem (reset is called where the array starts:
+// a repeated key replaces it, as with encoding/json), hasMoreData is
+// returned, other keys are validated and ignored. ok is false when the page
 // needs encoding/json.
-func decodeConnectionPage(b []byte) (events []ConnectionEvent, more bool, ok bool) {
+func decodePage(b []byte, list string, reset func(), elem func([]byte) error) (more bool, ok bool) {
 	s := scan{b: b}
 	if !s.byte('{') {
-		return nil, false, false
+		return false, false
 	}
 	for n := 0; ; n++ {
 		if n == 0 && s.byte('}') {
@@ -303,70 +313,143 @@ func decodeConnectionPage(b []byte) (events []ConnectionEvent, more bool, ok boo
 		}
 		name, err := s.str()
 		if err != nil || !s.byte(':') {
-			return nil, false, false
+			return false, false
 		}
 		// encoding/json matches keys case-insensitively; do the same, and
 		// leave non-ASCII names (its folding rules) to it.
 		for i := 0; i < len(name); i++ {
 			if name[i] >= 0x80 {
-				return nil, false, false
+				return false, false
 			}
 		}
 		switch strings.ToLower(name) {
-		case "connectionhistory":
-			events = events[:0]
-			s.ws()
+		case list:
+			reset()
 			if !s.byte('[') {
-				return nil, false, false
+				return false, false
 			}
 			if !s.byte(']') {
 				for {
 					s.ws()
 					start := s.i
-					if err := s.skip(); err != nil {
-						return nil, false, false
+					if err := s.skip(); err != nil || elem(b[start:s.i]) != nil {
+						return false, false
 					}
-					var e ConnectionEvent
-					if err := e.UnmarshalJSON(b[start:s.i]); err != nil {
-						return nil, false, false
-					}
-					events = append(events, e)
 					if s.byte(',') {
 						continue
 					}
 					if s.byte(']') {
 						break
 					}
-					return nil, false, false
+					return false, false
 				}
 			}
 		case "hasmoredata":
 			if s.ws(); s.i < len(b) && b[s.i] == '"' {
-				return nil, false, false // a string is not a bool to encoding/json
+				return false, false // a string is not a bool to encoding/json
 			}
 			t, null, err := s.scalar()
 			if err != nil || (!null && t != "true" && t != "false") {
-				return nil, false, false
+				return false, false
 			}
 			more = t == "true"
 		default:
 			s.ws()
 			start := s.i
 			if err := s.skip(); err != nil || !json.Valid(b[start:s.i]) {
-				return nil, false, false
+				return false, false
 			}
 		}
 		if s.byte(',') {
 			continue
 		}
 		if !s.byte('}') {
-			return nil, false, false
+			return false, false
 		}
 		break
 	}
 	s.ws()
-	if s.i != len(b) {
-		return nil, false, false
+	return more, s.i == len(b)
+}
+
+// decodeConnectionPage reads a connection history page in one pass.
+func decodeConnectionPage(b []byte) (events []ConnectionEvent, more bool, ok bool) {
+	more, ok = decodePage(b, "connectionhistory", func() { events = events[:0] }, func(r []byte) error {
+		var e ConnectionEvent
+		if err := e.UnmarshalJSON(r); err != nil {
+			return err
+		}
+		events = append(events, e)
+		return nil
+	})
+	return events, more, ok
+}
+
+// decodeUsagePage reads a usage history page in one pass.
+func decodeUsagePage(b []byte) (recs []UsageRecord, more bool, ok bool) {
+	more, ok = decodePage(b, "usagehistory", func() { recs = recs[:0] }, func(r []byte) error {
+		var u UsageRecord
+		if err := u.UnmarshalJSON(r); err != nil {
+			return err
+		}
+		recs = append(recs, u)
+		return nil
+	})
+	return recs, more, ok
+}
+
+// fastUsage decodes one usage record of the usual shape; ok is false when
+// the record needs the general decoder.
+func fastUsage(b []byte, r *UsageRecord) bool {
+	s := scan{b: b}
+	if !s.byte('{') {
+		return false
 	}
-	return events, more, true
+	var bytesUsed, smsUsed string
+	attrs := make([]Attribute, 0, 4)
+	for n := 0; ; n++ {
+		if n == 0 && s.byte('}') {
+			break
+		}
+		name, err := s.str()
+		if err != nil || !s.byte(':') {
+			return false
+		}
+		switch name {
+		case "bytesUsed", "smsUsed", "source", "timestamp":
+			t, _, err := s.scalar()
+			if err != nil {
+				return false
+			}
+			switch name {
+			case "bytesUsed":
+				bytesUsed = t
+			case "smsUsed":
+				smsUsed = t
+			case "source":
+				r.Source = t
+			case "timestamp":
+				r.TimestampText = t
+			}
+		case "extendedAttributes":
+			if attrs, err = s.attributes(attrs[:0]); err != nil {
+				return false
+			}
+		default:
+			return false
+		}
+		if s.byte(',') {
+			continue
+		}
+		if !s.byte('}') {
+			return false
+		}
+		break
+	}
+	if s.ws(); s.i != len(b) {
+		return false
+	}
+	r.ExtendedAttributes = attrs
+	r.finish(bytesUsed, smsUsed)
+	return true
 }

@@ -165,6 +165,10 @@ func ParseTime(s string) (time.Time, error) {
 	}
 	for _, layout := range timeLayouts {
 		if t, err := time.Parse(layout, s); err == nil {
+			if t.Year() < 1970 {
+				// Zero dates ("0001-01-01") stand for "no value", not an instant.
+				return time.Time{}, fmt.Errorf("implausible timestamp %q", s)
+			}
 			return t.UTC(), nil
 		}
 	}
@@ -208,13 +212,23 @@ type UsageRecord struct {
 }
 
 func (r *UsageRecord) UnmarshalJSON(b []byte) error {
-	r.Raw = append(json.RawMessage(nil), b...)
+	raw := append(json.RawMessage(nil), b...)
+	*r = UsageRecord{Raw: raw}
+	if fastUsage(raw, r) {
+		return nil
+	}
+	*r = UsageRecord{Raw: raw}
+	return r.slowDecode(raw)
+}
+
+// slowDecode is the general decoder, for shapes fastUsage does not take.
+func (r *UsageRecord) slowDecode(b []byte) error {
 	var raw struct {
-		BytesUsed          json.RawMessage `json:"bytesUsed"`
-		SMSUsed            json.RawMessage `json:"smsUsed"`
-		Source             Text            `json:"source"`
-		Timestamp          Text            `json:"timestamp"`
-		ExtendedAttributes []Attribute     `json:"extendedAttributes"`
+		BytesUsed          *Text       `json:"bytesUsed"`
+		SMSUsed            *Text       `json:"smsUsed"`
+		Source             Text        `json:"source"`
+		Timestamp          Text        `json:"timestamp"`
+		ExtendedAttributes []Attribute `json:"extendedAttributes"`
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
 		r.Err = fmt.Errorf("decode usage record: %w", err)
@@ -223,10 +237,25 @@ func (r *UsageRecord) UnmarshalJSON(b []byte) error {
 	r.Source = string(raw.Source)
 	r.TimestampText = string(raw.Timestamp)
 	r.ExtendedAttributes = raw.ExtendedAttributes
-	if err := r.BytesUsed.UnmarshalJSON(raw.BytesUsed); err != nil {
+	var bytesUsed, smsUsed string
+	if raw.BytesUsed != nil {
+		bytesUsed = string(*raw.BytesUsed)
+	}
+	if raw.SMSUsed != nil {
+		smsUsed = string(*raw.SMSUsed)
+	}
+	r.finish(bytesUsed, smsUsed)
+	return nil
+}
+
+// finish parses the numbers and the timestamp; the first problem is the
+// record's error.
+func (r *UsageRecord) finish(bytesUsed, smsUsed string) {
+	var err error
+	if r.BytesUsed.V, r.BytesUsed.Valid, err = ParseInt(bytesUsed); err != nil {
 		r.Err = fmt.Errorf("bytesUsed: %w", err)
 	}
-	if err := r.SMSUsed.UnmarshalJSON(raw.SMSUsed); err != nil && r.Err == nil {
+	if r.SMSUsed.V, r.SMSUsed.Valid, err = ParseInt(smsUsed); err != nil && r.Err == nil {
 		r.Err = fmt.Errorf("smsUsed: %w", err)
 	}
 	ts, err := ParseTime(r.TimestampText)
@@ -234,7 +263,6 @@ func (r *UsageRecord) UnmarshalJSON(b []byte) error {
 		r.Err = fmt.Errorf("timestamp: %w", err)
 	}
 	r.Timestamp = ts
-	return nil
 }
 
 // ConnectionEvent is one event of a device's connection history.

@@ -184,6 +184,27 @@ func FuzzDecodePages(f *testing.F) {
 				}
 			}
 		}
+		if recs, more, ok := decodeUsagePage(b); ok {
+			var std usagePageWire
+			if err := json.Unmarshal(b, &std); err != nil {
+				isolated := false
+				for _, r := range recs {
+					isolated = isolated || r.Err != nil
+				}
+				if !isolated {
+					t.Fatalf("usage page decoder accepted what encoding/json refuses (%v): %q", err, b)
+				}
+				return
+			}
+			if more != std.HasMoreData || len(recs) != len(std.UsageHistory) {
+				t.Fatalf("usage page decoders disagree on %q", b)
+			}
+			for i := range recs {
+				if !equalUsage(recs[i], std.UsageHistory[i]) {
+					t.Fatalf("usage decoders disagree on record %d of %q:\n%+v\n%+v", i, b, recs[i], std.UsageHistory[i])
+				}
+			}
+		}
 		var c struct {
 			ConnectionHistory []ConnectionEvent `json:"connectionHistory"`
 		}
@@ -232,6 +253,38 @@ func FuzzFastEvent(f *testing.F) {
 		}
 		_ = slow.slowDecode(b)
 		if !equalEvents(fast, slow) {
+			t.Fatalf("decoders disagree on %q:\nfast %+v\nslow %+v", b, fast, slow)
+		}
+	})
+}
+
+func equalUsage(a, b UsageRecord) bool {
+	if !a.Timestamp.Equal(b.Timestamp) || a.TimestampText != b.TimestampText || a.Source != b.Source ||
+		a.BytesUsed != b.BytesUsed || a.SMSUsed != b.SMSUsed || (a.Err == nil) != (b.Err == nil) ||
+		len(a.ExtendedAttributes) != len(b.ExtendedAttributes) {
+		return false
+	}
+	for i := range a.ExtendedAttributes {
+		if a.ExtendedAttributes[i] != b.ExtendedAttributes[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func FuzzFastUsage(f *testing.F) {
+	f.Add([]byte(`{"bytesUsed":4096,"extendedAttributes":[{"key":"MoSms","value":"0"},{"key":"x"}],"smsUsed":"0","source":"Raw Usage","timestamp":"2020-12-01T00:00:00Z"}`))
+	f.Add([]byte(`{"bytesUsed":"12abc","timestamp":"2026-13-45T99:00:00Z","source":null}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fast, slow UsageRecord
+		if !fastUsage(b, &fast) {
+			return
+		}
+		if !json.Valid(b) {
+			t.Fatalf("fast decoder accepted invalid JSON %q", b)
+		}
+		_ = slow.slowDecode(b)
+		if !equalUsage(fast, slow) {
 			t.Fatalf("decoders disagree on %q:\nfast %+v\nslow %+v", b, fast, slow)
 		}
 	})
