@@ -86,7 +86,7 @@ func runDemo(ctx context.Context, a *App, _ *Env, args []string) error {
 		if err != nil {
 			return cannotRun(fmt.Errorf("demo query: %w", err))
 		}
-		err = writeTable(a.Stdout, rows)
+		err = writeAligned(a.Stdout, rows)
 		rows.Close()
 		if err != nil {
 			return cannotRun(err)

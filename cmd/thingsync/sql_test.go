@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/rs/zerolog"
+
+	"github.com/thingsync/thingsync/load"
+)
+
+// runCLI drives the program as main does, with a fixed clock and stdin.
+func runCLI(t *testing.T, now time.Time, stdin string, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	a := &App{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Version: "test",
+		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+		Now:       func() time.Time { return now }}
+	code = ExitCode(a.Run(context.Background(), args), &errb)
+	return code, out.String(), errb.String()
+}
+
+// newWarehouse creates a migrated warehouse file in a temporary directory
+// and runs the statements in it.
+func newWarehouse(t *testing.T, name string, stmts ...string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	ctx := context.Background()
+	w, err := load.Open(ctx, path, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stmts {
+		if _, err := w.DB().ExecContext(ctx, s); err != nil {
+			w.Close()
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+var sqlFixture = []string{
+	`INSERT INTO devices (device_kind, device_id, account_name, iccid, state, first_seen_at) VALUES
+		('iccid', '89148000000000000001', '0000123456-00001', '89148000000000000001', 'active', '2026-01-02 03:04:05+00'),
+		('imei', '350000000000002', '0000123456-00001', NULL, 'deactive', '2026-01-03 00:00:00+00')`,
+	`INSERT INTO usage_daily (device_kind, device_id, usage_date, bytes_used, sms_used, source, loaded_at) VALUES
+		('iccid', '89148000000000000001', DATE '2026-01-02', 123456789012, 4, 'Raw Usage', '2026-01-05 06:07:08.5-05:00'),
+		('imei', '350000000000002', DATE '2026-01-03', 7, NULL, 'Raw, "quoted" Usage', '2026-01-05 00:00:00+00')`,
+}
+
+func TestSQLFormats(t *testing.T) {
+	db := newWarehouse(t, "w.duckdb", sqlFixture...)
+	env := map[string]string{"THINGSYNC_DB": db}
+	const q = `SELECT device_kind, device_id, usage_date, bytes_used, sms_used, source, loaded_at
+		FROM usage_daily ORDER BY device_kind`
+
+	t.Run("table", func(t *testing.T) {
+		code, out, errOut := run(t, env, "sql", q)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		want := strings.Join([]string{
+			"device_kind  device_id             usage_date    bytes_used  sms_used  source               loaded_at",
+			"-----------  --------------------  ----------  ------------  --------  -------------------  ----------------------",
+			"iccid        89148000000000000001  2026-01-02  123456789012         4  Raw Usage            2026-01-05T11:07:08.5Z",
+			`imei         350000000000002       2026-01-03             7      NULL  Raw, "quoted" Usage  2026-01-05T00:00:00Z`,
+			"(2 rows)",
+			"",
+		}, "\n")
+		if diff := cmp.Diff(want, out); diff != "" {
+			t.Errorf("table output mismatch (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("csv", func(t *testing.T) {
+		code, out, errOut := run(t, env, "sql", "--format", "csv", q)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		got, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+		if err != nil {
+			t.Fatalf("output is not CSV: %v\n%s", err, out)
+		}
+		want := [][]string{
+			{"device_kind", "device_id", "usage_date", "bytes_used", "sms_used", "source", "loaded_at"},
+			{"iccid", "89148000000000000001", "2026-01-02", "123456789012", "4", "Raw Usage", "2026-01-05T11:07:08.5Z"},
+			{"imei", "350000000000002", "2026-01-03", "7", "", `Raw, "quoted" Usage`, "2026-01-05T00:00:00Z"},
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("csv mismatch (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("json", func(t *testing.T) {
+		code, out, errOut := run(t, env, "sql", "--format=json", q)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		dec := json.NewDecoder(strings.NewReader(out))
+		dec.UseNumber()
+		var got []map[string]any
+		if err := dec.Decode(&got); err != nil {
+			t.Fatalf("output is not a JSON array of objects: %v\n%s", err, out)
+		}
+		want := []map[string]any{
+			{"device_kind": "iccid", "device_id": "89148000000000000001", "usage_date": "2026-01-02",
+				"bytes_used": json.Number("123456789012"), "sms_used": json.Number("4"), "source": "Raw Usage",
+				"loaded_at": "2026-01-05T11:07:08.5Z"},
+			{"device_kind": "imei", "device_id": "350000000000002", "usage_date": "2026-01-03",
+				"bytes_used": json.Number("7"), "sms_used": nil, "source": `Raw, "quoted" Usage`,
+				"loaded_at": "2026-01-05T00:00:00Z"},
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("json mismatch (-want +got):\n%s", diff)
+		}
+		// Keys come in column order, as the query asked for them.
+		if i, j := strings.Index(out, `"usage_date"`), strings.Index(out, `"bytes_used"`); i < 0 || j < i {
+			t.Errorf("keys not in column order:\n%s", out)
+		}
+	})
+
+	t.Run("json of no rows is an empty array", func(t *testing.T) {
+		code, out, errOut := run(t, env, "sql", "--format", "json", "SELECT * FROM devices WHERE false")
+		if code != 0 || strings.TrimSpace(out) != "[]" {
+			t.Errorf("exit %d, stdout %q, stderr %q; want 0 and []", code, out, errOut)
+		}
+	})
+
+	t.Run("values of other types", func(t *testing.T) {
+		code, out, errOut := run(t, env, "sql", "--format", "json", `SELECT 12345678901234567890::HUGEINT AS h,
+			1.50::DECIMAL(10,2) AS d, INTERVAL 1 DAY + INTERVAL 90 MINUTE AS i, [1, 2] AS l,
+			MAP {'a': 1} AS m, TIMESTAMPTZ '2026-03-04 00:00:00+00' AS midnight, 'x'::BLOB AS b,
+			'6ba7b810-9dad-11d1-80b4-00c04fd430c8'::UUID AS u`)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		want := `[
+  {"h": 12345678901234567890, "d": 1.5, "i": "1 day 01:30:00", "l": [1,2], "m": {"a":1}, "midnight": "2026-03-04T00:00:00Z", "b": "x", "u": "6ba7b810-9dad-11d1-80b4-00c04fd430c8"}
+]
+`
+		if diff := cmp.Diff(want, out); diff != "" {
+			t.Errorf("json mismatch (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("query from stdin", func(t *testing.T) {
+		code, out, errOut := runCLI(t, time.Now(), "SELECT count(*) AS n FROM devices\n", env, "sql", "--format", "csv", "-")
+		if code != 0 || out != "n\n2\n" {
+			t.Errorf("exit %d, stdout %q, stderr %q; want 0 and n,2", code, out, errOut)
+		}
+	})
+}
+
+func TestSQLErrors(t *testing.T) {
+	db := newWarehouse(t, "w.duckdb", sqlFixture...)
+	env := map[string]string{"THINGSYNC_DB": db}
+	missing := filepath.Join(t.TempDir(), "nowhere.duckdb")
+	tests := []struct {
+		name     string
+		env      map[string]string
+		args     []string
+		code     int
+		contains []string
+	}{
+		{"bad query", env, []string{"sql", "SELEC * FROM devices"}, 1, []string{"Parser Error", `syntax error at or near "SELEC"`}},
+		{"unknown table", env, []string{"sql", "SELECT * FROM nothing_here"}, 1, []string{"Catalog Error", "nothing_here"}},
+		{"a write is refused", env, []string{"sql", "DELETE FROM devices"}, 1, []string{`Cannot execute statement of type "DELETE"`, "read-only mode"}},
+		{"a DDL write is refused", env, []string{"sql", "--format", "csv", "CREATE TABLE t (a INTEGER)"}, 1, []string{"read-only mode"}},
+		{"unknown format", env, []string{"sql", "--format", "xml", "SELECT 1"}, 2, []string{`unknown --format "xml"`, "table, csv or json"}},
+		{"missing query", env, []string{"sql", "--format", "csv"}, 2, []string{"missing query"}},
+		{"extra arguments", env, []string{"sql", "SELECT", "1"}, 2, []string{"expected one query, got 2 arguments"}},
+		{"empty query", env, []string{"sql", "  "}, 2, []string{"the query is empty"}},
+		{"unknown flag", env, []string{"sql", "--fromat", "csv", "SELECT 1"}, 2, []string{"flag provided but not defined: -fromat"}},
+		{"missing database", map[string]string{"THINGSYNC_DB": missing}, []string{"sql", "SELECT 1"}, 3, []string{missing, "does not exist"}},
+		{"help", env, []string{"sql", "-h"}, 0, []string{"Usage: thingsync sql", "-format"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := run(t, tt.env, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, out, errOut)
+			}
+			for _, s := range tt.contains {
+				if !strings.Contains(errOut, s) {
+					t.Errorf("stderr lacks %q:\n%s", s, errOut)
+				}
+			}
+		})
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("sql created the missing database %s (stat: %v)", missing, err)
+	}
+	// The refused DELETE left every row in place.
+	if code, out, errOut := run(t, env, "sql", "--format", "csv", "SELECT count(*) AS n FROM devices"); code != 0 || out != "n\n2\n" {
+		t.Errorf("after the refused DELETE: exit %d, stdout %q, stderr %q; want 2 devices", code, out, errOut)
+	}
+}
+
+func TestSQLReadsTheSnapshot(t *testing.T) {
+	db := newWarehouse(t, "w.duckdb", `INSERT INTO devices (device_kind, device_id) VALUES ('iccid', 'in-the-warehouse')`)
+	snap := newWarehouse(t, "snap.duckdb", `INSERT INTO devices (device_kind, device_id) VALUES ('iccid', 'in-the-snapshot')`)
+	const q = "SELECT device_id FROM devices"
+	tests := []struct {
+		name, snapshot, want string
+	}{
+		{"snapshot when it exists", snap, "device_id\nin-the-snapshot\n"},
+		{"warehouse when the snapshot is not there yet", filepath.Join(t.TempDir(), "later.duckdb"), "device_id\nin-the-warehouse\n"},
+		{"warehouse without a snapshot", "", "device_id\nin-the-warehouse\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"THINGSYNC_DB": db, "THINGSYNC_SNAPSHOT": tt.snapshot}
+			code, out, errOut := run(t, env, "sql", "--format", "csv", q)
+			if code != 0 || out != tt.want {
+				t.Errorf("exit %d, stdout %q, stderr %q; want 0 and %q", code, out, errOut, tt.want)
+			}
+		})
+	}
+}
+
+func TestIntervalText(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"zero", "INTERVAL 0 SECOND", "00:00:00"},
+		{"hours and fraction", "INTERVAL 90 MINUTE + INTERVAL 1500 MILLISECOND", "01:30:01.5"},
+		{"years months days", "INTERVAL 14 MONTH + INTERVAL 1 DAY", "1 year 2 months 1 day"},
+		{"negative time", "-INTERVAL 61 SECOND", "-00:01:01"},
+	}
+	db := newWarehouse(t, "w.duckdb")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := run(t, map[string]string{"THINGSYNC_DB": db}, "sql", "--format", "csv", "SELECT "+tt.in+" AS i")
+			if want := "i\n" + tt.want + "\n"; code != 0 || out != want {
+				t.Errorf("%s: exit %d, stdout %q, stderr %q; want %q", tt.in, code, out, errOut, want)
+			}
+		})
+	}
+}

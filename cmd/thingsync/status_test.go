@@ -1,0 +1,128 @@
+package main
+
+import (
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestStatus(t *testing.T) {
+	now := time.Date(2026, 6, 10, 12, 0, 0, 0, time.UTC)
+	ts := func(d time.Duration) string { return "'" + now.Add(d).Format(time.RFC3339Nano) + "'" }
+	const secret = "hunter2-client-secret"
+	db := newWarehouse(t, "w.duckdb",
+		// usage: one current device, one behind and failing, one retired long ago.
+		`INSERT INTO sync_checkpoints (stream, device_kind, device_id, settled_until, fetched_until, updated_at, last_error, failures, retired) VALUES
+			('usage', 'iccid', '89148000000000000001', `+ts(-72*time.Hour)+`, `+ts(-time.Hour)+`, `+ts(-time.Hour)+`, NULL, 0, false),
+			('usage', 'imei', '350000000000002', `+ts(-10*24*time.Hour)+`, `+ts(-10*24*time.Hour)+`, `+ts(-time.Hour)+`,
+				'usage page for imei:350000000000002: HTTP 500: Internal Server Error (client_secret=`+secret+`)', 7, false),
+			('usage', 'esn', '12345678', `+ts(-200*24*time.Hour)+`, `+ts(-200*24*time.Hour)+`, `+ts(-200*24*time.Hour)+`, NULL, 0, true)`,
+		// connections: twelve failing devices, so the list is cut at ten.
+		`INSERT INTO sync_checkpoints (stream, device_kind, device_id, settled_until, updated_at, last_error, failures, retired)
+			SELECT 'connections', 'iccid', 'c' || lpad(i::VARCHAR, 3, '0'), `+ts(-12*time.Hour)+`, `+ts(-time.Hour)+`,
+				'connection history: page did not advance', 1, false
+			FROM range(12) t(i)`,
+		`INSERT INTO sync_runs (run_id, kind, streams, started_at, finished_at, status, devices, devices_failed, requests, retries,
+			usage_inserted, usage_updated, events_inserted, events_updated, rated_upserted, aggregate_upserted, rejected, error) VALUES
+			('r1', 'backfill', 'usage', `+ts(-30*time.Hour)+`, `+ts(-30*time.Hour+5*time.Second)+`, 'ok', 3, 0, 12, 0, 300, 0, 0, 0, 0, 0, 0, NULL),
+			('r2', 'sync', 'usage,connections', `+ts(-2*time.Hour)+`, `+ts(-2*time.Hour+90*time.Second)+`, 'partial', 15, 13, 4321, 17,
+				1000, 20, 400, 0, 0, 0, 1, '13 devices failed')`,
+		`INSERT INTO aggregate_requests (request_id, status, requested_at, device_count) VALUES
+			('req-pending', 'pending', `+ts(-150*time.Minute)+`, 3),
+			('req-done', 'received', `+ts(-48*time.Hour)+`, 5)`,
+		`INSERT INTO rejected_records (stream, device_kind, device_id, record_hash, reason, raw, run_id, first_seen_at, last_seen_at, times_seen) VALUES
+			('usage', 'iccid', '89148000000000000001', 'abc', 'bad timestamp', '{}', 'r2', `+ts(-2*time.Hour)+`, `+ts(-2*time.Hour)+`, 1)`,
+	)
+	env := map[string]string{"THINGSYNC_DB": db, "THINGSPACE_CLIENT_SECRET": secret}
+	code, out, errOut := runCLI(t, now, "", env, "status")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	t.Logf("status output:\n%s", out)
+
+	// Each expectation is a line of the report, as a regular expression
+	// over whitespace-separated fields.
+	lines := []string{
+		`usage 3 1 2026-05-31T12:00:00Z 2026-06-07T12:00:00Z 1 1`,         // behind: settled before now − 2×3d
+		`connections 12 0 2026-06-10T00:00:00Z 2026-06-10T00:00:00Z 0 12`, // 12h old < 2×1d
+		`Failing devices \(13\)`,
+		`usage imei:350000000000002 7 2026-06-10T11:00:00Z usage page for imei:350000000000002: HTTP 500: Internal Server Error \(client_secret=\[redacted\]\)`,
+		`connections iccid:c000 1 2026-06-10T11:00:00Z connection history: page did not advance`,
+		`and 3 more`,
+		`sync 2026-06-10T10:00:00Z 1m30s partial 15 13 4321 1 usage 1000/20, events 400/0`,
+		`backfill 2026-06-09T06:00:00Z 5s ok 3 0 12 0 usage 300/0`,
+		`last run's error: 13 devices failed`,
+		`Pending aggregate requests \(1\)`,
+		`req-pending 2026-06-10T09:30:00Z 2h30m 3`,
+		`Rejected records: 1 \(usage 1; see the rejected_records table\)`,
+	}
+	got := map[string]bool{}
+	for _, l := range strings.Split(out, "\n") {
+		got[strings.Join(strings.Fields(l), " ")] = true
+	}
+	for _, want := range lines {
+		re := regexp.MustCompile("^" + want + "$")
+		found := false
+		for l := range got {
+			found = found || re.MatchString(l)
+		}
+		if !found {
+			t.Errorf("status lacks a line %q", want)
+		}
+	}
+	if strings.Contains(out+errOut, secret) {
+		t.Errorf("status printed the client secret")
+	}
+	if strings.Contains(out, "req-done") {
+		t.Errorf("status lists a request that is no longer pending")
+	}
+	// The newest run comes first.
+	if i, j := strings.Index(out, "partial"), strings.Index(out, "backfill"); i < 0 || j < i {
+		t.Errorf("runs not newest first")
+	}
+}
+
+func TestStatusEmptyAndMissing(t *testing.T) {
+	now := time.Date(2026, 6, 10, 12, 0, 0, 0, time.UTC)
+	db := newWarehouse(t, "w.duckdb")
+	code, out, errOut := runCLI(t, now, "", map[string]string{"THINGSYNC_DB": db}, "status")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	for _, s := range []string{"no checkpoints yet", "Runs: none yet", "Pending aggregate requests: none", "Rejected records: 0"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("status of an empty warehouse lacks %q:\n%s", s, out)
+		}
+	}
+
+	missing := filepath.Join(t.TempDir(), "nowhere.duckdb")
+	code, out, errOut = runCLI(t, now, "", map[string]string{"THINGSYNC_DB": missing}, "status")
+	if code != 3 || !strings.Contains(errOut, missing+" does not exist") {
+		t.Errorf("missing warehouse: exit %d, stderr %q; want 3 naming the file", code, errOut)
+	}
+
+	code, _, errOut = runCLI(t, now, "", map[string]string{"THINGSYNC_DB": db}, "status", "extra")
+	if code != 2 || !strings.Contains(errOut, "unexpected arguments") {
+		t.Errorf("extra argument: exit %d, stderr %q; want 2", code, errOut)
+	}
+}
+
+func TestDurationText(t *testing.T) {
+	tests := []struct {
+		in   time.Duration
+		want string
+	}{
+		{-time.Second, "0s"},
+		{1234 * time.Millisecond, "1.2s"},
+		{4*time.Minute + 31*time.Second + 400*time.Millisecond, "4m31s"},
+		{3*time.Hour + 5*time.Minute + 10*time.Second, "3h5m"},
+		{52*time.Hour + 20*time.Minute, "2d4h"},
+	}
+	for _, tt := range tests {
+		if got := durationText(tt.in); got != tt.want {
+			t.Errorf("durationText(%v) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
