@@ -146,8 +146,11 @@ func (a *App) Run(ctx context.Context, args []string) error {
 		if err != nil {
 			return &ExitError{Code: exitUsage, Err: err}
 		}
-		for _, n := range cfg.Notes {
-			log.Info().Str(logging.Command, cmd.name).Msg(n)
+		if cmd.needsAPI {
+			// Notes are about what a run will fetch; sql and status need not hear them.
+			for _, n := range cfg.Notes {
+				log.Info().Str(logging.Command, cmd.name).Msg(n)
+			}
 		}
 		env.Config, env.Log = cfg, log.With().Str(logging.Command, cmd.name).Logger()
 	}
