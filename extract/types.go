@@ -3,6 +3,7 @@ package extract
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -231,7 +232,7 @@ func (r *UsageRecord) slowDecode(b []byte) error {
 		ExtendedAttributes []Attribute `json:"extendedAttributes"`
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
-		r.Err = fmt.Errorf("decode usage record: %w", err)
+		r.Err = recordError("usage record", err)
 		return nil
 	}
 	r.Source = string(raw.Source)
@@ -291,7 +292,7 @@ func (e *ConnectionEvent) slowDecode(b []byte) error {
 		OccuredAt  *Text       `json:"occuredAt"` // the prose's spelling; accept both
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
-		e.Err = fmt.Errorf("decode connection event: %w", err)
+		e.Err = recordError("connection event", err)
 		return nil
 	}
 	e.Attributes = raw.Attributes
@@ -307,6 +308,19 @@ func (e *ConnectionEvent) slowDecode(b []byte) error {
 	}
 	e.OccurredAt = ts
 	return nil
+}
+
+// recordError says briefly why a record could not be decoded: it becomes a
+// rejected record's reason, where Go type names would only confuse.
+func recordError(what string, err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field == "" {
+			return fmt.Errorf("%s: want a JSON object, got %s", what, te.Value)
+		}
+		return fmt.Errorf("%s: %s: unexpected %s", what, te.Field, te.Value)
+	}
+	return fmt.Errorf("%s: %v", what, err)
 }
 
 // RatedUsage is the deviceInformation of a ratedusage answer.
