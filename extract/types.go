@@ -316,11 +316,11 @@ func recordError(what string, err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		if te.Field == "" {
-			return fmt.Errorf("%s: want a JSON object, got %s", what, te.Value)
+			return fmt.Errorf("decode %s: want a JSON object, got %s", what, te.Value)
 		}
-		return fmt.Errorf("%s: %s: unexpected %s", what, te.Field, te.Value)
+		return fmt.Errorf("decode %s: %s: unexpected %s", what, te.Field, te.Value)
 	}
-	return fmt.Errorf("%s: %v", what, err)
+	return fmt.Errorf("decode %s: %v", what, err)
 }
 
 // RatedUsage is the deviceInformation of a ratedusage answer.
