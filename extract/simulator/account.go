@@ -2,17 +2,17 @@ package simulator
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
-	"strings"
 	"time"
 )
 
 // The account is generated, never stored: every device-day is a pure
 // function of (seed, device, day), so 10,000 devices × 365 days cost no
-// memory and every machine serves the same bytes for the same seed.
+// memory and every machine serves the same bytes for the same seed and
+// clock.
 
-// mix is splitmix64: a cheap, well-distributed hash of its inputs.
+// mix hashes its inputs (a splitmix64 chain): cheap and well distributed.
 func mix(vals ...uint64) uint64 {
 	var h uint64 = 0x9e3779b97f4a7c15
 	for _, v := range vals {
@@ -25,7 +25,7 @@ func mix(vals ...uint64) uint64 {
 	return h
 }
 
-// ID is one identifier of a device, kind lower-case.
+// ID is one identifier of a device, its kind lower-case.
 type ID struct{ Kind, ID string }
 
 func (i ID) String() string { return i.Kind + ":" + i.ID }
@@ -33,9 +33,12 @@ func (i ID) String() string { return i.Kind + ":" + i.ID }
 // device is a generated device.
 type device struct {
 	index    int
-	apiID    int64 // the API's internal DeviceId, the device list cursor
+	apiID    int64 // the API's internal DeviceId, the device list's cursor
 	ids      []ID  // lower-case kinds, in the order sent
 	spelled  []string
+	ident    ID // identity (SPEC §5)
+	identIdx int
+	msisdn   string // as sent in connection events
 	state    string
 	offset   *time.Location // zone of its connection events
 	silent   bool           // no usage, no sessions
@@ -48,10 +51,11 @@ type device struct {
 }
 
 // activeOn tells whether the device could use the network on day.
-func (d device) activeOn(day time.Time) bool {
+func (d *device) activeOn(day time.Time) bool {
 	return d.deactivatedAt.IsZero() || day.Before(d.deactivatedAt)
 }
 
+// The spellings of each kind real payloads use; a device keeps one.
 var kindSpellings = map[string][]string{
 	"iccid":  {"iccid", "ICCID", "iccId"},
 	"imei":   {"imei", "IMEI", "Imei"},
@@ -62,12 +66,17 @@ var kindSpellings = map[string][]string{
 	"eid":    {"eid", "EID", "Eid"},
 }
 
+// zones of the devices' connection events: the API sends each event with
+// the offset of the network element that saw it.
 var zones = []*time.Location{
 	time.FixedZone("", -5*3600),
 	time.UTC,
 	time.FixedZone("", 2*3600),
 	time.UTC,
 }
+
+// identityOrder is SPEC §5's identity rule.
+var identityOrder = []string{"iccid", "imei", "meid", "esn", "mdn", "msisdn", "eid"}
 
 func (s *Simulator) genDevice(i int) device {
 	seed := uint64(s.opts.Seed)
@@ -94,10 +103,24 @@ func (s *Simulator) genDevice(i int) device {
 		sp := kindSpellings[id.Kind]
 		d.spelled = append(d.spelled, sp[(i+len(id.ID))%len(sp)])
 	}
+	d.identIdx = -1
+	for _, kind := range identityOrder {
+		for j, id := range d.ids {
+			if id.Kind == kind && d.identIdx < 0 {
+				d.ident, d.identIdx = id, j
+			}
+		}
+	}
+	d.msisdn = d.id("msisdn")
+	if d.msisdn == "" {
+		// Devices without an MSISDN still show a calling number in their
+		// events: the network's, derived from the device.
+		d.msisdn = fmt.Sprintf("1%d%09d", 2+(seed%7), u)
+	}
 	switch {
 	case i%20 == 7:
 		d.state = "deactive"
-		d.deactivatedAt = s.epoch.AddDate(0, 0, -(10 + i%20))
+		d.deactivatedAt = s.epoch.AddDate(0, 0, -(10 + int(h>>32)%40))
 	case i%33 == 5:
 		d.state = "suspend"
 	default:
@@ -113,19 +136,10 @@ func (s *Simulator) genDevice(i int) device {
 	return d
 }
 
-// identity is the warehouse's identity rule (SPEC §5).
-func (d device) identity() ID {
-	for _, kind := range []string{"iccid", "imei", "meid", "esn", "mdn", "msisdn", "eid"} {
-		for _, id := range d.ids {
-			if id.Kind == kind {
-				return id
-			}
-		}
-	}
-	return ID{}
-}
+// identity is the warehouse's identity of the device (SPEC §5).
+func (d *device) identity() ID { return d.ident }
 
-func (d device) id(kind string) string {
+func (d *device) id(kind string) string {
 	for _, id := range d.ids {
 		if id.Kind == kind {
 			return id.ID
@@ -141,18 +155,20 @@ type usageDay struct {
 
 func (u usageDay) sms() int64 { return u.mo + u.mt }
 
-// day returns day d's usage of device dev as served at now: the most recent
-// days are provisional (SMS arrives up to 3 days late; bytes a little too).
-func (s *Simulator) usage(dev device, day time.Time, now time.Time) usageDay {
-	h := mix(uint64(s.opts.Seed), uint64(dev.index), uint64(day.Unix()/86400), 2)
+const day = 24 * time.Hour
+
+// usage returns day's usage of dev as served at now. The three most recent
+// days are provisional, as the usage page describes: SMS counts arrive up
+// to three days late, and a little of the bytes too.
+func (s *Simulator) usage(dev *device, d time.Time, now time.Time) usageDay {
+	h := mix(uint64(s.opts.Seed), uint64(dev.index), uint64(d.Unix()/86400), 2)
 	var u usageDay
 	if h%9 != 0 { // some days are idle
 		u.bytes = int64(h>>8) % 50_000_000
 		u.mo = int64((h >> 40) % 6)
 		u.mt = int64((h >> 48) % 9)
 	}
-	age := int64(dayOf(now).Sub(day) / (24 * time.Hour))
-	if age < 3 {
+	if age := int64(dayOf(now).Sub(d) / day); age < 3 {
 		u.mo = u.mo * (age + 1) / 4
 		u.mt = u.mt * (age + 1) / 4
 		u.bytes -= u.bytes / (10 * (age + 1))
@@ -185,48 +201,88 @@ type session struct {
 
 var causes = []string{"User_Request", "Idle_Timeout", "NAS_Request", "Admin_Reset", "Lost_Carrier"}
 
-// sessionsOn returns the sessions that start on day.
-func (s *Simulator) sessionsOn(dev device, day time.Time) []session {
-	if dev.silent || !dev.activeOn(day) {
-		return nil
+// Session layout of a day: the first starts after 03:00 (the previous
+// day's last may run until then), the others follow without overlap; the
+// last starts before 23:00 and may run past midnight.
+const (
+	firstStart  = 3 * time.Hour
+	lastStartBy = 23 * time.Hour
+	spillUntil  = 27 * time.Hour
+)
+
+// sessionsOn appends the sessions of dev that start on d.
+func (s *Simulator) sessionsOn(dev *device, d time.Time, out []session) []session {
+	if dev.silent || !dev.activeOn(d) {
+		return out
 	}
-	dn := uint64(day.Unix() / 86400)
-	n := int(mix(uint64(s.opts.Seed), uint64(dev.index), dn, 3) % 4)
-	out := make([]session, n)
-	for j := range out {
-		h := mix(uint64(s.opts.Seed), uint64(dev.index), dn, 4, uint64(j))
+	seed, dn := uint64(s.opts.Seed), uint64(d.Unix()/86400)
+	n := int(mix(seed, uint64(dev.index), dn, 3) % 4)
+	t := d.Add(firstStart + time.Minute + time.Duration(mix(seed, uint64(dev.index), dn, 6)%3600)*time.Second)
+	for j := 0; j < n; j++ {
+		h := mix(seed, uint64(dev.index), dn, 4, uint64(j))
 		h2 := mix(h, 5)
-		// Sessions of a day start in its j-th quarter, so they never overlap.
-		start := day.Add(time.Duration(j*21600+int(h%20000)) * time.Second)
-		dur := time.Duration(60+int((h>>16)%40000)) * time.Second
-		out[j] = session{
-			id:          strings.ToUpper(strconv.FormatUint(h>>32|1<<31, 16)),
+		var start, stop time.Time
+		if j < n-1 {
+			start = t.Add(time.Duration(60+h%5400) * time.Second)
+			stop = start.Add(time.Duration(60+(h>>16)%14400) * time.Second)
+		} else {
+			room := int64(d.Add(lastStartBy).Sub(t) / time.Second)
+			start = t.Add(time.Duration(60+int64(h%uint64(max(room, 1)))) * time.Second)
+			stop = start.Add(time.Duration(60+(h>>16)%43200) * time.Second)
+			if lim := d.Add(spillUntil); stop.After(lim) {
+				stop = lim
+			}
+		}
+		t = stop
+		out = append(out, session{
+			id:          sessionID(seed, uint64(dev.index), dn*4+uint64(j)),
 			start:       start,
-			stop:        start.Add(dur),
+			stop:        stop,
 			in:          int64(h2 % 20_000_000),
 			out:         int64((h2 >> 24) % 400_000_000),
 			inPk:        int64((h2 >> 8) % 200_000),
 			outPk:       int64((h2 >> 16) % 300_000),
 			cause:       causes[(h2>>40)%uint64(len(causes))],
-			correlation: strconv.FormatUint(h2>>20, 36),
+			correlation: strconv.FormatUint(h2>>20|1<<43, 36)[1:],
 			ip:          fmt.Sprintf("100.%d.%d.%d", 64+(h>>8)%64, (h>>20)%256, 1+(h>>28)%254),
 			nasIP:       strconv.FormatUint(175505000+(h2>>50)%1000, 10),
 			nasPort:     strconv.FormatUint(500000+(h2>>30)%100000, 10),
-		}
+		})
 	}
 	return out
 }
 
-// event is one served connection event.
+// sessionID is 8 upper-case hex digits, as the vendor's, unique within a
+// device: a bijection of the session's ordinal (a collision would pair a
+// Start with another session's Stop).
+func sessionID(seed, dev, ordinal uint64) string {
+	x := uint32(ordinal) ^ uint32(mix(seed, dev, 7))
+	x ^= x >> 16
+	x *= 0x7feb352d
+	x ^= x >> 15
+	x *= 0x846ca68b
+	x ^= x >> 16
+	const hexdigits = "0123456789ABCDEF"
+	var b [8]byte
+	for i := 7; i >= 0; i-- {
+		b[i] = hexdigits[x&15]
+		x >>= 4
+	}
+	return string(b[:])
+}
+
+// event is one served connection event: the Start or Stop of sess[si].
 type event struct {
 	at    time.Time
 	start bool
-	s     *session
+	si    int32
 }
 
-// events returns the device's events with from ≤ at ≤ to that have happened
-// by now, oldest first. A session whose Stop lies ahead of now is open.
-func (s *Simulator) events(dev device, from, to, now time.Time) []event {
+// events returns dev's events with from ≤ at ≤ to that have happened by
+// now (a session whose Stop lies ahead of now is open), oldest first, and
+// the sessions they belong to. With limit > 0 it stops once it knows more
+// than limit events exist, returns the first limit and more = true.
+func (s *Simulator) events(dev *device, from, to, now time.Time, limit int) (evs []event, sess []session, more bool) {
 	if to.After(now) {
 		to = now
 	}
@@ -234,81 +290,97 @@ func (s *Simulator) events(dev device, from, to, now time.Time) []event {
 		from = fl
 	}
 	if from.After(to) {
-		return nil
+		return nil, nil, false
 	}
-	var out []event
-	// Sessions last less than a day, so one that starts the day before can
-	// still stop inside the range.
-	for day := dayOf(from).AddDate(0, 0, -1); !day.After(to); day = day.AddDate(0, 0, 1) {
-		ss := s.sessionsOn(dev, day)
-		for j := range ss {
-			sess := &ss[j]
-			if !sess.start.Before(from) && !sess.start.After(to) {
-				out = append(out, event{at: sess.start, start: true, s: sess})
+	// A session lasts less than a day, so one that starts the day before
+	// the range can still stop inside it.
+	for d := dayOf(from).Add(-day); !d.After(to); d = d.Add(day) {
+		first := len(sess)
+		sess = s.sessionsOn(dev, d, sess)
+		for j := first; j < len(sess); j++ {
+			x := &sess[j]
+			if !x.start.Before(from) && !x.start.After(to) {
+				evs = append(evs, event{at: x.start, start: true, si: int32(j)})
 			}
-			if !sess.stop.Before(from) && !sess.stop.After(to) {
-				out = append(out, event{at: sess.stop, s: sess})
+			if !x.stop.Before(from) && !x.stop.After(to) {
+				evs = append(evs, event{at: x.stop, si: int32(j)})
+			}
+		}
+		if limit > 0 && len(evs) > limit {
+			// Every event before the next day is known now: only a Stop
+			// can lie beyond it.
+			next := d.Add(day)
+			known := 0
+			for _, e := range evs {
+				if e.at.Before(next) {
+					known++
+				}
+			}
+			if known > limit {
+				break
 			}
 		}
 	}
-	sort.SliceStable(out, func(a, b int) bool { return out[a].at.Before(out[b].at) })
-	return out
+	slices.SortStableFunc(evs, func(a, b event) int { return a.at.Compare(b.at) })
+	if limit > 0 && len(evs) > limit {
+		evs, more = evs[:limit], true
+	}
+	return evs, sess, more
 }
 
-// attrs returns the event's attributes in the order the vendor's page shows
-// them, every value a string.
-func (e event) attrs(dev device) [][2]string {
-	s := e.s
-	kind, bytes, in, out, inPk, outPk, secs, cause, begin := "Stop", s.in+s.out, s.in, s.out, s.inPk, s.outPk, int64(s.stop.Sub(s.start)/time.Second), s.cause, "0"
+// attrSink receives a connection event's attributes in the order the
+// vendor's page shows them. Numeric ones come as numbers so a sink can
+// write them without formatting a string.
+type attrSink interface {
+	str(key, val string)
+	num(key string, val int64)
+}
+
+// eventAttrs sends e's attributes to sink: the full set of the connection
+// history page, every value a string on the wire.
+func eventAttrs(dev *device, e event, sess []session, sink attrSink) {
+	x := &sess[e.si]
+	kind, bytes, in, out, inPk, outPk, secs, cause, begin := "Stop", x.in+x.out, x.in, x.out, x.inPk, x.outPk, int64(x.stop.Sub(x.start)/time.Second), x.cause, int64(0)
 	if e.start {
-		kind, bytes, in, out, inPk, outPk, secs, cause, begin = "Start", 0, 0, 0, 0, 0, 0, "0", "1"
+		kind, bytes, in, out, inPk, outPk, secs, cause, begin = "Start", 0, 0, 0, 0, 0, 0, "0", 1
 	}
-	msisdn := dev.id("msisdn")
-	if msisdn == "" {
-		msisdn = "1" + dev.identity().ID[len(dev.identity().ID)-10:]
+	sink.num("BytesUsed", bytes)
+	sink.str("Event", kind)
+	sink.str("Msisdn", dev.msisdn)
+	sink.str("Username", dev.msisdn+"@vzw3g.com")
+	sink.num("Account3Gpp2BeginSession", begin)
+	sink.str("Account3Gpp2CorrelationId", x.correlation)
+	sink.num("Account3Gpp2OriginatingNumberSdbs", 0)
+	sink.num("Account3Gpp2ReleaseIndicator", 0)
+	sink.num("Account3Gpp2TerminatingNumberSdbs", 0)
+	sink.num("InputBytes", in)
+	sink.num("OutputBytes", out)
+	sink.str("AccountSessionId", x.id)
+	sink.num("AccountSessionTime", secs)
+	sink.str("AccountTerminateCause", cause)
+	sink.str("CallingStationId", dev.msisdn)
+	sink.str("FramedIpAddress", x.ip)
+	for _, k := range zeroAttrs {
+		sink.num(k, 0)
 	}
-	i := strconv.FormatInt
-	return [][2]string{
-		{"BytesUsed", i(bytes, 10)},
-		{"Event", kind},
-		{"Msisdn", msisdn},
-		{"Username", msisdn + "@vzw3g.com"},
-		{"Account3Gpp2BeginSession", begin},
-		{"Account3Gpp2CorrelationId", s.correlation},
-		{"Account3Gpp2OriginatingNumberSdbs", "0"},
-		{"Account3Gpp2ReleaseIndicator", "0"},
-		{"Account3Gpp2TerminatingNumberSdbs", "0"},
-		{"InputBytes", i(in, 10)},
-		{"OutputBytes", i(out, 10)},
-		{"AccountSessionId", s.id},
-		{"AccountSessionTime", i(secs, 10)},
-		{"AccountTerminateCause", cause},
-		{"CallingStationId", msisdn},
-		{"FramedIpAddress", s.ip},
-		{"Account3Gpp2ActiveTime", "0"},
-		{"Account3Gpp2BadPppFrameCount", "0"},
-		{"Account3Gpp2FchFrameSize", "0"},
-		{"Account3Gpp2ForwardFchMuxOption", "0"},
-		{"Account3Gpp2ForwardFchRc", "0"},
-		{"Account3Gpp2ForwardTrafficType", "0"},
-		{"Account3Gpp2InboundMobileIpSigBytes", "0"},
-		{"Account3Gpp2IpTechnology", "0"},
-		{"Account3Gpp2OriginatingSdbByteCount", "0"},
-		{"Account3Gpp2OutboundMobileIpSigBytes", "0"},
-		{"Account3Gpp2ReverseFchMuxOption", "0"},
-		{"Account3Gpp2ReverseFchRc", "0"},
-		{"Account3Gpp2ReverseTrafficType", "0"},
-		{"Account3Gpp2ServiceOption", "595"},
-		{"Account3Gpp2SessionContinue", "0"},
-		{"Account3Gpp2TerminatingSdbByteCount", "0"},
-		{"AccountInputPackets", i(inPk, 10)},
-		{"AccountOutputPackets", i(outPk, 10)},
-		{"AccountStatusType", kind},
-		{"NasIpAddress", s.nasIP},
-		{"NasPort", s.nasPort},
-		{"Account3Gpp2CompulsoryTunnelIndicator", "0"},
-		{"Account3Gpp2HomeAgentIpAddress", "66.174.20.198"},
-	}
+	sink.num("Account3Gpp2ServiceOption", 595)
+	sink.num("Account3Gpp2SessionContinue", 0)
+	sink.num("Account3Gpp2TerminatingSdbByteCount", 0)
+	sink.num("AccountInputPackets", inPk)
+	sink.num("AccountOutputPackets", outPk)
+	sink.str("AccountStatusType", kind)
+	sink.str("NasIpAddress", x.nasIP)
+	sink.str("NasPort", x.nasPort)
+	sink.num("Account3Gpp2CompulsoryTunnelIndicator", 0)
+	sink.str("Account3Gpp2HomeAgentIpAddress", "66.174.20.198")
+}
+
+var zeroAttrs = []string{
+	"Account3Gpp2ActiveTime", "Account3Gpp2BadPppFrameCount", "Account3Gpp2FchFrameSize",
+	"Account3Gpp2ForwardFchMuxOption", "Account3Gpp2ForwardFchRc", "Account3Gpp2ForwardTrafficType",
+	"Account3Gpp2InboundMobileIpSigBytes", "Account3Gpp2IpTechnology", "Account3Gpp2OriginatingSdbByteCount",
+	"Account3Gpp2OutboundMobileIpSigBytes", "Account3Gpp2ReverseFchMuxOption", "Account3Gpp2ReverseFchRc",
+	"Account3Gpp2ReverseTrafficType",
 }
 
 // rated is a device's rated usage for the billing cycle containing now.
@@ -318,7 +390,9 @@ type rated struct {
 	unit              string
 }
 
-func (s *Simulator) rated(dev device, now time.Time) rated {
+var unitBytes = map[string]float64{"KB": 1e3, "MB": 1e6, "GB": 1e9}
+
+func (s *Simulator) rated(dev *device, now time.Time) rated {
 	today := dayOf(now)
 	start := time.Date(today.Year(), today.Month(), dev.cycleDay, 0, 0, 0, 0, time.UTC)
 	if start.After(today) {
@@ -327,9 +401,12 @@ func (s *Simulator) rated(dev device, now time.Time) rated {
 	end := start.AddDate(0, 1, -1)
 	// Rated usage is about two days in arrears.
 	var total int64
-	for d := start; d.Before(today.AddDate(0, 0, -2)); d = d.AddDate(0, 0, 1) {
-		total += s.usage(dev, d, now).bytes
+	if !dev.silent {
+		for d := start; d.Before(today.AddDate(0, 0, -2)); d = d.Add(day) {
+			if dev.activeOn(d) {
+				total += s.usage(dev, d, now).bytes
+			}
+		}
 	}
-	factor := map[string]float64{"KB": 1e3, "MB": 1e6, "GB": 1e9}[dev.unit]
-	return rated{start: start, end: end, reset: end.AddDate(0, 0, 1), usage: float64(total) / factor, unit: dev.unit}
+	return rated{start: start, end: end, reset: end.Add(day), usage: float64(total) / unitBytes[dev.unit], unit: dev.unit}
 }

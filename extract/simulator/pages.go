@@ -1,60 +1,116 @@
 package simulator
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 )
 
-// The history pages are written by hand into a buffer: the benchmarks push
-// tens of thousands of requests a second through the simulator, and
-// reflection-based encoding of 40 attributes per event would dominate.
+// The history pages are appended by hand into pooled buffers: benchmarks
+// push tens of thousands of requests a second through the simulator, and
+// reflection-based encoding of 40 attributes an event would dominate.
 
-func writeStr(b *bytes.Buffer, s string) {
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) <= 4<<20 {
+		*b = (*b)[:0]
+		bufPool.Put(b)
+	}
+}
+
+// needsEscape marks the bytes a JSON string cannot carry as they are (or
+// that encoding/json escapes, to stay byte-identical with it).
+var needsEscape = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c < 0x20 || c == '"' || c == '\\' || c >= 0x80 || c == '<' || c == '>' || c == '&'
+	}
+	return t
+}()
+
+// appendStr appends s as a JSON string.
+func appendStr(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			b.Write(q)
-			return
+		if needsEscape[s[i]] {
+			q, _ := json.Marshal(s) // rare: only the hostile quirk key needs escaping
+			return append(b, q...)
 		}
 	}
-	b.WriteByte('"')
-	b.WriteString(s)
-	b.WriteByte('"')
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
-func writeKV(b *bytes.Buffer, key, val string, asNumber bool) {
-	b.WriteString(`{"key":`)
-	writeStr(b, key)
-	b.WriteString(`,"value":`)
-	if asNumber {
-		b.WriteString(val)
-	} else {
-		writeStr(b, val)
+// appendKV appends a key/value attribute. The key must be a constant that
+// needs no escaping (every key the simulator sends but the hostile quirk
+// key, which goes through appendKVEscaped): scanning 40 constant keys an
+// event was most of the cost of a connection page.
+func appendKV(b []byte, key, val string) []byte {
+	b = append(b, `{"key":"`...)
+	b = append(b, key...)
+	b = append(b, `","value":`...)
+	b = appendStr(b, val)
+	return append(b, '}')
+}
+
+func appendKVEscaped(b []byte, key, val string) []byte {
+	b = append(b, `{"key":`...)
+	b = appendStr(b, key)
+	b = append(b, `,"value":`...)
+	b = appendStr(b, val)
+	return append(b, '}')
+}
+
+// appendKVInt appends an attribute whose value is an integer: a string, as
+// the API sends it, or a bare JSON number. The key is as for appendKV.
+func appendKVInt(b []byte, key string, v int64, asNumber bool) []byte {
+	b = append(b, `{"key":"`...)
+	b = append(b, key...)
+	b = append(b, `","value":`...)
+	if !asNumber {
+		b = append(b, '"')
 	}
-	b.WriteByte('}')
-}
-
-func (s *Simulator) writeDeviceID(b *bytes.Buffer, dev device) {
-	id := dev.identity()
-	b.WriteString(`"deviceId":{"id":`)
-	writeStr(b, id.ID)
-	b.WriteString(`,"kind":`)
-	for i, x := range dev.ids {
-		if x == id {
-			writeStr(b, dev.spelled[i])
-		}
+	b = strconv.AppendInt(b, v, 10)
+	if !asNumber {
+		b = append(b, '"')
 	}
-	b.WriteByte('}')
+	return append(b, '}')
 }
 
-// usageDays lists the days served for [earliest, latest] at now.
-func usageDays(earliest, latest, now time.Time) []time.Time {
-	from := dayOf(earliest)
+func appendInt(b []byte, v int64, asString bool) []byte {
+	if asString {
+		b = append(b, '"')
+	}
+	b = strconv.AppendInt(b, v, 10)
+	if asString {
+		b = append(b, '"')
+	}
+	return b
+}
+
+func (s *Simulator) appendDeviceID(b []byte, dev *device) []byte {
+	b = append(b, `"deviceId":{"id":`...)
+	b = appendStr(b, dev.ident.ID)
+	b = append(b, `,"kind":`...)
+	b = appendStr(b, dev.spelled[dev.identIdx])
+	return append(b, '}')
+}
+
+// usageSpan returns the days dev has usage records for in [earliest,
+// latest] at now: whole days whose midnight lies in the range, within
+// retention, up to today, before a deactivated device went quiet. n is 0
+// when there are none.
+func usageSpan(dev *device, earliest, latest, now time.Time) (from time.Time, n int) {
+	if dev.silent {
+		return time.Time{}, 0
+	}
+	from = dayOf(earliest)
 	if from.Before(earliest) {
-		from = from.AddDate(0, 0, 1)
+		from = from.Add(day)
 	}
 	if fl := retentionFloor(now); from.Before(fl) {
 		from = fl
@@ -63,155 +119,210 @@ func usageDays(earliest, latest, now time.Time) []time.Time {
 	if to.After(now) {
 		to = now
 	}
-	var days []time.Time
-	for d := from; !d.After(to); d = d.AddDate(0, 0, 1) {
-		days = append(days, d)
+	if q := dev.deactivatedAt; !q.IsZero() && !to.Before(q) {
+		to = q.Add(-time.Nanosecond)
 	}
-	return days
+	if to.Before(from) {
+		return from, 0
+	}
+	return from, int(to.Sub(from)/day) + 1
 }
 
-func (s *Simulator) usagePage(dev device, earliest, latest, now time.Time) ([]byte, bool) {
-	var days []time.Time
-	if !dev.silent {
-		for _, d := range usageDays(earliest, latest, now) {
-			if dev.activeOn(d) {
-				days = append(days, d)
-			}
-		}
-	}
-	more := len(days) > pageSize
+// Quirk devices: which device each data quirk affects.
+const (
+	quirkDevUnknown   = 0 // UnknownKeys, BadTimestamp, BadValue
+	quirkDevOccuredAt = 1
+	quirkDevNumbers   = 4
+	quirkDevStrings   = 5
+	badTimestampAge   = 10
+	badValueAge       = 11
+)
+
+func (s *Simulator) appendUsagePage(b []byte, dev *device, earliest, latest, now time.Time) ([]byte, bool) {
+	from, n := usageSpan(dev, earliest, latest, now)
+	more := n > s.opts.HistoryPageSize
 	if more {
-		days = days[:pageSize]
+		n = s.opts.HistoryPageSize
 	}
 	q := s.opts.Quirks
-	var b bytes.Buffer
-	b.Grow(64 + len(days)*330)
-	b.WriteString(`{"hasMoreData":`)
-	b.WriteString(strconv.FormatBool(more))
-	b.WriteByte(',')
-	s.writeDeviceID(&b, dev)
-	b.WriteString(`,"usageHistory":[`)
-	for i, d := range days {
+	numbers := q.NumbersAsNumbers && dev.index == quirkDevNumbers
+	strs := q.NumbersAsStrings && dev.index == quirkDevStrings
+	today := dayOf(now)
+	b = append(b, `{"hasMoreData":`...)
+	b = strconv.AppendBool(b, more)
+	b = append(b, ',')
+	b = s.appendDeviceID(b, dev)
+	b = append(b, `,"usageHistory":[`...)
+	for i := 0; i < n; i++ {
+		d := from.Add(time.Duration(i) * day)
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
 		u := s.usage(dev, d, now)
-		nums := q.NumbersAsNumbers && dev.index == 4
-		age := int(dayOf(now).Sub(d) / (24 * time.Hour))
-		mo := strconv.FormatInt(u.mo, 10)
-		if q.BadValue && dev.index == 0 && age == 11 {
-			mo = "lots"
-		}
-		b.WriteString(`{"bytesUsed":`)
-		if nums {
-			b.WriteString(strconv.FormatInt(u.bytes, 10))
+		age := int(today.Sub(d) / day)
+		b = append(b, `{"bytesUsed":`...)
+		b = appendInt(b, u.bytes, strs)
+		b = append(b, `,"extendedAttributes":[`...)
+		if q.BadValue && dev.index == quirkDevUnknown && age == badValueAge {
+			b = appendKV(b, "MoSms", "lots")
 		} else {
-			// Real payloads carry numbers as strings in places.
-			writeStr(&b, strconv.FormatInt(u.bytes, 10))
+			b = appendKVInt(b, "MoSms", u.mo, numbers)
 		}
-		b.WriteString(`,"extendedAttributes":[`)
-		writeKV(&b, "MoSms", mo, nums)
-		b.WriteByte(',')
-		writeKV(&b, "MtSms", strconv.FormatInt(u.mt, 10), nums)
-		b.WriteByte(',')
-		writeKV(&b, "domesticUsage", strconv.FormatInt(u.domestic, 10), nums)
-		b.WriteByte(',')
-		writeKV(&b, "internationalUsage", strconv.FormatInt(u.intl, 10), nums)
-		if q.UnknownKeys && dev.index == 0 {
-			b.WriteByte(',')
-			writeKV(&b, "RoamingSms", strconv.FormatInt(u.mt%3, 10), false)
-			b.WriteByte(',')
-			writeKV(&b, `x"; DROP TABLE usage_daily; --`, "1", false)
+		b = append(b, ',')
+		b = appendKVInt(b, "MtSms", u.mt, numbers)
+		b = append(b, ',')
+		b = appendKVInt(b, "domesticUsage", u.domestic, numbers)
+		b = append(b, ',')
+		b = appendKVInt(b, "internationalUsage", u.intl, numbers)
+		if q.UnknownKeys && dev.index == quirkDevUnknown {
+			b = append(b, ',')
+			b = appendKVInt(b, "RoamingSms", u.mt%3, false)
+			b = append(b, ',')
+			b = appendKVEscaped(b, hostileKey, "1")
 		}
-		b.WriteString(`],"smsUsed":`)
-		b.WriteString(strconv.FormatInt(u.sms(), 10))
-		b.WriteString(`,"source":"Raw Usage","timestamp":`)
-		ts := d.Format(time.RFC3339)
-		if q.BadTimestamp && dev.index == 0 && age == 10 {
-			ts = "2026-13-45T99:00:00Z"
+		b = append(b, `],"smsUsed":`...)
+		b = appendInt(b, u.sms(), strs)
+		b = append(b, `,"source":"Raw Usage","timestamp":"`...)
+		if q.BadTimestamp && dev.index == quirkDevUnknown && age == badTimestampAge {
+			b = append(b, "2026-13-45T99:00:00Z"...)
+		} else {
+			b = d.AppendFormat(b, time.RFC3339)
 		}
-		writeStr(&b, ts)
-		b.WriteByte('}')
+		b = append(b, `"}`...)
 	}
-	b.WriteString("]}")
-	return b.Bytes(), more
+	b = append(b, "]}"...)
+	return b, more
 }
 
-func (s *Simulator) connectionPage(dev device, earliest, latest, now time.Time) ([]byte, bool) {
-	evs := s.events(dev, earliest, latest, now)
-	more := len(evs) > pageSize
-	if more {
-		evs = evs[:pageSize]
+// hostileKey is the UnknownKeys quirk's attribute key that would break a
+// loader that builds SQL from keys.
+const hostileKey = `x"; DROP TABLE usage_daily; --`
+
+// eventWriter appends a connection event's attributes as JSON.
+type eventWriter struct {
+	b       []byte
+	n       int
+	numbers bool
+}
+
+func (w *eventWriter) sep() {
+	if w.n > 0 {
+		w.b = append(w.b, ',')
 	}
+	w.n++
+}
+
+func (w *eventWriter) str(key, val string) { w.sep(); w.b = appendKV(w.b, key, val) }
+func (w *eventWriter) num(key string, val int64) {
+	w.sep()
+	w.b = appendKVInt(w.b, key, val, w.numbers)
+}
+
+func (s *Simulator) appendConnectionPage(b []byte, dev *device, earliest, latest, now time.Time) ([]byte, bool) {
+	evs, sess, more := s.events(dev, earliest, latest, now, s.opts.HistoryPageSize)
 	q := s.opts.Quirks
-	var b bytes.Buffer
-	b.Grow(64 + len(evs)*2200)
-	b.WriteString(`{"connectionHistory":[`)
+	w := eventWriter{numbers: q.NumbersAsNumbers && dev.index == quirkDevNumbers}
+	b = append(b, `{"connectionHistory":[`...)
 	for i, e := range evs {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		b.WriteString(`{"connectionEventAttributes":[`)
-		for j, kv := range e.attrs(dev) {
-			if j > 0 {
-				b.WriteByte(',')
-			}
-			writeKV(&b, kv[0], kv[1], false)
+		b = append(b, `{"connectionEventAttributes":[`...)
+		w.b, w.n = b, 0
+		eventAttrs(dev, e, sess, &w)
+		if q.UnknownKeys && dev.index == quirkDevUnknown {
+			w.str("NasPortType", "Wireless-Other")
 		}
-		if q.UnknownKeys && dev.index == 0 {
-			b.WriteByte(',')
-			writeKV(&b, "NasPortType", "Wireless-Other", false)
-		}
-		b.WriteString(`],"extendedAttributes":null,`)
-		if q.OccuredAt && dev.index == 1 {
-			b.WriteString(`"occuredAt":`)
+		b = w.b
+		b = append(b, `],"extendedAttributes":null,`...)
+		if q.OccuredAt && dev.index == quirkDevOccuredAt {
+			b = append(b, `"occuredAt":"`...)
 		} else {
-			b.WriteString(`"occurredAt":`)
+			b = append(b, `"occurredAt":"`...)
 		}
-		writeStr(&b, e.at.In(dev.offset).Format(time.RFC3339))
-		b.WriteByte('}')
+		b = e.at.In(dev.offset).AppendFormat(b, time.RFC3339)
+		b = append(b, `"}`...)
 	}
-	b.WriteString(`],"hasMoreData":`)
-	b.WriteString(strconv.FormatBool(more))
-	b.WriteByte('}')
-	return b.Bytes(), more
+	b = append(b, `],"hasMoreData":`...)
+	b = strconv.AppendBool(b, more)
+	return append(b, '}'), more
 }
 
+// writePage answers a history page: 202 when there is more to fetch.
+func writePage(w http.ResponseWriter, b []byte, more bool) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	if more {
+		w.WriteHeader(http.StatusAccepted)
+	} else {
+		w.WriteHeader(http.StatusOK)
+	}
+	_, _ = w.Write(b)
+}
+
+// ratedLayout is the rated usage page's zone-less timestamp.
 const ratedLayout = "2006-01-02T15:04:05.000"
 
-func (s *Simulator) serveRated(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		DeviceID wireID `json:"deviceId"`
+type ratedJSON struct {
+	DeviceInformation struct {
+		BillingEndDate   string  `json:"billingEndDate"`
+		BillingResetDate string  `json:"billingResetDate"`
+		BillingStartDate string  `json:"billingStartDate"`
+		DataUsage        float64 `json:"dataUsage"`
+		MDN              int64   `json:"mdn"`
+		Unit             string  `json:"unit"`
+	} `json:"deviceInformation"`
+}
+
+type deviceJSON struct {
+	AccountName         string              `json:"accountName"`
+	BillingCycleEndDate *string             `json:"billingCycleEndDate"`
+	CarrierInformations []carrierJSON       `json:"carrierInformations"`
+	Connected           bool                `json:"connected"`
+	CreatedAt           string              `json:"createdAt"`
+	CustomFields        []map[string]string `json:"customFields"`
+	DeviceIDs           []idJSON            `json:"deviceIds"`
+	ExtendedAttributes  []kvJSON            `json:"extendedAttributes"`
+	GroupNames          []string            `json:"groupNames"`
+	IPAddress           string              `json:"ipAddress"`
+	LastActivationDate  string              `json:"lastActivationDate"`
+	LastConnectionDate  string              `json:"lastConnectionDate"`
+}
+
+type carrierJSON struct {
+	CarrierName string `json:"carrierName"`
+	ServicePlan string `json:"servicePlan"`
+	State       string `json:"state"`
+}
+
+type idJSON struct {
+	ID   string `json:"id"`
+	Kind string `json:"kind"`
+}
+
+type kvJSON struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+var servicePlans = []string{"M2M-4G-5GB", "M2M-4G-1GB", "IoT-LTE-M-50MB"}
+
+func (s *Simulator) deviceJSON(d *device) deviceJSON {
+	created := time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(d.index) * time.Hour)
+	ids := make([]idJSON, len(d.ids))
+	for i, id := range d.ids {
+		ids[i] = idJSON{ID: id.ID, Kind: d.spelled[i]}
 	}
-	if err := decodeBody(r, &req); err != nil {
-		writeError(w, 400, "INPUT_INVALID.RequestUndefined", "request body is not valid")
-		return
+	return deviceJSON{
+		AccountName:         s.opts.AccountName,
+		CarrierInformations: []carrierJSON{{CarrierName: "Verizon Wireless", ServicePlan: servicePlans[d.index%len(servicePlans)], State: d.state}},
+		Connected:           d.state == "active" && !d.silent,
+		CreatedAt:           created.Format(time.RFC3339),
+		CustomFields:        []map[string]string{},
+		DeviceIDs:           ids,
+		ExtendedAttributes:  []kvJSON{{Key: "DeviceId", Value: strconv.FormatInt(d.apiID, 10)}},
+		GroupNames:          []string{"Default: " + s.opts.AccountName},
+		IPAddress:           "0.0.0.0",
+		LastActivationDate:  created.Add(day).Format(time.RFC3339),
 	}
-	dev, ok := s.lookup(w, req.DeviceID)
-	if !ok {
-		return
-	}
-	s.countDevice("rated", dev)
-	_, failing := s.currentFaults()
-	for _, id := range dev.ids {
-		if failing[id.ID] {
-			writeError(w, 500, "REQUEST_FAILED.InternalError", "internal error")
-			return
-		}
-	}
-	mdn := dev.id("mdn")
-	if mdn == "" {
-		writeError(w, 400, "REQUEST_FAILED.DeviceNotFound", "no rated usage: the device has no MDN")
-		return
-	}
-	ru := s.rated(dev, s.Now())
-	mdnNum, _ := strconv.ParseInt(mdn, 10, 64)
-	writeJSON(w, 200, map[string]any{"deviceInformation": map[string]any{
-		"billingEndDate":   ru.end.Format(ratedLayout),
-		"billingResetDate": ru.reset.Format(ratedLayout),
-		"billingStartDate": ru.start.Format(ratedLayout),
-		"dataUsage":        ru.usage,
-		"mdn":              mdnNum,
-		"unit":             ru.unit,
-	}})
 }

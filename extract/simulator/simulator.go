@@ -1,17 +1,8 @@
-// Package simulator is a faithful stand-in for the ThingSpace M2M API: an
-// http.Handler that serves a deterministic account generated from a seed,
-// behaves as the vendor's pages and NOTES.md describe (500-record pages with
-// 202 and hasMoreData, retention, expiring tokens and sessions, vendor-format
-// errors, callbacks) and can inject each fault a client must survive. Tests,
-// the demo and the benchmarks run against it; it also tells the ground truth
-// a complete warehouse must hold.
 package simulator
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -21,7 +12,8 @@ import (
 	"time"
 )
 
-// Options configure a simulated account.
+// Options configure a simulated account. The zero value of every field has
+// a sane default.
 type Options struct {
 	Seed           int64
 	Devices        int
@@ -32,64 +24,84 @@ type Options struct {
 	Password       string // default "sim-password"
 	Clock          Clock  // nil: real time
 	DevicePageSize int    // default 2000, the API's maximum
-	Faults         Faults
-	Quirks         Quirks
+	// HistoryPageSize is the most usage or connection records a page holds
+	// (default 500, the API's). Within the 12-month retention usage never
+	// needs a second page of 500: a smaller size lets tests page it. A
+	// size of 1 never advances under the documented procedure (the
+	// repeated boundary record fills every page): a test of a client's
+	// guard against a cursor that does not move.
+	HistoryPageSize int
+	Faults          Faults
+	Quirks          Quirks
 	// CallbackClient delivers callbacks; nil: a client with a 10 s timeout.
 	CallbackClient *http.Client
 	// CallbackRetryInterval is the pause between re-deliveries of a callback
-	// the listener did not accept (the vendor: about 5 minutes).
+	// the listener did not accept (default 5 minutes, as the vendor).
 	CallbackRetryInterval time.Duration
 	// CallbackDelay is how long after a promo aggregate request its
 	// callbacks start (default 50 ms).
 	CallbackDelay time.Duration
 }
 
-// Faults are the failures the simulator injects. Ratios are fractions of
-// data requests in [0, 1].
+// Faults are the failures the simulator injects; SetFaults changes them
+// while it serves. Ratios are fractions of data requests in [0, 1]; data
+// requests are those of the devices, usage, connections, rated and
+// aggregate endpoints.
 type Faults struct {
 	Latency    time.Duration // added to every request
 	Rate429    float64       // share of data requests answered 429
 	RetryAfter time.Duration // Retry-After on those 429s (0: no header)
-	Rate5xx    float64       // share answered 500/502/503
-	// FailDevices are identifiers (of any kind) whose history and rated
-	// requests always fail with HTTP 500.
+	Rate5xx    float64       // share answered 500, 502 or 503
+	// FailDevices are identifiers (of any of a device's kinds) whose usage,
+	// connection and rated requests always fail: HTTP 500 with the vendor
+	// error body REQUEST_FAILED.InternalError.
 	FailDevices []string
-	// SessionExpiryEvery: every Nth authenticated request finds its session
-	// expired (REQUEST_FAILED.SessionToken.Expired).
+	// SessionExpiryEvery: every Nth request that carries a session finds it
+	// expired (REQUEST_FAILED.SessionToken.Expired); the session is dropped.
 	SessionExpiryEvery int
-	// MaxRange: history requests spanning more than this fail with
-	// REQUEST_FAILED.UnexpectedError, as a request the API cannot answer in
-	// 30 seconds does.
+	// MaxRange: usage and connection requests whose latest − earliest
+	// exceeds it fail with 400 REQUEST_FAILED.UnexpectedError, as a request
+	// the API cannot answer within 30 seconds does (0: no limit).
 	MaxRange time.Duration
 	// CacheRepeats: with MaxRange, the identical request sent again within
-	// 60 s is answered, as the vendor's legacy page says (the first run kept
-	// going and cached its result).
+	// 60 s (wall clock) is answered, as the vendor's legacy page says (the
+	// first run kept going and cached its result).
 	CacheRepeats bool
-	// RateCeiling: above this many requests in any 1-second window the
-	// simulator answers 429 (0: none).
+	// RateCeiling: a request arriving when more than this many arrived in
+	// the last second (wall clock, every endpoint) is answered 429 with
+	// Retry-After: 1 (0: no ceiling).
 	RateCeiling float64
-	// RejectLogin: every login fails as with a wrong password.
+	// RejectLogin: every login fails as with a wrong password (and counts
+	// towards the lock-out).
 	RejectLogin bool
 	// BearerTTL shortens the life of bearer tokens (0: the API's hour).
 	BearerTTL time.Duration
 }
 
-// Quirks switch on data oddities seen in real payloads, on the first
-// devices of the account, for the tests of tolerant decoding.
+// Quirks switch on oddities of real payloads, each on one device, for the
+// tests of tolerant decoding and of the loader. All are off by default.
 type Quirks struct {
-	// OccuredAt: device 1's events carry the prose's "occuredAt" key.
+	// OccuredAt: device 1's connection events carry the prose's misspelt
+	// key "occuredAt" instead of "occurredAt".
 	OccuredAt bool
-	// NumbersAsNumbers: device 4's usage counts and attribute values are JSON
-	// numbers, not strings.
+	// NumbersAsNumbers: device 4's usage attribute values (MoSms, MtSms,
+	// domesticUsage, internationalUsage) and the numeric attributes of its
+	// connection events (BytesUsed, InputBytes, AccountSessionTime, …) are
+	// JSON numbers instead of strings.
 	NumbersAsNumbers bool
-	// UnknownKeys: device 0's usage records carry an attribute the schema
-	// does not know ("RoamingSms") and a hostile one
-	// (`x"; DROP TABLE usage_daily; --`); its events carry "NasPortType".
+	// NumbersAsStrings: device 5's bytesUsed and smsUsed are strings
+	// ("4096") instead of JSON numbers.
+	NumbersAsStrings bool
+	// UnknownKeys: device 0's usage records carry two attribute keys the
+	// schema does not know: "RoamingSms" and the hostile
+	// `x"; DROP TABLE usage_daily; --` (value "1"); its connection events
+	// carry "NasPortType" ("Wireless-Other").
 	UnknownKeys bool
-	// BadTimestamp: device 0's usage record of 10 days ago has an
-	// unparseable timestamp.
+	// BadTimestamp: device 0's usage record of 10 days before the clock's
+	// day has the unparseable timestamp "2026-13-45T99:00:00Z".
 	BadTimestamp bool
-	// BadValue: device 0's usage record of 11 days ago has MoSms "lots".
+	// BadValue: device 0's usage record of 11 days before the clock's day
+	// has MoSms "lots".
 	BadValue bool
 }
 
@@ -112,8 +124,14 @@ func (o *Options) setDefaults() {
 	if o.Clock == nil {
 		o.Clock = realClock{}
 	}
-	if o.DevicePageSize <= 0 || o.DevicePageSize > 2000 {
-		o.DevicePageSize = 2000
+	if o.Devices < 0 {
+		o.Devices = 0
+	}
+	if o.DevicePageSize <= 0 || o.DevicePageSize > maxDevicePage {
+		o.DevicePageSize = maxDevicePage
+	}
+	if o.HistoryPageSize <= 0 || o.HistoryPageSize > pageSize {
+		o.HistoryPageSize = pageSize
 	}
 	if o.CallbackClient == nil {
 		o.CallbackClient = &http.Client{Timeout: 10 * time.Second}
@@ -127,55 +145,46 @@ func (o *Options) setDefaults() {
 }
 
 const (
-	tokenLife   = time.Hour
-	sessionIdle = 20 * time.Minute
-	pageSize    = 500
-	lockAfter   = 5
+	tokenLife     = time.Hour
+	sessionIdle   = 20 * time.Minute
+	pageSize      = 500
+	maxDevicePage = 2000
+	lockAfter     = 5
 )
 
-// Simulator is the simulated API. Create it with New.
+// Simulator is the simulated API. Create it with New; Close it to stop
+// callback deliveries.
 type Simulator struct {
 	opts    Options
-	epoch   time.Time // the day the account was generated
+	epoch   time.Time // the clock's day when the account was generated
 	devices []device
 	byID    map[string]int // any identifier → device index
 
-	faultsMu sync.RWMutex
-	faults   Faults
-	failing  map[string]bool
+	faults atomic.Pointer[faultSet]
 
-	mu          sync.Mutex
-	token       string
-	tokenIssued time.Time
-	tokens      map[string]time.Time // bearer → issue time
-	sessions    map[string]time.Time // session token → last use
-	badLogins   int
-	callbacks   map[string]callbackReg
-	slowSeen    map[string]time.Time // too-long requests seen, for CacheRepeats
-	stats       Stats
-	window      []time.Time // arrival times in the last second
+	auth auth
 
-	seq     atomic.Uint64
-	authReq atomic.Uint64
+	cbMu      sync.Mutex
+	callbacks map[string]callbackReg
+
+	slowMu   sync.Mutex
+	slowSeen map[string]time.Time // too-long requests seen, for CacheRepeats
+
+	ctr  counters
+	rate *rateWindow
+
+	seq     atomic.Uint64 // draws for fault ratios and token names
+	authReq atomic.Uint64 // requests that carried a session, for SessionExpiryEvery
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// Stats counts what the simulator saw.
-type Stats struct {
-	TokenRequests      int
-	Logins             int // attempts, rejected ones included
-	FailedLogins       int
-	Logouts            int
-	Requests           map[string]int // by endpoint name
-	DeviceRequests     map[string]int // by endpoint + " " + kind:id
-	Status             map[int]int
-	Throttled          int // 429s answered for exceeding RateCeiling
-	PeakRPS            float64
-	CallbacksDelivered int // callbacks the listener accepted
-	CallbackAttempts   int
+// faultSet is Faults with FailDevices as a set, swapped atomically.
+type faultSet struct {
+	Faults
+	failing map[string]bool
 }
 
 // New builds the simulated account.
@@ -184,11 +193,11 @@ func New(opts Options) *Simulator {
 	s := &Simulator{
 		opts:      opts,
 		byID:      make(map[string]int, opts.Devices*4),
-		tokens:    map[string]time.Time{},
-		sessions:  map[string]time.Time{},
 		callbacks: map[string]callbackReg{},
 		slowSeen:  map[string]time.Time{},
+		rate:      newRateWindow(),
 	}
+	s.auth.init()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.epoch = dayOf(opts.Clock.Now())
 	s.devices = make([]device, opts.Devices)
@@ -198,75 +207,32 @@ func New(opts Options) *Simulator {
 			s.byID[id.ID] = i
 		}
 	}
+	s.ctr.devices = make([]atomic.Int64, len(s.devices)*len(deviceEndpoints))
 	s.SetFaults(opts.Faults)
-	s.ResetStats()
 	return s
 }
 
-// Close stops callback deliveries in flight.
+// Close stops callback deliveries in flight and waits for them; no new ones
+// start.
 func (s *Simulator) Close() {
+	s.cbMu.Lock()
 	s.cancel()
+	s.cbMu.Unlock()
 	s.wg.Wait()
 }
 
 // SetFaults replaces the injected faults; the next requests see them.
+// SessionExpiryEvery counts from here.
 func (s *Simulator) SetFaults(f Faults) {
-	failing := make(map[string]bool, len(f.FailDevices))
+	s.authReq.Store(0)
+	fs := &faultSet{Faults: f, failing: make(map[string]bool, len(f.FailDevices))}
 	for _, id := range f.FailDevices {
-		failing[id] = true
+		fs.failing[id] = true
 	}
-	s.faultsMu.Lock()
-	s.faults, s.failing = f, failing
-	s.faultsMu.Unlock()
+	s.faults.Store(fs)
 }
 
-func (s *Simulator) currentFaults() (Faults, map[string]bool) {
-	s.faultsMu.RLock()
-	defer s.faultsMu.RUnlock()
-	return s.faults, s.failing
-}
-
-// ExpireBearerTokens invalidates every bearer token issued so far.
-func (s *Simulator) ExpireBearerTokens() {
-	s.mu.Lock()
-	s.tokens = map[string]time.Time{}
-	s.token = ""
-	s.mu.Unlock()
-}
-
-// ExpireSessions invalidates every session token.
-func (s *Simulator) ExpireSessions() {
-	s.mu.Lock()
-	s.sessions = map[string]time.Time{}
-	s.mu.Unlock()
-}
-
-// Stats returns a copy of the counters.
-func (s *Simulator) Stats() Stats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.stats
-	c.Requests = copyMap(s.stats.Requests)
-	c.DeviceRequests = copyMap(s.stats.DeviceRequests)
-	c.Status = copyMap(s.stats.Status)
-	return c
-}
-
-// ResetStats zeroes the counters.
-func (s *Simulator) ResetStats() {
-	s.mu.Lock()
-	s.stats = Stats{Requests: map[string]int{}, DeviceRequests: map[string]int{}, Status: map[int]int{}}
-	s.window = nil
-	s.mu.Unlock()
-}
-
-func copyMap[K comparable](m map[K]int) map[K]int {
-	c := make(map[K]int, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
-}
+func (s *Simulator) currentFaults() *faultSet { return s.faults.Load() }
 
 // AccountName is the simulated billing account.
 func (s *Simulator) AccountName() string { return s.opts.AccountName }
@@ -277,11 +243,11 @@ func (s *Simulator) Credentials() (clientID, clientSecret, username, password st
 	return s.opts.ClientID, s.opts.ClientSecret, s.opts.Username, s.opts.Password
 }
 
-// Now is the simulator's clock.
+// Now is the simulator's clock, in UTC.
 func (s *Simulator) Now() time.Time { return s.opts.Clock.Now().UTC() }
 
-// rnd returns a deterministic pseudo-random number in [0, 1) for fault
-// ratios: the n-th request of a run always gets the same draw.
+// rnd returns a pseudo-random number in [0, 1) for fault ratios: the n-th
+// draw of a simulator is the same on every run.
 func (s *Simulator) rnd() float64 {
 	return float64(mix(uint64(s.opts.Seed), s.seq.Add(1), 9)>>11) / (1 << 53)
 }
@@ -290,66 +256,133 @@ const m2m = "/api/m2m/v1"
 
 // ServeHTTP answers one API request.
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ep := route(r.URL.Path)
 	rec := &statusWriter{ResponseWriter: w}
-	endpoint := s.route(r)
-	defer func() { s.count(endpoint, "", rec.status) }()
-	f, _ := s.currentFaults()
+	defer func() {
+		s.ctr.requests[ep].Add(1)
+		s.ctr.countStatus(rec.status)
+	}()
+	f := s.currentFaults()
 	if f.Latency > 0 {
+		t := time.NewTimer(f.Latency)
 		select {
-		case <-time.After(f.Latency):
+		case <-t.C:
 		case <-r.Context().Done():
+			t.Stop()
+			rec.status = 499 // the client went away; counted, never sent
 			return
 		}
 	}
-	if s.throttle(f.RateCeiling) {
+	if n := s.rate.arrive(); f.RateCeiling > 0 && float64(n) > f.RateCeiling {
+		s.ctr.throttled.Add(1)
 		rec.Header().Set("Retry-After", "1")
-		writeError(rec, http.StatusTooManyRequests, "REQUEST_FAILED.TooManyRequests", "rate limit exceeded")
+		writeError(rec, http.StatusTooManyRequests, "REQUEST_FAILED.TooManyRequests", "Too many requests: the rate limit of the account is exceeded")
 		return
 	}
-	path := r.URL.Path
-	switch {
-	case path == "/api/ts/v1/oauth2/token" && r.Method == http.MethodPost:
+	switch ep {
+	case epToken:
+		if r.Method != http.MethodPost {
+			writeError(rec, http.StatusMethodNotAllowed, "INPUT_INVALID.RequestUndefined", "method not allowed")
+			return
+		}
 		s.serveToken(rec, r)
-	case !strings.HasPrefix(path, m2m+"/"):
+		return
+	case epOther:
 		writeError(rec, http.StatusNotFound, "INPUT_INVALID.RequestUndefined", "no such resource")
-	default:
-		if !s.checkBearer(rec, r) {
+		return
+	}
+	if !s.checkBearer(rec, r) {
+		return
+	}
+	if ep == epLogin {
+		s.serveLogin(rec, r)
+		return
+	}
+	if !s.checkSession(rec, r, f) {
+		return
+	}
+	if ep != epCallbacks && ep != epLogout && r.Method != http.MethodPost {
+		writeError(rec, http.StatusMethodNotAllowed, "INPUT_INVALID.RequestUndefined", "method not allowed")
+		return
+	}
+	if ep == epDevices || ep == epUsage || ep == epConnections || ep == epRated || ep == epAggregate {
+		if s.injectFailure(rec, f) {
 			return
 		}
-		if path == m2m+"/session/login" && r.Method == http.MethodPost {
-			s.serveLogin(rec, r)
-			return
-		}
-		if !s.checkSession(rec, r, f) {
-			return
-		}
-		s.serveM2M(rec, r, endpoint, f)
+	}
+	switch ep {
+	case epLogout:
+		s.serveLogout(rec, r)
+	case epDevices:
+		s.serveDevices(rec, r)
+	case epUsage, epConnections:
+		s.serveHistory(rec, r, ep, f)
+	case epRated:
+		s.serveRated(rec, r, f)
+	case epAggregate:
+		s.serveAggregate(rec, r)
+	case epCallbacks:
+		s.serveCallbacks(rec, r)
 	}
 }
 
-func (s *Simulator) route(r *http.Request) string {
-	p := strings.TrimPrefix(r.URL.Path, m2m)
-	switch {
-	case r.URL.Path == "/api/ts/v1/oauth2/token":
-		return "token"
-	case p == "/session/login":
-		return "login"
-	case p == "/session/logout":
-		return "logout"
-	case p == "/devices/actions/list":
-		return "devices"
-	case p == "/devices/usage/actions/list":
-		return "usage"
-	case p == "/devices/connections/actions/listHistory":
-		return "connections"
-	case p == "/devices/usage/actions/ratedusage":
-		return "rated"
-	case p == "/devices/usage/actions/promoaggregateusage":
-		return "aggregate"
-	case strings.HasPrefix(p, "/callbacks/"):
-		return "callbacks"
+func route(path string) int {
+	if path == "/api/ts/v1/oauth2/token" {
+		return epToken
 	}
-	return "other"
+	p, ok := strings.CutPrefix(path, m2m)
+	if !ok {
+		return epOther
+	}
+	switch p {
+	case "/session/login":
+		return epLogin
+	case "/session/logout":
+		return epLogout
+	case "/devices/actions/list":
+		return epDevices
+	case "/devices/usage/actions/list":
+		return epUsage
+	case "/devices/connections/actions/listHistory":
+		return epConnections
+	case "/devices/usage/actions/ratedusage":
+		return epRated
+	case "/devices/usage/actions/promoaggregateusage":
+		return epAggregate
+	}
+	if strings.HasPrefix(p, "/callbacks/") {
+		return epCallbacks
+	}
+	return epOther
+}
+
+// injectFailure answers the Rate429 and Rate5xx faults.
+func (s *Simulator) injectFailure(w http.ResponseWriter, f *faultSet) bool {
+	if f.Rate429 <= 0 && f.Rate5xx <= 0 {
+		return false
+	}
+	switch x := s.rnd(); {
+	case x < f.Rate429:
+		if f.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((f.RetryAfter+time.Second-1)/time.Second)))
+		}
+		writeError(w, http.StatusTooManyRequests, "REQUEST_FAILED.TooManyRequests", "Too many requests")
+		return true
+	case x < f.Rate429+f.Rate5xx:
+		switch int(x*1e6) % 3 {
+		case 0:
+			writeError(w, http.StatusInternalServerError, "REQUEST_FAILED.UnexpectedError", "An unexpected error occurred")
+		case 1:
+			// [choice] A gateway in front of the service answers in HTML.
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusBadGateway)
+			_, _ = io.WriteString(w, "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>\n")
+		default:
+			writeError(w, http.StatusServiceUnavailable, "REQUEST_FAILED.ServiceUnavailable", "The service is temporarily unavailable")
+		}
+		return true
+	}
+	return false
 }
 
 type statusWriter struct {
@@ -371,211 +404,56 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-func (s *Simulator) count(endpoint, device string, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if device != "" {
-		s.stats.DeviceRequests[endpoint+" "+device]++
-		return
-	}
-	s.stats.Requests[endpoint]++
-	s.stats.Status[status]++
-}
-
-// throttle records the request's arrival and tells whether it exceeds the
-// rate ceiling. The window is real time: rates are about the wire.
-func (s *Simulator) throttle(ceiling float64) bool {
-	now := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cut := 0
-	for cut < len(s.window) && now.Sub(s.window[cut]) >= time.Second {
-		cut++
-	}
-	s.window = append(s.window[cut:], now)
-	if n := float64(len(s.window)); n > s.stats.PeakRPS {
-		s.stats.PeakRPS = n
-	}
-	if ceiling > 0 && float64(len(s.window)) > ceiling {
-		s.stats.Throttled++
-		return true
-	}
-	return false
-}
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"errorCode":"UnifiedWebService.REQUEST_FAILED.UnexpectedError","errorMessage":"encoding"}`)
+	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(b)
 }
 
-// writeError answers in the vendor's error format.
+type errorJSON struct {
+	ErrorCode    string `json:"errorCode"`
+	ErrorMessage string `json:"errorMessage"`
+}
+
+// writeError answers in the vendor's error format; code is the part after
+// the service prefix.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, map[string]string{"errorCode": "UnifiedWebService." + code, "errorMessage": msg})
+	writeJSON(w, status, errorJSON{ErrorCode: "UnifiedWebService." + code, ErrorMessage: msg})
 }
 
-// writeFault answers in the API gateway's format.
-func writeFault(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, http.StatusUnauthorized, map[string]any{"fault": map[string]any{
-		"code": code, "message": msg, "description": msg + ". Make sure you have provided the correct security credentials",
-	}})
+type faultJSON struct {
+	Fault struct {
+		Code        int    `json:"code"`
+		Message     string `json:"message"`
+		Description string `json:"description"`
+	} `json:"fault"`
 }
 
-func (s *Simulator) newToken(prefix string) string {
-	n := s.seq.Add(1)
-	h1, h2 := mix(uint64(s.opts.Seed), n, 11), mix(uint64(s.opts.Seed), n, 12)
-	return fmt.Sprintf("%s%08x-%04x-%04x-%04x-%012x", prefix, uint32(h1), uint16(h1>>32), uint16(h1>>48), uint16(h2), h2>>16&0xffffffffffff)
+// writeFault answers in the API gateway's format, HTTP 401.
+func writeFault(w http.ResponseWriter, code int, msg, desc string) {
+	var f faultJSON
+	f.Fault.Code, f.Fault.Message, f.Fault.Description = code, msg, desc
+	writeJSON(w, http.StatusUnauthorized, f)
 }
 
-func (s *Simulator) serveToken(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.stats.TokenRequests++
-	s.mu.Unlock()
-	user, pass, ok := r.BasicAuth()
-	if !ok {
-		writeFault(w, 900902, "Missing Credentials")
-		return
-	}
-	if subtle.ConstantTimeCompare([]byte(user), []byte(s.opts.ClientID)) != 1 ||
-		subtle.ConstantTimeCompare([]byte(pass), []byte(s.opts.ClientSecret)) != 1 {
-		writeFault(w, 900901, "Invalid Credentials")
-		return
-	}
-	if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "client_credentials" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unsupported_grant_type"})
-		return
-	}
-	now := s.Now()
-	life := s.tokenLife()
-	s.mu.Lock()
-	// Asked again inside its hour, the vendor returns the same token.
-	if s.token == "" || now.Sub(s.tokenIssued) >= life {
-		s.token, s.tokenIssued = s.newToken(""), now
-		s.tokens[s.token] = now
-	}
-	tok, left := s.token, life-now.Sub(s.tokenIssued)
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{
-		"access_token": tok, "scope": "am_application_scope default", "token_type": "Bearer",
-		"expires_in": int(left / time.Second),
-	})
-}
-
-func (s *Simulator) tokenLife() time.Duration {
-	if f, _ := s.currentFaults(); f.BearerTTL > 0 {
-		return f.BearerTTL
-	}
-	return tokenLife
-}
-
-func (s *Simulator) checkBearer(w http.ResponseWriter, r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	if !strings.HasPrefix(h, "Bearer ") {
-		writeFault(w, 900902, "Missing Credentials")
-		return false
-	}
-	tok := strings.TrimPrefix(h, "Bearer ")
-	now := s.Now()
-	s.mu.Lock()
-	issued, ok := s.tokens[tok]
-	s.mu.Unlock()
-	if !ok || now.Sub(issued) >= s.tokenLife() {
-		writeFault(w, 900901, "Invalid Credentials")
-		return false
-	}
-	return true
-}
-
-func (s *Simulator) serveLogin(w http.ResponseWriter, r *http.Request) {
-	var body struct{ Username, Password string }
-	err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&body)
-	f, _ := s.currentFaults()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stats.Logins++
-	if s.badLogins >= lockAfter {
-		s.stats.FailedLogins++
-		writeError(w, http.StatusBadRequest, "REQUEST_FAILED.UserLocked", "the account is locked after too many failed logins; contact support")
-		return
-	}
-	if err != nil || f.RejectLogin ||
-		subtle.ConstantTimeCompare([]byte(body.Username), []byte(s.opts.Username)) != 1 ||
-		subtle.ConstantTimeCompare([]byte(body.Password), []byte(s.opts.Password)) != 1 {
-		s.badLogins++
-		s.stats.FailedLogins++
-		writeError(w, http.StatusBadRequest, "INPUT_INVALID.UserCredentials.Invalid", "invalid username or password")
-		return
-	}
-	s.badLogins = 0
-	tok := s.newToken("")
-	s.sessions[tok] = s.Now()
-	writeJSON(w, http.StatusOK, map[string]string{"sessionToken": tok})
-}
-
-func (s *Simulator) checkSession(w http.ResponseWriter, r *http.Request, f Faults) bool {
-	tok := r.Header.Get("VZ-M2M-Token")
-	now := s.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	last, ok := s.sessions[tok]
-	switch {
-	case tok == "" || !ok:
-		writeError(w, http.StatusBadRequest, "INPUT_INVALID.SessionToken.Invalid", "session token is invalid")
-		return false
-	case now.Sub(last) >= sessionIdle:
-		delete(s.sessions, tok)
-		writeError(w, http.StatusBadRequest, "REQUEST_FAILED.SessionToken.Expired", "session token expired")
-		return false
-	}
-	if n := f.SessionExpiryEvery; n > 0 && s.authReq.Add(1)%uint64(n) == 0 {
-		delete(s.sessions, tok)
-		writeError(w, http.StatusBadRequest, "REQUEST_FAILED.SessionToken.Expired", "session token expired")
-		return false
-	}
-	s.sessions[tok] = now
-	return true
-}
-
-func (s *Simulator) serveM2M(w http.ResponseWriter, r *http.Request, endpoint string, f Faults) {
-	if r.Method == http.MethodPost && endpoint != "callbacks" && endpoint != "logout" {
-		switch x := s.rnd(); {
-		case x < f.Rate429:
-			if f.RetryAfter > 0 {
-				w.Header().Set("Retry-After", strconv.Itoa(int((f.RetryAfter+time.Second-1)/time.Second)))
-			}
-			writeError(w, http.StatusTooManyRequests, "REQUEST_FAILED.TooManyRequests", "too many requests")
-			return
-		case x < f.Rate429+f.Rate5xx:
-			codes := []int{500, 502, 503}
-			writeError(w, codes[int(x*1000)%3], "REQUEST_FAILED.UnexpectedError", "service unavailable")
-			return
-		}
-	}
-	switch endpoint {
-	case "logout":
-		s.mu.Lock()
-		delete(s.sessions, r.Header.Get("VZ-M2M-Token"))
-		s.stats.Logouts++
-		s.mu.Unlock()
-		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
-	case "devices":
-		s.serveDevices(w, r)
-	case "usage", "connections":
-		s.serveHistory(w, r, endpoint, f)
-	case "rated":
-		s.serveRated(w, r)
-	case "aggregate":
-		s.serveAggregate(w, r)
-	case "callbacks":
-		s.serveCallbacks(w, r)
-	default:
-		writeError(w, http.StatusNotFound, "INPUT_INVALID.RequestUndefined", "no such resource")
-	}
-}
-
-func decodeBody(r *http.Request, v any) error {
+// decodeBody reads a JSON request body into v; anything else (or more) is
+// a malformed body.
+func decodeBody(r *http.Request, v any) bool {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-	return dec.Decode(v)
+	if err := dec.Decode(v); err != nil {
+		return false
+	}
+	_, err := dec.Token()
+	return err == io.EOF
+}
+
+func badBody(w http.ResponseWriter) {
+	writeError(w, http.StatusBadRequest, "INPUT_INVALID.RequestUndefined", "The request body is not valid JSON of the expected shape")
 }
 
 type wireID struct {
@@ -585,78 +463,84 @@ type wireID struct {
 
 var knownKinds = map[string]bool{"iccid": true, "imei": true, "mdn": true, "msisdn": true, "meid": true, "esn": true, "eid": true, "imsi": true}
 
-// lookup finds the device an identifier names, answering the vendor's error
-// when it cannot.
-func (s *Simulator) lookup(w http.ResponseWriter, id wireID) (device, bool) {
+// lookup finds the device an identifier names (kind in any case, any of
+// the device's identifiers), answering the vendor's error when it cannot.
+func (s *Simulator) lookup(w http.ResponseWriter, id wireID) (*device, bool) {
 	kind := strings.ToLower(id.Kind)
 	if !knownKinds[kind] {
-		writeError(w, http.StatusBadRequest, "INPUT_INVALID.Device.Kind.Invalid", "device kind is invalid")
-		return device{}, false
+		writeError(w, http.StatusBadRequest, "INPUT_INVALID.Device.Kind.Invalid", "The device kind is not valid")
+		return nil, false
+	}
+	if id.ID == "" {
+		writeError(w, http.StatusBadRequest, "INPUT_INVALID.Device.Identifier.Invalid", "The device identifier is missing")
+		return nil, false
 	}
 	i, ok := s.byID[id.ID]
 	if !ok || s.devices[i].id(kind) != id.ID {
-		writeError(w, http.StatusBadRequest, "REQUEST_FAILED.DeviceNotFound", "device not found")
-		return device{}, false
+		writeError(w, http.StatusBadRequest, "REQUEST_FAILED.DeviceNotFound", "Device not found: "+kind+" "+id.ID)
+		return nil, false
 	}
-	return s.devices[i], true
+	return &s.devices[i], true
+}
+
+func (s *Simulator) failing(f *faultSet, d *device) bool {
+	if len(f.failing) == 0 {
+		return false
+	}
+	for _, id := range d.ids {
+		if f.failing[id.ID] {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Simulator) serveDevices(w http.ResponseWriter, r *http.Request) {
-	var body struct {
+	var req struct {
 		AccountName         string `json:"accountName"`
 		LargestDeviceIDSeen *int64 `json:"largestDeviceIdSeen"`
+		MaxNumberOfDevices  int    `json:"maxNumberOfDevices"`
 	}
-	if err := decodeBody(r, &body); err != nil {
-		writeError(w, http.StatusBadRequest, "INPUT_INVALID.RequestUndefined", "request body is not valid")
+	if !decodeBody(r, &req) {
+		badBody(w)
 		return
 	}
-	if body.AccountName != s.opts.AccountName {
-		writeError(w, http.StatusBadRequest, "REQUEST_FAILED.AccountNotFound", "account not found")
+	if req.AccountName != s.opts.AccountName {
+		writeError(w, http.StatusBadRequest, "REQUEST_FAILED.AccountNotFound", "Account not found")
 		return
 	}
-	var after int64 = -1
-	if body.LargestDeviceIDSeen != nil {
-		after = *body.LargestDeviceIDSeen
+	after := int64(-1)
+	if req.LargestDeviceIDSeen != nil {
+		after = *req.LargestDeviceIDSeen
 	}
-	// Devices are generated in apiID order.
-	lo := 0
-	for lo < len(s.devices) && s.devices[lo].apiID <= after {
-		lo++
+	limit := s.opts.DevicePageSize
+	if req.MaxNumberOfDevices > 0 && req.MaxNumberOfDevices < limit {
+		limit = req.MaxNumberOfDevices
 	}
-	hi := min(lo+s.opts.DevicePageSize, len(s.devices))
-	page := make([]map[string]any, 0, hi-lo)
-	for _, d := range s.devices[lo:hi] {
-		page = append(page, s.deviceJSON(d))
+	// Devices are generated in DeviceId order: find the first after the
+	// cursor by bisection.
+	lo, hi := 0, len(s.devices)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if s.devices[m].apiID <= after {
+			lo = m + 1
+		} else {
+			hi = m
+		}
 	}
-	more := hi < len(s.devices)
+	end := min(lo+limit, len(s.devices))
+	page := struct {
+		HasMoreData bool         `json:"hasMoreData"`
+		Devices     []deviceJSON `json:"devices"`
+	}{HasMoreData: end < len(s.devices), Devices: make([]deviceJSON, 0, end-lo)}
+	for i := lo; i < end; i++ {
+		page.Devices = append(page.Devices, s.deviceJSON(&s.devices[i]))
+	}
 	status := http.StatusOK
-	if more {
+	if page.HasMoreData {
 		status = http.StatusAccepted
 	}
-	writeJSON(w, status, map[string]any{"hasMoreData": more, "devices": page})
-}
-
-func (s *Simulator) deviceJSON(d device) map[string]any {
-	ids := make([]map[string]string, len(d.ids))
-	for i, id := range d.ids {
-		ids[i] = map[string]string{"id": id.ID, "kind": d.spelled[i]}
-	}
-	created := time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(d.index) * time.Hour)
-	return map[string]any{
-		"accountName": s.opts.AccountName,
-		"deviceIds":   ids,
-		"carrierInformations": []map[string]string{{
-			"carrierName": "Verizon Wireless", "servicePlan": "M2M-4G-5GB", "state": d.state,
-		}},
-		"connected":           d.state == "active" && !d.silent,
-		"createdAt":           created.Format(time.RFC3339),
-		"extendedAttributes":  []map[string]string{{"key": "DeviceId", "value": strconv.FormatInt(d.apiID, 10)}},
-		"groupNames":          []string{"Default: " + s.opts.AccountName},
-		"ipAddress":           "0.0.0.0",
-		"lastActivationDate":  created.Add(24 * time.Hour).Format(time.RFC3339),
-		"lastConnectionDate":  "",
-		"billingCycleEndDate": nil,
-	}
+	writeJSON(w, status, page)
 }
 
 type historyRequest struct {
@@ -665,6 +549,8 @@ type historyRequest struct {
 	Latest   string `json:"latest"`
 }
 
+// parseWhen reads a request's date-time: RFC 3339, or without a zone (UTC),
+// or a bare date.
 func parseWhen(s string) (time.Time, bool) {
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02"} {
 		if t, err := time.Parse(layout, s); err == nil {
@@ -674,71 +560,98 @@ func parseWhen(s string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-func (s *Simulator) serveHistory(w http.ResponseWriter, r *http.Request, endpoint string, f Faults) {
+func (s *Simulator) serveHistory(w http.ResponseWriter, r *http.Request, ep int, f *faultSet) {
 	var req historyRequest
-	if err := decodeBody(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, "INPUT_INVALID.RequestUndefined", "request body is not valid")
+	if !decodeBody(r, &req) {
+		badBody(w)
 		return
 	}
 	dev, ok := s.lookup(w, req.DeviceID)
 	if !ok {
 		return
 	}
-	s.countDevice(endpoint, dev)
+	s.countDevice(ep, dev)
 	earliest, ok1 := parseWhen(req.Earliest)
 	latest, ok2 := parseWhen(req.Latest)
 	if !ok1 || !ok2 {
-		writeError(w, http.StatusBadRequest, "INPUT_INVALID.Request.InvalidCharacter", "earliest or latest is not a date")
+		writeError(w, http.StatusBadRequest, "INPUT_INVALID.Request.InvalidCharacter", "earliest and latest must be date-times")
 		return
 	}
-	_, failing := s.currentFaults()
-	for _, id := range dev.ids {
-		if failing[id.ID] {
-			writeError(w, http.StatusInternalServerError, "REQUEST_FAILED.InternalError", "internal error")
-			return
-		}
+	if s.failing(f, dev) {
+		writeError(w, http.StatusInternalServerError, "REQUEST_FAILED.InternalError", "An internal error occurred")
+		return
 	}
-	if f.MaxRange > 0 && latest.Sub(earliest) > f.MaxRange && !s.cachedRepeat(endpoint, req, f.CacheRepeats) {
+	if f.MaxRange > 0 && latest.Sub(earliest) > f.MaxRange && !s.cachedRepeat(ep, req, f.CacheRepeats) {
 		writeError(w, http.StatusBadRequest, "REQUEST_FAILED.UnexpectedError", "An unexpected error occurred")
 		return
 	}
 	now := s.Now()
-	var b []byte
+	bp := getBuf()
+	defer putBuf(bp)
 	var more bool
-	if endpoint == "usage" {
-		b, more = s.usagePage(dev, earliest, latest, now)
+	if ep == epUsage {
+		*bp, more = s.appendUsagePage(*bp, dev, earliest, latest, now)
 	} else {
-		b, more = s.connectionPage(dev, earliest, latest, now)
+		*bp, more = s.appendConnectionPage(*bp, dev, earliest, latest, now)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	if more {
-		w.WriteHeader(http.StatusAccepted)
-	} else {
-		w.WriteHeader(http.StatusOK)
-	}
-	_, _ = w.Write(b)
-}
-
-func (s *Simulator) countDevice(endpoint string, d device) {
-	s.mu.Lock()
-	s.stats.DeviceRequests[endpoint+" "+d.identity().String()]++
-	s.mu.Unlock()
+	writePage(w, *bp, more)
 }
 
 // cachedRepeat tells whether a too-long request is answered because the
 // identical one failed less than a minute ago.
-func (s *Simulator) cachedRepeat(endpoint string, req historyRequest, enabled bool) bool {
+func (s *Simulator) cachedRepeat(ep int, req historyRequest, enabled bool) bool {
 	if !enabled {
 		return false
 	}
-	key := endpoint + "|" + strings.ToLower(req.DeviceID.Kind) + ":" + req.DeviceID.ID + "|" + req.Earliest + "|" + req.Latest
+	key := endpoints[ep] + "|" + strings.ToLower(req.DeviceID.Kind) + ":" + req.DeviceID.ID + "|" + req.Earliest + "|" + req.Latest
 	now := time.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.slowMu.Lock()
+	defer s.slowMu.Unlock()
 	if t, ok := s.slowSeen[key]; ok && now.Sub(t) < time.Minute {
-		delete(s.slowSeen, key)
 		return true
+	}
+	if len(s.slowSeen) > 10_000 {
+		for k, t := range s.slowSeen {
+			if now.Sub(t) >= time.Minute {
+				delete(s.slowSeen, k)
+			}
+		}
 	}
 	s.slowSeen[key] = now
 	return false
+}
+
+func (s *Simulator) serveRated(w http.ResponseWriter, r *http.Request, f *faultSet) {
+	var req struct {
+		DeviceID wireID `json:"deviceId"`
+	}
+	if !decodeBody(r, &req) {
+		badBody(w)
+		return
+	}
+	dev, ok := s.lookup(w, req.DeviceID)
+	if !ok {
+		return
+	}
+	s.countDevice(epRated, dev)
+	if s.failing(f, dev) {
+		writeError(w, http.StatusInternalServerError, "REQUEST_FAILED.InternalError", "An internal error occurred")
+		return
+	}
+	mdn := dev.id("mdn")
+	if mdn == "" {
+		// [choice] Rated usage exists only for devices with a phone number.
+		writeError(w, http.StatusBadRequest, "REQUEST_FAILED.DeviceNotFound", "No rated usage: the device has no MDN")
+		return
+	}
+	ru := s.rated(dev, s.Now())
+	var out ratedJSON
+	di := &out.DeviceInformation
+	di.BillingEndDate = ru.end.Format(ratedLayout)
+	di.BillingResetDate = ru.reset.Format(ratedLayout)
+	di.BillingStartDate = ru.start.Format(ratedLayout)
+	di.DataUsage = ru.usage
+	di.MDN, _ = strconv.ParseInt(mdn, 10, 64)
+	di.Unit = ru.unit
+	writeJSON(w, http.StatusOK, out)
 }

@@ -1,52 +1,82 @@
 package simulator
 
 import (
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
-// Ground truth: what a complete warehouse must hold for the simulator's
-// account at a given clock time.
-
-func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+// Ground truth: what a complete warehouse must hold for the simulated
+// account at a given clock time. Every accessor is a pure function of the
+// seed, the options and the time asked for (not of what was requested),
+// returns plain structs in a documented order, and answers the values as the
+// API serves them at that time (recent days' revisions included).
 
 // TruthDevice is a device as the simulator knows it.
 type TruthDevice struct {
 	Identity ID   // the warehouse identity (SPEC §5)
-	IDs      []ID // every identifier, kinds lower-case
-	State    string
-	APIID    int64 // the DeviceId extended attribute
-	Silent   bool  // no usage and no sessions at all
+	IDs      []ID // every identifier, kinds lower-case, in the order sent
+	// Kinds are the kinds as spelled on the wire, parallel to IDs
+	// ("ICCID", "iccId", …).
+	Kinds []string
+	State string // "active", "deactive" or "suspend"
+	APIID int64  // the DeviceId extended attribute, the device list cursor
+	// Silent devices have no usage and no sessions at all.
+	Silent bool
+	// Deactivated is State == "deactive"; such a device has history until
+	// DeactivatedAt (midnight UTC) and nothing from then on.
+	Deactivated   bool
+	DeactivatedAt time.Time
+	// Offset is the UTC offset its connection events are sent with, as it
+	// appears in occurredAt ("Z", "-05:00", "+02:00").
+	Offset string
+	// RatedUnit is the unit of its rated usage (KB, MB or GB); empty for a
+	// device without an MDN, which has no rated usage.
+	RatedUnit string
 }
 
-// Devices lists every device in device-list order.
+// Devices lists every device, in device-list (DeviceId) order.
 func (s *Simulator) Devices() []TruthDevice {
 	out := make([]TruthDevice, len(s.devices))
-	for i, d := range s.devices {
-		out[i] = TruthDevice{Identity: d.identity(), IDs: append([]ID(nil), d.ids...), State: d.state, APIID: d.apiID, Silent: d.silent}
+	for i := range s.devices {
+		d := &s.devices[i]
+		td := TruthDevice{
+			Identity: d.identity(), IDs: slices.Clone(d.ids), Kinds: slices.Clone(d.spelled),
+			State: d.state, APIID: d.apiID, Silent: d.silent,
+			Deactivated: d.state == "deactive", DeactivatedAt: d.deactivatedAt,
+			Offset: time.Date(2000, 1, 1, 0, 0, 0, 0, d.offset).Format("Z07:00"),
+		}
+		if d.id("mdn") != "" {
+			td.RatedUnit = d.unit
+		}
+		out[i] = td
 	}
 	return out
 }
 
-// UsageDay is one served usage record.
+// UsageDay is one usage record as served.
 type UsageDay struct {
 	Device        ID
-	Date          time.Time // midnight UTC
+	Date          time.Time // the record's day, midnight UTC
 	BytesUsed     int64
 	SMSUsed       int64
 	MoSMS, MtSMS  int64
-	Domestic      int64
-	International int64
+	Domestic      int64 // domesticUsage
+	International int64 // internationalUsage
 	Source        string
-	// Malformed marks a record the quirks made unloadable (bad timestamp or
+	// Extra holds the attributes the UnknownKeys quirk adds (RoamingSms and
+	// the hostile key), nil otherwise.
+	Extra map[string]string
+	// Malformed marks a record a quirk made unloadable (bad timestamp or
 	// value): a warehouse must reject it, not store it.
 	Malformed bool
 }
 
-// TruthUsage returns the usage records served at clock time at for days in
-// [from, to) (zero values: the whole retention), sorted by device then
-// date. Only devices in only are included, when given.
+// TruthUsage returns the usage records served at clock time at for days
+// in [from, to) (zero from: the retention floor; zero to: everything up to
+// at), sorted by device identity (its String) then date. With only given,
+// just those devices.
 func (s *Simulator) TruthUsage(at, from, to time.Time, only ...ID) []UsageDay {
 	keep := idSet(only)
 	if from.IsZero() {
@@ -55,45 +85,58 @@ func (s *Simulator) TruthUsage(at, from, to time.Time, only ...ID) []UsageDay {
 	if to.IsZero() {
 		to = at.Add(time.Nanosecond)
 	}
+	q := s.opts.Quirks
+	today := dayOf(at)
 	var out []UsageDay
-	for _, d := range s.devices {
-		id := d.identity()
-		if d.silent || (keep != nil && !keep[id]) {
+	for _, i := range s.byIdentity() {
+		d := &s.devices[i]
+		if keep != nil && !keep[d.ident] {
 			continue
 		}
-		for _, day := range usageDays(from, to.Add(-time.Nanosecond), at) {
-			if !d.activeOn(day) {
-				continue
-			}
+		first, n := usageSpan(d, from, to.Add(-time.Nanosecond), at)
+		for k := 0; k < n; k++ {
+			day := first.Add(time.Duration(k) * day)
 			u := s.usage(d, day, at)
-			age := int(dayOf(at).Sub(day) / (24 * time.Hour))
-			q := s.opts.Quirks
-			out = append(out, UsageDay{
-				Device: id, Date: day, BytesUsed: u.bytes, SMSUsed: u.sms(), MoSMS: u.mo, MtSMS: u.mt,
+			age := int(today.Sub(day) / (24 * time.Hour))
+			rec := UsageDay{
+				Device: d.ident, Date: day, BytesUsed: u.bytes, SMSUsed: u.sms(), MoSMS: u.mo, MtSMS: u.mt,
 				Domestic: u.domestic, International: u.intl, Source: "Raw Usage",
-				Malformed: d.index == 0 && ((q.BadTimestamp && age == 10) || (q.BadValue && age == 11)),
-			})
+			}
+			if d.index == quirkDevUnknown {
+				rec.Malformed = (q.BadTimestamp && age == badTimestampAge) || (q.BadValue && age == badValueAge)
+				if q.UnknownKeys {
+					rec.Extra = map[string]string{"RoamingSms": strconv.FormatInt(u.mt%3, 10), hostileKey: "1"}
+				}
+			}
+			out = append(out, rec)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Device != out[j].Device {
-			return out[i].Device.String() < out[j].Device.String()
-		}
-		return out[i].Date.Before(out[j].Date)
-	})
 	return out
 }
 
-// Event is one served connection event.
+// Event is one connection event as served.
 type Event struct {
 	Device     ID
 	OccurredAt time.Time // UTC
-	Offset     string    // the offset it is sent with, e.g. "-05:00" or "Z"
-	Attrs      map[string]string
+	Offset     string    // the offset it is sent with: "Z", "-05:00", …
+	// Attrs are all its connectionEventAttributes, values as strings
+	// (whatever the NumbersAsNumbers quirk puts on the wire).
+	Attrs map[string]string
 }
 
+// Start tells whether the event is a session's Start.
+func (e Event) Start() bool { return e.Attrs["Event"] == "Start" }
+
+type mapSink map[string]string
+
+func (m mapSink) str(k, v string)       { m[k] = v }
+func (m mapSink) num(k string, v int64) { m[k] = strconv.FormatInt(v, 10) }
+
 // TruthEvents returns the connection events served at clock time at with
-// from ≤ occurredAt < to (zero: the whole retention), by device then time.
+// from ≤ occurredAt < to (zero from: the retention floor; zero to:
+// everything up to at), sorted by device identity (its String) then time.
+// A session whose Stop lies after at shows only its Start. With only given,
+// just those devices.
 func (s *Simulator) TruthEvents(at, from, to time.Time, only ...ID) []Event {
 	keep := idSet(only)
 	if from.IsZero() {
@@ -103,22 +146,60 @@ func (s *Simulator) TruthEvents(at, from, to time.Time, only ...ID) []Event {
 		to = at.Add(time.Nanosecond)
 	}
 	var out []Event
-	for _, d := range s.devices {
-		id := d.identity()
-		if keep != nil && !keep[id] {
+	for _, i := range s.byIdentity() {
+		d := &s.devices[i]
+		if keep != nil && !keep[d.ident] {
 			continue
 		}
-		for _, e := range s.events(d, from, to.Add(-time.Nanosecond), at) {
-			attrs := map[string]string{}
-			for _, kv := range e.attrs(d) {
-				attrs[kv[0]] = kv[1]
-			}
-			if s.opts.Quirks.UnknownKeys && d.index == 0 {
+		evs, sess, _ := s.events(d, from, to.Add(-time.Nanosecond), at, 0)
+		for _, e := range evs {
+			attrs := make(mapSink, 42)
+			eventAttrs(d, e, sess, attrs)
+			if s.opts.Quirks.UnknownKeys && d.index == quirkDevUnknown {
 				attrs["NasPortType"] = "Wireless-Other"
 			}
-			off := e.at.In(d.offset).Format("Z07:00")
-			out = append(out, Event{Device: id, OccurredAt: e.at.UTC(), Offset: off, Attrs: attrs})
+			out = append(out, Event{Device: d.ident, OccurredAt: e.at.UTC(), Offset: e.at.In(d.offset).Format("Z07:00"), Attrs: attrs})
 		}
+	}
+	return out
+}
+
+// Session is one connection session as the served events describe it.
+type Session struct {
+	Device                  ID
+	ID                      string    // AccountSessionId
+	StartedAt               time.Time // UTC; zero when only its Stop is served (it started before the range)
+	StoppedAt               time.Time // UTC; zero while open
+	InputBytes, OutputBytes int64
+	TerminateCause          string // "" while open
+}
+
+// TruthSessions pairs TruthEvents(at, from, to, only...) into sessions by
+// device and AccountSessionId, ordered as their first event.
+func (s *Simulator) TruthSessions(at, from, to time.Time, only ...ID) []Session {
+	var out []Session
+	idx := map[ID]map[string]int{}
+	for _, e := range s.TruthEvents(at, from, to, only...) {
+		m := idx[e.Device]
+		if m == nil {
+			m = map[string]int{}
+			idx[e.Device] = m
+		}
+		sid := e.Attrs["AccountSessionId"]
+		k, ok := m[sid]
+		if !ok {
+			k = len(out)
+			m[sid] = k
+			out = append(out, Session{Device: e.Device, ID: sid})
+		}
+		if e.Start() {
+			out[k].StartedAt = e.OccurredAt
+			continue
+		}
+		out[k].StoppedAt = e.OccurredAt
+		out[k].InputBytes, _ = strconv.ParseInt(e.Attrs["InputBytes"], 10, 64)
+		out[k].OutputBytes, _ = strconv.ParseInt(e.Attrs["OutputBytes"], 10, 64)
+		out[k].TerminateCause = e.Attrs["AccountTerminateCause"]
 	}
 	return out
 }
@@ -127,47 +208,48 @@ func (s *Simulator) TruthEvents(at, from, to time.Time, only ...ID) []Event {
 type Rated struct {
 	Device            ID
 	MDN               string
-	Start, End, Reset time.Time
-	DataUsage         float64
-	Unit              string
-	DataUsageBytes    int64
+	Start, End, Reset time.Time // billingStartDate, billingEndDate, billingResetDate (UTC)
+	DataUsage         float64   // in Unit, as sent
+	Unit              string    // KB, MB or GB
+	DataUsageBytes    int64     // DataUsage × the unit (10³, 10⁶, 10⁹), rounded
 }
 
-// TruthRated returns the rated usage of every device with an MDN at at.
+// TruthRated returns the rated usage served at at for every device with an
+// MDN, sorted by device identity (its String).
 func (s *Simulator) TruthRated(at time.Time) []Rated {
 	var out []Rated
-	for _, d := range s.devices {
-		if d.id("mdn") == "" {
+	for _, i := range s.byIdentity() {
+		d := &s.devices[i]
+		mdn := d.id("mdn")
+		if mdn == "" {
 			continue
 		}
 		r := s.rated(d, at)
-		factor := map[string]float64{"KB": 1e3, "MB": 1e6, "GB": 1e9}[r.unit]
-		out = append(out, Rated{Device: d.identity(), MDN: d.id("mdn"), Start: r.start, End: r.end, Reset: r.reset,
-			DataUsage: r.usage, Unit: r.unit, DataUsageBytes: int64(r.usage*factor + 0.5)})
+		out = append(out, Rated{Device: d.ident, MDN: mdn, Start: r.start, End: r.end, Reset: r.reset,
+			DataUsage: r.usage, Unit: r.unit, DataUsageBytes: int64(r.usage*unitBytes[r.unit] + 0.5)})
 	}
 	return out
 }
 
-// Aggregate is one device's promo aggregate usage for a period.
+// Aggregate is one device's promo aggregate usage for a period, as the
+// data callback carries it.
 type Aggregate struct {
 	Device       ID
-	Start, End   time.Time
-	Data, SMS    int64
+	ICCID        string
+	Start, End   time.Time // the request's startTime and endTime (UTC)
+	Data, SMS    int64     // dataUsage (bytes), smsUsage
 	MoSMS, MtSMS int64
 }
 
 type aggregate struct{ data, sms, mo, mt int64 }
 
-func (s *Simulator) aggregate(d device, start, end, now time.Time) aggregate {
+// aggregate sums the usage of the days whose midnight lies in [start, end)
+// as served at now.
+func (s *Simulator) aggregate(d *device, start, end, now time.Time) aggregate {
 	var a aggregate
-	if d.silent {
-		return a
-	}
-	for day := dayOf(start); day.Before(end); day = day.AddDate(0, 0, 1) {
-		if day.Before(start) || day.After(now) || !d.activeOn(day) {
-			continue
-		}
-		u := s.usage(d, day, now)
+	first, n := usageSpan(d, start, end.Add(-time.Nanosecond), now)
+	for k := 0; k < n; k++ {
+		u := s.usage(d, first.Add(time.Duration(k)*day), now)
 		a.data += u.bytes
 		a.sms += u.sms()
 		a.mo += u.mo
@@ -176,16 +258,48 @@ func (s *Simulator) aggregate(d device, start, end, now time.Time) aggregate {
 	return a
 }
 
-// TruthAggregate returns the aggregate usage the simulator would deliver
-// for the device with this ICCID over [start, end) at at.
+// TruthAggregate returns the aggregate usage the simulator delivers for the
+// device with this ICCID over [start, end) when asked at at; false for an
+// unknown ICCID.
 func (s *Simulator) TruthAggregate(iccid string, start, end, at time.Time) (Aggregate, bool) {
 	i, ok := s.byID[iccid]
 	if !ok || s.devices[i].id("iccid") != iccid {
 		return Aggregate{}, false
 	}
-	d := s.devices[i]
+	d := &s.devices[i]
 	a := s.aggregate(d, start, end, at)
-	return Aggregate{Device: d.identity(), Start: start.UTC(), End: end.UTC(), Data: a.data, SMS: a.sms, MoSMS: a.mo, MtSMS: a.mt}, true
+	return Aggregate{Device: d.ident, ICCID: iccid, Start: start.UTC(), End: end.UTC(), Data: a.data, SMS: a.sms, MoSMS: a.mo, MtSMS: a.mt}, true
+}
+
+// TruthAggregates returns TruthAggregate for every device with an ICCID
+// (or those of iccids, when given), sorted by device identity.
+func (s *Simulator) TruthAggregates(start, end, at time.Time, iccids ...string) []Aggregate {
+	want := map[string]bool{}
+	for _, id := range iccids {
+		want[id] = true
+	}
+	var out []Aggregate
+	for _, i := range s.byIdentity() {
+		iccid := s.devices[i].id("iccid")
+		if iccid == "" || (len(want) > 0 && !want[iccid]) {
+			continue
+		}
+		a, _ := s.TruthAggregate(iccid, start, end, at)
+		out = append(out, a)
+	}
+	return out
+}
+
+// byIdentity returns device indexes ordered by their identity's String.
+func (s *Simulator) byIdentity() []int {
+	idx := make([]int, len(s.devices))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		return strings.Compare(s.devices[a].ident.String(), s.devices[b].ident.String())
+	})
+	return idx
 }
 
 func idSet(ids []ID) map[ID]bool {
@@ -199,10 +313,10 @@ func idSet(ids []ID) map[ID]bool {
 	return m
 }
 
-// UsagePageJSON is the usage history page the simulator serves for the
-// i-th device over [earliest, latest] at at, for benchmarks that load the
-// API's own bytes another way.
+// UsagePageJSON returns the usage history page the simulator serves for the
+// i-th device (device-list order) over [earliest, latest] at at: the API's
+// own bytes, for benchmarks that load them another way.
 func (s *Simulator) UsagePageJSON(i int, earliest, latest, at time.Time) []byte {
-	b, _ := s.usagePage(s.devices[i], earliest, latest, at)
+	b, _ := s.appendUsagePage(nil, &s.devices[i], earliest, latest, at)
 	return b
 }
