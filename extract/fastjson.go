@@ -121,6 +121,61 @@ func (s *scan) scalar() (text string, null bool, err error) {
 	return "", false, errShape
 }
 
+// object reads {"name": value, …}: field gets each member's name and must
+// read its value.
+func (s *scan) object(field func(name string) error) error {
+	if !s.byte('{') {
+		return errShape
+	}
+	if s.byte('}') {
+		return nil
+	}
+	for {
+		name, err := s.str()
+		if err != nil || !s.byte(':') {
+			return errShape
+		}
+		if err := field(name); err != nil {
+			return err
+		}
+		if s.byte(',') {
+			continue
+		}
+		if s.byte('}') {
+			return nil
+		}
+		return errShape
+	}
+}
+
+// array reads [value, …]: elem must read each value.
+func (s *scan) array(elem func() error) error {
+	if !s.byte('[') {
+		return errShape
+	}
+	if s.byte(']') {
+		return nil
+	}
+	for {
+		if err := elem(); err != nil {
+			return err
+		}
+		if s.byte(',') {
+			continue
+		}
+		if s.byte(']') {
+			return nil
+		}
+		return errShape
+	}
+}
+
+// end tells whether only whitespace is left.
+func (s *scan) end() bool {
+	s.ws()
+	return s.i == len(s.b)
+}
+
 // attributes reads [{"key": …, "value": …}, …] or null.
 func (s *scan) attributes(into []Attribute) ([]Attribute, error) {
 	s.ws()
@@ -128,90 +183,52 @@ func (s *scan) attributes(into []Attribute) ([]Attribute, error) {
 		s.i += 4
 		return into, nil
 	}
-	if !s.byte('[') {
-		return nil, errShape
-	}
-	if s.byte(']') {
-		return into, nil
-	}
-	for {
-		if !s.byte('{') {
-			return nil, errShape
-		}
+	err := s.array(func() error {
 		var a Attribute
 		var haveKey, haveValue bool
-		for n := 0; ; n++ {
-			if n == 0 && s.byte('}') {
-				break
-			}
-			name, err := s.str()
-			if err != nil || !s.byte(':') {
-				return nil, errShape
-			}
+		err := s.object(func(name string) error {
+			var err error
 			switch name {
 			case "key":
-				if a.Key, err = s.str(); err != nil {
-					return nil, errShape
-				}
+				a.Key, err = s.str()
 				haveKey = true
 			case "value":
-				if a.Value, a.Null, err = s.scalar(); err != nil {
-					return nil, errShape
-				}
+				a.Value, a.Null, err = s.scalar()
 				haveValue = true
 			default:
-				return nil, errShape
+				err = errShape
 			}
-			if s.byte(',') {
-				continue
-			}
-			if !s.byte('}') {
-				return nil, errShape
-			}
-			break
-		}
-		if !haveKey {
-			return nil, errShape
+			return err
+		})
+		if err != nil || !haveKey {
+			return errShape
 		}
 		// A missing value is null, as the general decoder has it.
 		a.Null = a.Null || !haveValue
 		into = append(into, a)
-		if s.byte(',') {
-			continue
-		}
-		if s.byte(']') {
-			return into, nil
-		}
-		return nil, errShape
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return into, nil
 }
 
 // fastEvent decodes one connection event of the usual shape; ok is false
 // when the record needs the general decoder.
 func fastEvent(b []byte, e *ConnectionEvent) (ok bool) {
 	s := scan{b: b}
-	if !s.byte('{') {
-		return false
-	}
 	var proper, prose *string
 	attrs := make([]Attribute, 0, 40)
-	for n := 0; ; n++ {
-		if n == 0 && s.byte('}') {
-			break
-		}
-		name, err := s.str()
-		if err != nil || !s.byte(':') {
-			return false
-		}
+	err := s.object(func(name string) error {
+		var err error
 		switch name {
 		case "connectionEventAttributes":
-			if attrs, err = s.attributes(attrs[:0]); err != nil {
-				return false
-			}
+			attrs, err = s.attributes(attrs[:0])
 		case "occurredAt", "occuredAt":
 			t, null, err := s.scalar()
 			if err != nil {
-				return false
+				return err
 			}
 			// Each spelling keeps its last value (null clears it), and
 			// occurredAt wins over the prose's occuredAt: as encoding/json
@@ -226,22 +243,13 @@ func fastEvent(b []byte, e *ConnectionEvent) (ok bool) {
 				prose = v
 			}
 		case "extendedAttributes":
-			if _, err := s.attributes(nil); err != nil {
-				return false
-			}
+			_, err = s.attributes(nil)
 		default:
-			return false
+			err = errShape
 		}
-		if s.byte(',') {
-			continue
-		}
-		if !s.byte('}') {
-			return false
-		}
-		break
-	}
-	s.ws()
-	if s.i != len(b) {
+		return err
+	})
+	if err != nil || !s.end() {
 		return false
 	}
 	e.Attributes = attrs
@@ -304,72 +312,45 @@ func (s *scan) skip() error {
 // needs encoding/json.
 func decodePage(b []byte, list string, reset func(), elem func([]byte) error) (more bool, ok bool) {
 	s := scan{b: b}
-	if !s.byte('{') {
-		return false, false
-	}
-	for n := 0; ; n++ {
-		if n == 0 && s.byte('}') {
-			break
-		}
-		name, err := s.str()
-		if err != nil || !s.byte(':') {
-			return false, false
-		}
+	err := s.object(func(name string) error {
 		// encoding/json matches keys case-insensitively; do the same, and
 		// leave non-ASCII names (its folding rules) to it.
 		for i := 0; i < len(name); i++ {
 			if name[i] >= 0x80 {
-				return false, false
+				return errShape
 			}
 		}
 		switch strings.ToLower(name) {
 		case list:
 			reset()
-			if !s.byte('[') {
-				return false, false
-			}
-			if !s.byte(']') {
-				for {
-					s.ws()
-					start := s.i
-					if err := s.skip(); err != nil || elem(b[start:s.i]) != nil {
-						return false, false
-					}
-					if s.byte(',') {
-						continue
-					}
-					if s.byte(']') {
-						break
-					}
-					return false, false
+			return s.array(func() error {
+				s.ws()
+				start := s.i
+				if err := s.skip(); err != nil {
+					return err
 				}
-			}
+				return elem(b[start:s.i])
+			})
 		case "hasmoredata":
 			if s.ws(); s.i < len(b) && b[s.i] == '"' {
-				return false, false // a string is not a bool to encoding/json
+				return errShape // a string is not a bool to encoding/json
 			}
 			t, null, err := s.scalar()
 			if err != nil || (!null && t != "true" && t != "false") {
-				return false, false
+				return errShape
 			}
 			more = t == "true"
+			return nil
 		default:
 			s.ws()
 			start := s.i
 			if err := s.skip(); err != nil || !json.Valid(b[start:s.i]) {
-				return false, false
+				return errShape
 			}
+			return nil
 		}
-		if s.byte(',') {
-			continue
-		}
-		if !s.byte('}') {
-			return false, false
-		}
-		break
-	}
-	s.ws()
-	return more, s.i == len(b)
+	})
+	return more, err == nil && s.end()
 }
 
 // decodeConnectionPage reads a connection history page in one pass.
@@ -402,51 +383,27 @@ func decodeUsagePage(b []byte) (recs []UsageRecord, more bool, ok bool) {
 // the record needs the general decoder.
 func fastUsage(b []byte, r *UsageRecord) bool {
 	s := scan{b: b}
-	if !s.byte('{') {
-		return false
-	}
 	var bytesUsed, smsUsed string
 	attrs := make([]Attribute, 0, 4)
-	for n := 0; ; n++ {
-		if n == 0 && s.byte('}') {
-			break
-		}
-		name, err := s.str()
-		if err != nil || !s.byte(':') {
-			return false
-		}
+	err := s.object(func(name string) error {
+		var err error
 		switch name {
-		case "bytesUsed", "smsUsed", "source", "timestamp":
-			t, _, err := s.scalar()
-			if err != nil {
-				return false
-			}
-			switch name {
-			case "bytesUsed":
-				bytesUsed = t
-			case "smsUsed":
-				smsUsed = t
-			case "source":
-				r.Source = t
-			case "timestamp":
-				r.TimestampText = t
-			}
+		case "bytesUsed":
+			bytesUsed, _, err = s.scalar()
+		case "smsUsed":
+			smsUsed, _, err = s.scalar()
+		case "source":
+			r.Source, _, err = s.scalar()
+		case "timestamp":
+			r.TimestampText, _, err = s.scalar()
 		case "extendedAttributes":
-			if attrs, err = s.attributes(attrs[:0]); err != nil {
-				return false
-			}
+			attrs, err = s.attributes(attrs[:0])
 		default:
-			return false
+			err = errShape
 		}
-		if s.byte(',') {
-			continue
-		}
-		if !s.byte('}') {
-			return false
-		}
-		break
-	}
-	if s.ws(); s.i != len(b) {
+		return err
+	})
+	if err != nil || !s.end() {
 		return false
 	}
 	r.ExtendedAttributes = attrs
