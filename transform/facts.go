@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -56,18 +57,37 @@ func newEventsLayout(t schema.Table) eventsLayout {
 // does not fit its column is rejected with the reason and its raw JSON; the
 // others still make rows.
 func (t *Transformer) Usage(dev extract.DeviceID, recs []extract.UsageRecord) ([]Row, []Reject) {
-	l := &t.usage
+	return records(schema.StreamUsage, dev, recs, t.usage.attrs.width,
+		func(r *extract.UsageRecord) (json.RawMessage, string) {
+			switch {
+			case r.Err != nil:
+				return r.Raw, r.Err.Error()
+			case r.Timestamp.IsZero():
+				return r.Raw, "timestamp: missing"
+			}
+			return r.Raw, ""
+		}, t.usageRow)
+}
+
+// records is the loop Usage and Events share: one row or one reject per
+// record, rows' values from one slab, unknown attributes from one slice.
+// check says why a decoded record cannot be a row; fill builds the row.
+func records[R any](stream string, dev extract.DeviceID, recs []R, width int,
+	check func(r *R) (raw json.RawMessage, reason string),
+	fill func(vals []any, r *R, kind, id any, unknown []extract.Attribute, seen *keyCache) ([]extract.Attribute, string),
+) ([]Row, []Reject) {
 	kind, id, why := identity(dev)
 	dev = normalDevice(dev)
 	if why != "" {
 		rejects := make([]Reject, len(recs))
 		for i := range recs {
-			rejects[i] = Reject{Stream: schema.StreamUsage, Device: dev, Reason: why, Raw: recs[i].Raw}
+			raw, _ := check(&recs[i])
+			rejects[i] = Reject{Stream: stream, Device: dev, Reason: why, Raw: raw}
 		}
 		return nil, rejects
 	}
 	rows := make([]Row, 0, len(recs))
-	slab := newRowSlab(len(recs), l.attrs.width)
+	slab := newRowSlab(len(recs), width)
 	var (
 		unknown []extract.Attribute
 		rejects []Reject
@@ -75,17 +95,11 @@ func (t *Transformer) Usage(dev extract.DeviceID, recs []extract.UsageRecord) ([
 	)
 	for i := range recs {
 		r := &recs[i]
-		reason := ""
-		switch {
-		case r.Err != nil:
-			reason = r.Err.Error()
-		case r.Timestamp.IsZero():
-			reason = "timestamp: missing"
-		}
+		raw, reason := check(r)
 		if reason == "" {
 			vals := slab.next()
 			start := len(unknown)
-			if unknown, reason = t.usageRow(vals, r, kind, id, unknown, &seen); reason == "" {
+			if unknown, reason = fill(vals, r, kind, id, unknown, &seen); reason == "" {
 				row := Row{Values: vals}
 				if len(unknown) > start {
 					row.Unknown = unknown[start:len(unknown):len(unknown)]
@@ -95,7 +109,7 @@ func (t *Transformer) Usage(dev extract.DeviceID, recs []extract.UsageRecord) ([
 			}
 			slab.drop()
 		}
-		rejects = append(rejects, Reject{Stream: schema.StreamUsage, Device: dev, Reason: reason, Raw: r.Raw})
+		rejects = append(rejects, Reject{Stream: stream, Device: dev, Reason: reason, Raw: raw})
 	}
 	return rows, rejects
 }
@@ -128,48 +142,16 @@ func (t *Transformer) usageRow(vals []any, r *extract.UsageRecord, kind, id any,
 // when Event is missing or NULL; a record with neither is rejected, as is
 // one without occurredAt. account_session_id may be NULL.
 func (t *Transformer) Events(dev extract.DeviceID, recs []extract.ConnectionEvent) ([]Row, []Reject) {
-	l := &t.events
-	kind, id, why := identity(dev)
-	dev = normalDevice(dev)
-	if why != "" {
-		rejects := make([]Reject, len(recs))
-		for i := range recs {
-			rejects[i] = Reject{Stream: schema.StreamConnections, Device: dev, Reason: why, Raw: recs[i].Raw}
-		}
-		return nil, rejects
-	}
-	rows := make([]Row, 0, len(recs))
-	slab := newRowSlab(len(recs), l.attrs.width)
-	var (
-		unknown []extract.Attribute
-		rejects []Reject
-		seen    keyCache
-	)
-	for i := range recs {
-		r := &recs[i]
-		reason := ""
-		switch {
-		case r.Err != nil:
-			reason = r.Err.Error()
-		case r.OccurredAt.IsZero():
-			reason = "occurredAt: missing"
-		}
-		if reason == "" {
-			vals := slab.next()
-			start := len(unknown)
-			if unknown, reason = t.eventRow(vals, r, kind, id, unknown, &seen); reason == "" {
-				row := Row{Values: vals}
-				if len(unknown) > start {
-					row.Unknown = unknown[start:len(unknown):len(unknown)]
-				}
-				rows = append(rows, row)
-				continue
+	return records(schema.StreamConnections, dev, recs, t.events.attrs.width,
+		func(r *extract.ConnectionEvent) (json.RawMessage, string) {
+			switch {
+			case r.Err != nil:
+				return r.Raw, r.Err.Error()
+			case r.OccurredAt.IsZero():
+				return r.Raw, "occurredAt: missing"
 			}
-			slab.drop()
-		}
-		rejects = append(rejects, Reject{Stream: schema.StreamConnections, Device: dev, Reason: reason, Raw: r.Raw})
-	}
-	return rows, rejects
+			return r.Raw, ""
+		}, t.eventRow)
 }
 
 func (t *Transformer) eventRow(vals []any, r *extract.ConnectionEvent, kind, id any, unknown []extract.Attribute, seen *keyCache) ([]extract.Attribute, string) {
