@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
 	"github.com/sethvargo/go-envconfig"
+
+	"github.com/thingsync/thingsync/schema"
 )
 
 // Secret holds a credential. Every way of printing it prints [redacted];
@@ -33,9 +36,6 @@ func (s Secret) GoString() string              { return "[redacted]" }
 func (s Secret) MarshalJSON() ([]byte, error)  { return []byte(`"[redacted]"`), nil }
 func (s Secret) MarshalText() ([]byte, error)  { return []byte("[redacted]"), nil }
 func (s Secret) Format(f fmt.State, verb rune) { _, _ = f.Write([]byte("[redacted]")) }
-
-// Stream names accepted by THINGSYNC_STREAMS.
-var validStreams = []string{"usage", "connections", "rated", "aggregate"}
 
 // Config is the program's whole configuration.
 type Config struct {
@@ -286,12 +286,8 @@ func ParseStreams(s string) ([]string, error) {
 		if p == "" {
 			continue
 		}
-		ok := false
-		for _, v := range validStreams {
-			ok = ok || v == p
-		}
-		if !ok {
-			return nil, fmt.Errorf("unknown stream %q (want some of %s)", p, strings.Join(validStreams, ","))
+		if !slices.Contains(schema.Streams(), p) {
+			return nil, fmt.Errorf("unknown stream %q (want some of %s)", p, strings.Join(schema.Streams(), ","))
 		}
 		if !seen[p] {
 			seen[p] = true
