@@ -16,7 +16,11 @@ import (
 // with THINGSYNC_TEST_MAIN=1 it is thingsync, nothing else.
 func TestMain(m *testing.M) {
 	if os.Getenv("THINGSYNC_TEST_MAIN") == "1" {
-		app := &App{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, Version: "test", TuneClient: fastClient}
+		// The child's clock starts at the simulator's t0, as the in-process
+		// tests' does, so the retention floor does not depend on today.
+		start := time.Now()
+		now := func() time.Time { return t0.Add(time.Since(start)) }
+		app := &App{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, Version: "test", Now: now, TuneClient: fastClient}
 		os.Exit(runMain(app, os.Args[1:]))
 	}
 	os.Exit(m.Run())
