@@ -404,7 +404,7 @@ func (c *Client) send(ctx context.Context, method, path string, payload []byte, 
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
 	}()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxBodyBytes+1))
+	b, err := readBody(resp, c.cfg.MaxBodyBytes+1)
 	if err != nil {
 		return response{}, err
 	}
@@ -416,6 +416,20 @@ func (c *Client) send(ctx context.Context, method, path string, payload []byte, 
 		r.retryAfter = ra
 	}
 	return r, nil
+}
+
+// readBody reads at most limit bytes of the body, sized from
+// Content-Length when the server sent one, so a page costs one allocation
+// rather than io.ReadAll's doubling.
+func readBody(resp *http.Response, limit int64) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n < limit {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, limit))
 }
 
 // parseRetryAfter reads Retry-After as seconds or an HTTP date.

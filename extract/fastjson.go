@@ -18,6 +18,10 @@ import (
 type scan struct {
 	b []byte
 	i int
+	// text, when set, holds the same bytes as b: strings are cut from it
+	// instead of allocated one by one. valid says b is known to be UTF-8.
+	text  string
+	valid bool
 }
 
 var errShape = errors.New("unexpected shape")
@@ -55,8 +59,11 @@ func (s *scan) str() (string, error) {
 		case c == '"':
 			s.i = j + 1
 			raw := s.b[start:j]
-			if !utf8.Valid(raw) {
+			if !s.valid && !utf8.Valid(raw) {
 				return "", errShape
+			}
+			if s.text != "" {
+				return s.text[start:j], nil
 			}
 			return string(raw), nil
 		case c == '\\':
@@ -115,6 +122,9 @@ func (s *scan) scalar() (text string, null bool, err error) {
 		tok := s.b[start:s.i]
 		if !json.Valid(tok) {
 			return "", false, errShape
+		}
+		if s.text != "" {
+			return s.text[start:s.i], false, nil
 		}
 		return string(tok), false, nil
 	}
@@ -217,7 +227,10 @@ func (s *scan) attributes(into []Attribute) ([]Attribute, error) {
 // fastEvent decodes one connection event of the usual shape; ok is false
 // when the record needs the general decoder.
 func fastEvent(b []byte, e *ConnectionEvent) (ok bool) {
-	s := scan{b: b}
+	return fastEventScan(scan{b: b}, e)
+}
+
+func fastEventScan(s scan, e *ConnectionEvent) (ok bool) {
 	var proper, prose *string
 	attrs := make([]Attribute, 0, 40)
 	err := s.object(func(name string) error {
@@ -310,8 +323,11 @@ func (s *scan) skip() error {
 // a repeated key replaces it, as with encoding/json), hasMoreData is
 // returned, other keys are validated and ignored. ok is false when the page
 // needs encoding/json.
-func decodePage(b []byte, list string, reset func(), elem func([]byte) error) (more bool, ok bool) {
-	s := scan{b: b}
+//
+// The records' strings are cut from one copy of the page and their Raw
+// points into b, which the caller must not change afterwards.
+func decodePage(b []byte, list string, reset func(), elem func(raw []byte, s scan) error) (more bool, ok bool) {
+	s := scan{b: b, text: string(b), valid: utf8.Valid(b)}
 	err := s.object(func(name string) error {
 		// encoding/json matches keys case-insensitively; do the same, and
 		// leave non-ASCII names (its folding rules) to it.
@@ -329,7 +345,7 @@ func decodePage(b []byte, list string, reset func(), elem func([]byte) error) (m
 				if err := s.skip(); err != nil {
 					return err
 				}
-				return elem(b[start:s.i])
+				return elem(b[start:s.i], scan{b: b[start:s.i], text: s.text[start:s.i], valid: s.valid})
 			})
 		case "hasmoredata":
 			if s.ws(); s.i < len(b) && b[s.i] == '"' {
@@ -355,10 +371,12 @@ func decodePage(b []byte, list string, reset func(), elem func([]byte) error) (m
 
 // decodeConnectionPage reads a connection history page in one pass.
 func decodeConnectionPage(b []byte) (events []ConnectionEvent, more bool, ok bool) {
-	more, ok = decodePage(b, "connectionhistory", func() { events = events[:0] }, func(r []byte) error {
-		var e ConnectionEvent
-		if err := e.UnmarshalJSON(r); err != nil {
-			return err
+	more, ok = decodePage(b, "connectionhistory", func() { events = events[:0] }, func(r []byte, s scan) error {
+		e := ConnectionEvent{Raw: r}
+		if !fastEventScan(s, &e) {
+			if err := e.slowDecode(r); err != nil {
+				return err
+			}
 		}
 		events = append(events, e)
 		return nil
@@ -368,10 +386,13 @@ func decodeConnectionPage(b []byte) (events []ConnectionEvent, more bool, ok boo
 
 // decodeUsagePage reads a usage history page in one pass.
 func decodeUsagePage(b []byte) (recs []UsageRecord, more bool, ok bool) {
-	more, ok = decodePage(b, "usagehistory", func() { recs = recs[:0] }, func(r []byte) error {
-		var u UsageRecord
-		if err := u.UnmarshalJSON(r); err != nil {
-			return err
+	more, ok = decodePage(b, "usagehistory", func() { recs = recs[:0] }, func(r []byte, s scan) error {
+		u := UsageRecord{Raw: r}
+		if !fastUsageScan(s, &u) {
+			u = UsageRecord{Raw: r}
+			if err := u.slowDecode(r); err != nil {
+				return err
+			}
 		}
 		recs = append(recs, u)
 		return nil
@@ -382,7 +403,10 @@ func decodeUsagePage(b []byte) (recs []UsageRecord, more bool, ok bool) {
 // fastUsage decodes one usage record of the usual shape; ok is false when
 // the record needs the general decoder.
 func fastUsage(b []byte, r *UsageRecord) bool {
-	s := scan{b: b}
+	return fastUsageScan(scan{b: b}, r)
+}
+
+func fastUsageScan(s scan, r *UsageRecord) bool {
 	var bytesUsed, smsUsed string
 	attrs := make([]Attribute, 0, 4)
 	err := s.object(func(name string) error {

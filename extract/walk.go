@@ -19,6 +19,9 @@ import (
 // State is where a device's stream stands before a run.
 type State struct {
 	SettledUntil time.Time
+	// LoadedUntil is the end of the furthest window ever stored for the
+	// device (sync or backfill): nothing at or after it is in the warehouse.
+	LoadedUntil time.Time
 	// Retired devices (deactivated, fetched a last time) are not asked again
 	// while they stay deactivated.
 	Retired bool
@@ -30,8 +33,12 @@ type Batch struct {
 	Stream string
 	Device DeviceID
 	Window Window
-	Usage  []UsageRecord
-	Events []ConnectionEvent
+	// LoadedUntil is the device-stream's State.LoadedUntil when the run
+	// began: a window starting at or after it holds only records the
+	// warehouse has never seen (the loader can insert them unchecked).
+	LoadedUntil time.Time
+	Usage       []UsageRecord
+	Events      []ConnectionEvent
 	// Retire marks the last batch of a deactivated device: store it and do
 	// not ask for the device again.
 	Retire bool
@@ -221,7 +228,7 @@ func (w *Walk) device(ctx context.Context, dev target, states map[string]map[Dev
 		} else {
 			windows = plan.Incremental(st.SettledUntil)
 		}
-		n, ferr := w.stream(ctx, stream, dev, windows, log)
+		n, ferr := w.stream(ctx, stream, dev, windows, st.LoadedUntil, log)
 		records += n
 		if ferr == nil {
 			continue
@@ -248,7 +255,7 @@ func isFatal(ctx context.Context, err error) bool {
 	return errors.Is(err, ErrLoginRejected) || errors.Is(err, errStop)
 }
 
-func (w *Walk) stream(ctx context.Context, stream string, dev target, windows []Window, log zerolog.Logger) (int64, error) {
+func (w *Walk) stream(ctx context.Context, stream string, dev target, windows []Window, loaded time.Time, log zerolog.Logger) (int64, error) {
 	var records int64
 	if len(windows) == 0 && dev.deactive && w.Backfill == nil {
 		// Nothing new to fetch, but the device must still be retired.
@@ -259,7 +266,7 @@ func (w *Walk) stream(ctx context.Context, stream string, dev target, windows []
 	}
 	for i := 0; i < len(windows); i++ {
 		win := windows[i]
-		b := Batch{Stream: stream, Device: dev.id, Window: win}
+		b := Batch{Stream: stream, Device: dev.id, Window: win, LoadedUntil: loaded}
 		var err error
 		switch stream {
 		case schema.StreamUsage:

@@ -181,3 +181,36 @@ func TestEvolution(t *testing.T) {
 		t.Errorf("after the cap: %s, want RoamingSms in its column and 3 keys in extra", got)
 	}
 }
+
+// Rows of a window past what was ever loaded go straight in; duplicates in
+// it keep the last, a row straying before the window takes the checked
+// path, and evolved columns land in the right place whatever their order.
+func TestFreshWindows(t *testing.T) {
+	w := open(t, filepath.Join(t.TempDir(), "w.duckdb"))
+	day := func(d int) time.Time { return time.Date(2026, 11, d, 0, 0, 0, 0, time.UTC) }
+	cp := func(to int) *CheckpointUpdate {
+		return &CheckpointUpdate{Stream: schema.StreamUsage, Device: dev, FetchedUntil: day(to)}
+	}
+	// A first window: days 1–4, day 2 sent twice (the last counts).
+	tot := write(t, w, Unit{Table: schema.UsageDaily, Checkpoint: cp(5), FreshFrom: day(1), FreshTo: day(5),
+		Rows: []transform.Row{usageRow(1, 10), usageRow(2, 20), usageRow(2, 21, extract.Attribute{Key: "NewKey", Value: "x"}), usageRow(3, 30), usageRow(4, 40)}})
+	if got := tot.Tables[schema.UsageDaily]; got.Inserted != 4 || got.Updated != 0 {
+		t.Errorf("first window: %+v, want 4 inserted", got)
+	}
+	if got := one(t, w, `SELECT bytes_used || '/' || new_key FROM usage_daily WHERE usage_date = '2026-11-02'`); got != "21/x" {
+		t.Errorf("day 2 = %s, want the last row sent, 21/x", got)
+	}
+	// The next window [5, 8) with a stray revision of day 4 and a new
+	// attribute evolved after new_key.
+	tot = write(t, w, Unit{Table: schema.UsageDaily, Checkpoint: cp(8), FreshFrom: day(5), FreshTo: day(8),
+		Rows: []transform.Row{usageRow(4, 41), usageRow(5, 50, extract.Attribute{Key: "Other", Value: "y"}), usageRow(6, 60)}})
+	if got := tot.Tables[schema.UsageDaily]; got.Inserted != 2 || got.Updated != 1 {
+		t.Errorf("second window: %+v, want 2 inserted, 1 updated", got)
+	}
+	if got := one(t, w, `SELECT count(*) || '/' || count(DISTINCT usage_date) || '/' || sum(bytes_used) FROM usage_daily`); got != "6/6/212" {
+		t.Errorf("count/distinct days/bytes = %s, want 6/6/212", got)
+	}
+	if got := one(t, w, `SELECT coalesce(new_key, '-') || other || loaded_at::VARCHAR FROM usage_daily WHERE usage_date = '2026-11-05'`); got != "-y2026-11-22 12:00:00+00" {
+		t.Errorf("day 5 = %s", got)
+	}
+}

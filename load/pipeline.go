@@ -30,7 +30,7 @@ func (p *Pipeline) States(ctx context.Context, stream string) (map[extract.Devic
 	}
 	out := make(map[extract.DeviceID]extract.State, len(cps))
 	for id, cp := range cps {
-		out[id] = extract.State{SettledUntil: cp.SettledUntil, Retired: cp.Retired}
+		out[id] = extract.State{SettledUntil: cp.SettledUntil, LoadedUntil: cp.FetchedUntil, Retired: cp.Retired}
 	}
 	return out, nil
 }
@@ -55,6 +55,12 @@ func (p *Pipeline) Batch(ctx context.Context, b extract.Batch) error {
 		SettledUntil: b.Window.Settle, FetchedUntil: b.Window.To,
 		Retire: b.Retire,
 	}}
+	if !b.Window.From.IsZero() && !b.Window.From.Before(b.LoadedUntil) {
+		// Every committed row of the device-stream lies before
+		// LoadedUntil (rows commit with the checkpoint that records it):
+		// from the next whole UTC day on, this window's keys are new.
+		u.FreshFrom, u.FreshTo = ceilDay(b.Window.From), b.Window.To
+	}
 	switch b.Stream {
 	case schema.StreamUsage:
 		u.Table = schema.UsageDaily
@@ -69,4 +75,15 @@ func (p *Pipeline) Batch(ctx context.Context, b extract.Batch) error {
 // Failed records a device's failure on a stream; its checkpoint stays.
 func (p *Pipeline) Failed(ctx context.Context, stream string, dev extract.DeviceID, err error) error {
 	return p.wr.Submit(ctx, Unit{Checkpoint: &CheckpointUpdate{Stream: stream, Device: dev, Err: err.Error()}})
+}
+
+// ceilDay is the first UTC midnight at or after t: a key's date can be
+// shared with rows of an earlier window only before it.
+func ceilDay(t time.Time) time.Time {
+	t = t.UTC()
+	d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	if d.Before(t) {
+		d = d.AddDate(0, 0, 1)
+	}
+	return d
 }

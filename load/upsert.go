@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -35,6 +36,13 @@ func (l layout) names() []string {
 		n = append(n, schema.ExtraColumn)
 	}
 	return n
+}
+
+// tracksFirstSeen tells tables whose rows keep first_seen_at: their rows
+// always take the checked path.
+func (l layout) tracksFirstSeen() bool {
+	_, ok := l.table.Column("first_seen_at")
+	return ok
 }
 
 func (l layout) types() []string {
@@ -147,7 +155,8 @@ func (w *Warehouse) layout(t schema.Table) layout {
 // upsert writes a batch of one table: stage with the Appender, keep the
 // last row of each key, insert new keys, rewrite changed rows, leave equal
 // rows alone (so a rerun changes nothing and counts exactly).
-func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, rows []transform.Row, now time.Time, runID string) (TableTotals, error) {
+func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, tb *tableBatch, now time.Time, runID string) (TableTotals, error) {
+	rows := tb.rows
 	if err := w.evolve(ctx, conn, t, rows, now, runID); err != nil {
 		return TableTotals{}, err
 	}
@@ -155,31 +164,47 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 	names, types := l.names(), l.types()
 	stage, dedup, marked := "stage_"+t.Name, "stage_"+t.Name+"_d", "stage_"+t.Name+"_m"
 
-	var def strings.Builder
-	for i, n := range names {
-		fmt.Fprintf(&def, "%s %s, ", schema.Ident(n), types[i])
-	}
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s (%s_seq BIGINT)", schema.Ident(stage), def.String())); err != nil {
-		return TableTotals{}, fmt.Errorf("create staging: %w", err)
-	}
-
+	// Rows in (date, device) order, then by the rest of the key, so equal
+	// keys are neighbours; the sort is stable, so the last of them is the
+	// last sent.
 	order := sortOrder(t)
+	for _, k := range t.Key() {
+		if i := t.Index(k); !slices.Contains(order, i) {
+			order = append(order, i)
+		}
+	}
 	idx := make([]int, len(rows))
 	for i := range idx {
 		idx[i] = i
 	}
 	sort.SliceStable(idx, func(a, b int) bool { return lessRow(rows[idx[a]].Values, rows[idx[b]].Values, order) })
+	keyCols := make([]int, 0, len(t.Key()))
+	for _, k := range t.Key() {
+		keyCols = append(keyCols, t.Index(k))
+	}
+	var fresh, checked []int
+	for n, i := range idx {
+		if tb.fresh[i] && !l.tracksFirstSeen() {
+			// Of fresh rows with one key, only the last is new.
+			if n+1 < len(idx) && tb.fresh[idx[n+1]] && equalKey(rows[i].Values, rows[idx[n+1]].Values, keyCols) {
+				continue
+			}
+			fresh = append(fresh, i)
+			continue
+		}
+		checked = append(checked, i)
+	}
 
 	known := w.evolved[t.Name]
-	width := len(names) + 1
-	buf := make([]driver.Value, width)
-	err := appendRows(conn, stage, len(rows), func(i int) []driver.Value {
-		seq := idx[i]
-		r := rows[seq]
+	width := len(names)
+	buf := make([]driver.Value, width+1)
+	// fill puts row i's values in buf, in the order of names.
+	fill := func(i int) []driver.Value {
+		r := rows[i]
 		for j, ci := range l.data {
 			buf[j] = r.Values[ci]
 		}
-		for j := len(l.data); j < width-1; j++ {
+		for j := len(l.data); j < width; j++ {
 			buf[j] = nil
 		}
 		var extra duckdb.Map
@@ -202,10 +227,37 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 			buf[len(l.data)+l.evolveIx[col]] = v
 		}
 		if l.extra && extra != nil {
-			buf[width-2] = extra
+			buf[width-1] = extra
 		}
-		buf[width-1] = int64(seq)
 		return buf
+	}
+
+	var tt TableTotals
+	if len(fresh) > 0 {
+		// Keys no committed row can have go straight into the table, in
+		// the batch's transaction. The checked path below runs after, so
+		// a stray row of the same key there finds this one and replaces it.
+		if err := w.appendFresh(ctx, conn, t, names, fresh, fill, now); err != nil {
+			return TableTotals{}, err
+		}
+		tt.Inserted = int64(len(fresh))
+	}
+	if len(checked) == 0 {
+		return tt, nil
+	}
+
+	var def strings.Builder
+	for i, n := range names {
+		fmt.Fprintf(&def, "%s %s, ", schema.Ident(n), types[i])
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s (%s_seq BIGINT)", schema.Ident(stage), def.String())); err != nil {
+		return TableTotals{}, fmt.Errorf("create staging: %w", err)
+	}
+	err := appendRows(conn, "temp", stage, len(checked), func(n int) []driver.Value {
+		i := checked[n]
+		v := fill(i)
+		v[width] = int64(i)
+		return v
 	})
 	if err != nil {
 		return TableTotals{}, err
@@ -235,6 +287,10 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 	if _, ok := t.Column("first_seen_at"); ok {
 		firstSeen = ", coalesce(t.first_seen_at, s.last_seen_at) AS _first_seen"
 	}
+	orderBy := ""
+	if len(t.Order) > 0 {
+		orderBy = " ORDER BY " + quoteList(t.Order, "s.")
+	}
 	stmts := []string{
 		fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE %s AS SELECT * EXCLUDE (_seq) FROM %s
 			QUALIFY row_number() OVER (PARTITION BY %s ORDER BY _seq DESC) = 1`,
@@ -250,18 +306,20 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 			return TableTotals{}, fmt.Errorf("stage %s: %w", t.Name, err)
 		}
 	}
-	var tt TableTotals
+	var ins, upd int64
 	if err := conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FILTER (WHERE NOT _existed), count(*) FILTER (WHERE _changed) FROM %s`,
-		schema.Ident(marked))).Scan(&tt.Inserted, &tt.Updated); err != nil {
+		schema.Ident(marked))).Scan(&ins, &upd); err != nil {
 		return TableTotals{}, err
 	}
-	if tt.Updated > 0 {
+	tt.Inserted += ins
+	tt.Updated += upd
+	if upd > 0 {
 		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s t USING %s s WHERE s._changed AND %s`,
 			schema.Ident(t.Name), schema.Ident(marked), strings.Join(keyJoin, " AND "))); err != nil {
 			return TableTotals{}, fmt.Errorf("replace changed %s rows: %w", t.Name, err)
 		}
 	}
-	if tt.Inserted+tt.Updated > 0 {
+	if ins+upd > 0 {
 		cols, sel := quoteList(names, ""), quoteList(names, "s.")
 		// Every upserted table has loaded_at (schema_test checks the
 		// schema's tables are well formed).
@@ -270,10 +328,6 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 		if firstSeen != "" {
 			cols += ", first_seen_at"
 			sel += ", s._first_seen"
-		}
-		orderBy := ""
-		if len(t.Order) > 0 {
-			orderBy = " ORDER BY " + quoteList(t.Order, "s.")
 		}
 		q := fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s s WHERE s._changed OR NOT s._existed%s`,
 			schema.Ident(t.Name), cols, sel, schema.Ident(marked), orderBy)
@@ -289,6 +343,73 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 		}
 	}
 	return tt, nil
+}
+
+// appendFresh appends rows to the table itself with the Appender, mapping
+// the table's columns, whatever order evolution left them in, to names.
+func (w *Warehouse) appendFresh(ctx context.Context, conn *sql.Conn, t schema.Table, names []string, rows []int, fill func(int) []driver.Value, now time.Time) error {
+	cols, err := tableColumns(ctx, conn, t.Name)
+	if err != nil {
+		return err
+	}
+	pos := make(map[string]int, len(names))
+	for i, n := range names {
+		pos[n] = i
+	}
+	from := make([]int, len(cols)) // index into names; -1 loaded_at; -2 NULL
+	for i, c := range cols {
+		switch j, ok := pos[c]; {
+		case ok:
+			from[i] = j
+		case c == "loaded_at":
+			from[i] = -1
+		default:
+			from[i] = -2
+		}
+	}
+	out := make([]driver.Value, len(cols))
+	return appendRows(conn, "", t.Name, len(rows), func(n int) []driver.Value {
+		v := fill(rows[n])
+		for i, j := range from {
+			switch j {
+			case -1:
+				out[i] = now
+			case -2:
+				out[i] = nil
+			default:
+				out[i] = v[j]
+			}
+		}
+		return out
+	})
+}
+
+// tableColumns lists a table's columns in their physical order.
+func tableColumns(ctx context.Context, conn *sql.Conn, table string) ([]string, error) {
+	rs, err := conn.QueryContext(ctx, `SELECT column_name FROM duckdb_columns()
+		WHERE database_name = current_database() AND schema_name = 'main' AND table_name = ? ORDER BY column_index`, table)
+	if err != nil {
+		return nil, fmt.Errorf("columns of %s: %w", table, err)
+	}
+	defer rs.Close()
+	var cols []string
+	for rs.Next() {
+		var c string
+		if err := rs.Scan(&c); err != nil {
+			return nil, err
+		}
+		cols = append(cols, c)
+	}
+	return cols, rs.Err()
+}
+
+func equalKey(a, b []any, cols []int) bool {
+	for _, i := range cols {
+		if compare(a[i], b[i]) != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func sortOrder(t schema.Table) []int {

@@ -45,9 +45,17 @@ func Open(ctx context.Context, path string, log zerolog.Logger) (*Warehouse, err
 	}
 	// DuckDB's default buffer pool is 80% of RAM; the loader needs little
 	// (batches are bounded), and the daemon shares the machine.
-	if _, err := db.ExecContext(ctx, "SET memory_limit = '256MB'"); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("configure %s: %w", path, err)
+	//
+	// The WAL folds into the file at 256 MB rather than DuckDB's 16 MB: each
+	// fold rewrites the last, partly filled row groups, so a load with small
+	// folds costs ~3× the commit time and a ~60% larger file (measured: a
+	// 300-device first sync, 15.1 s and 32.8 MB vs 12.0 s and 19.9 MB).
+	// The writer runs CHECKPOINT after a run; a crash replays the WAL.
+	for _, set := range []string{"SET memory_limit = '256MB'", "SET checkpoint_threshold = '256MB'"} {
+		if _, err := db.ExecContext(ctx, set); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("configure %s: %w", path, err)
+		}
 	}
 	w := &Warehouse{db: db, log: log}
 	if err := w.migrate(ctx); err != nil {

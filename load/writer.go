@@ -29,6 +29,11 @@ type Unit struct {
 	Rows       []transform.Row
 	Rejects    []transform.Reject
 	Checkpoint *CheckpointUpdate
+	// FreshFrom and FreshTo, when set, bound the key times no committed
+	// row can have: rows whose time key falls in [FreshFrom, FreshTo) are
+	// inserted without looking for an existing row. Rows outside it (an
+	// API that strays from the window) take the checked path.
+	FreshFrom, FreshTo time.Time
 }
 
 // CheckpointUpdate moves one device's stream forward, or records why it
@@ -157,31 +162,50 @@ func (wr *Writer) snapshot() Totals {
 	return t
 }
 
+// loop collects units into batches while the previous batch commits on a
+// second goroutine: producers keep fetching during a commit, and at most
+// two batches (one committing, one filling) plus the queue are in memory.
 func (wr *Writer) loop(ctx context.Context) {
 	defer close(wr.done)
+	commits := make(chan []Unit)
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		for b := range commits {
+			if wr.Err() != nil {
+				continue // a batch failed: commit nothing after it
+			}
+			if err := wr.flush(ctx, b); err != nil {
+				wr.mu.Lock()
+				wr.err = err
+				wr.mu.Unlock()
+			}
+		}
+	}()
+	defer func() {
+		close(commits)
+		<-committed
+	}()
+
 	var batch []Unit
 	values := 0
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	flush := func() bool {
-		if len(batch) == 0 {
-			return true
+	hand := func() bool {
+		if len(batch) > 0 {
+			select {
+			case commits <- batch:
+			case <-ctx.Done():
+			}
+			batch, values = nil, 0
 		}
-		err := wr.flush(ctx, batch)
-		batch, values = nil, 0
-		if err != nil {
-			wr.mu.Lock()
-			wr.err = err
-			wr.mu.Unlock()
-			return false
-		}
-		return true
+		return wr.Err() == nil
 	}
 	for {
 		select {
 		case u, ok := <-wr.in:
 			if !ok {
-				flush()
+				hand()
 				return
 			}
 			if len(batch) == 0 {
@@ -191,12 +215,12 @@ func (wr *Writer) loop(ctx context.Context) {
 			for _, r := range u.Rows {
 				values += len(r.Values)
 			}
-			if values >= wr.opts.BatchValues && !flush() {
+			if values >= wr.opts.BatchValues && !hand() {
 				wr.drain()
 				return
 			}
 		case <-timer.C:
-			if !flush() {
+			if !hand() {
 				wr.drain()
 				return
 			}
@@ -231,11 +255,16 @@ func (wr *Writer) flush(ctx context.Context, batch []Unit) error {
 		}
 	}()
 
-	byTable := map[string][]transform.Row{}
+	byTable := map[string]*tableBatch{}
 	var rejects []transform.Reject
 	for _, u := range batch {
 		if u.Table != "" && len(u.Rows) > 0 {
-			byTable[u.Table] = append(byTable[u.Table], u.Rows...)
+			tb := byTable[u.Table]
+			if tb == nil {
+				tb = &tableBatch{}
+				byTable[u.Table] = tb
+			}
+			tb.add(u)
 		}
 		rejects = append(rejects, u.Rejects...)
 	}
@@ -301,6 +330,50 @@ func (wr *Writer) flush(ctx context.Context, batch []Unit) error {
 	return nil
 }
 
+// tableBatch is a batch's rows of one table, with which of them are
+// known to be new.
+type tableBatch struct {
+	rows  []transform.Row
+	fresh []bool
+	// timeCol is timeKey+1 of the batch's table, 0 until the first unit.
+	timeCol int
+}
+
+func (tb *tableBatch) add(u Unit) {
+	tb.rows = append(tb.rows, u.Rows...)
+	if tb.timeCol == 0 {
+		t, _ := schema.Lookup(u.Table)
+		tb.timeCol = timeKey(t) + 1
+	}
+	col := tb.timeCol - 1
+	for _, r := range u.Rows {
+		f := false
+		if col >= 0 && !u.FreshFrom.IsZero() {
+			if at, ok := r.Values[col].(time.Time); ok {
+				f = !at.Before(u.FreshFrom) && at.Before(u.FreshTo)
+			}
+		}
+		tb.fresh = append(tb.fresh, f)
+	}
+}
+
+// timeKey is the index of the key column that orders a fact table by time
+// (usage_date, occurred_at), or -1.
+func timeKey(t schema.Table) int {
+	if len(t.Order) == 0 {
+		return -1
+	}
+	i := t.Index(t.Order[0])
+	if i < 0 || !t.Columns[i].Key {
+		return -1
+	}
+	switch t.Columns[i].Type {
+	case schema.Date, schema.TimestampTZ:
+		return i
+	}
+	return -1
+}
+
 func (w *Warehouse) evolvedCount() int {
 	n := 0
 	for _, m := range w.evolved {
@@ -321,9 +394,9 @@ func rawConn(conn *sql.Conn, fn func(driver.Conn) error) error {
 }
 
 // appendRows appends rows to a TEMP table with DuckDB's Appender.
-func appendRows(conn *sql.Conn, table string, n int, row func(i int) []driver.Value) error {
+func appendRows(conn *sql.Conn, catalog, table string, n int, row func(i int) []driver.Value) error {
 	return rawConn(conn, func(dc driver.Conn) error {
-		app, err := duckdb.NewAppender(dc, "temp", "main", table)
+		app, err := duckdb.NewAppender(dc, catalog, "main", table)
 		if err != nil {
 			return fmt.Errorf("appender on %s: %w", table, err)
 		}
@@ -350,7 +423,7 @@ func (w *Warehouse) storeRejects(ctx context.Context, conn *sql.Conn, rejects []
 		device_id VARCHAR, record_hash VARCHAR, reason VARCHAR, raw VARCHAR, seq BIGINT)`); err != nil {
 		return err
 	}
-	err := appendRows(conn, "stage_rejects", len(rejects), func(i int) []driver.Value {
+	err := appendRows(conn, "temp", "stage_rejects", len(rejects), func(i int) []driver.Value {
 		r := rejects[i]
 		raw := string(r.Raw)
 		if raw == "" {
@@ -440,7 +513,7 @@ func (w *Warehouse) storeCheckpoints(ctx context.Context, conn *sql.Conn, batch 
 		}
 		return t.UTC()
 	}
-	err := appendRows(conn, "stage_cp", len(order), func(i int) []driver.Value {
+	err := appendRows(conn, "temp", "stage_cp", len(order), func(i int) []driver.Value {
 		k, s := order[i], folded[order[i]]
 		var errText driver.Value
 		if s.err != "" {

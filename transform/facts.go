@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -82,7 +83,7 @@ func records[R any](stream string, dev extract.DeviceID, recs []R, width int,
 		rejects := make([]Reject, len(recs))
 		for i := range recs {
 			raw, _ := check(&recs[i])
-			rejects[i] = Reject{Stream: stream, Device: dev, Reason: why, Raw: raw}
+			rejects[i] = Reject{Stream: stream, Device: dev, Reason: why, Raw: bytes.Clone(raw)}
 		}
 		return nil, rejects
 	}
@@ -103,13 +104,18 @@ func records[R any](stream string, dev extract.DeviceID, recs []R, width int,
 				row := Row{Values: vals}
 				if len(unknown) > start {
 					row.Unknown = unknown[start:len(unknown):len(unknown)]
+					for j := range row.Unknown {
+						u := &row.Unknown[j]
+						u.Key, u.Value = seen.arena.clone(u.Key), seen.arena.clone(u.Value)
+					}
 				}
 				rows = append(rows, row)
 				continue
 			}
 			slab.drop()
 		}
-		rejects = append(rejects, Reject{Stream: stream, Device: dev, Reason: reason, Raw: raw})
+		// Raw points into the response page: keep a copy, not the page.
+		rejects = append(rejects, Reject{Stream: stream, Device: dev, Reason: reason, Raw: bytes.Clone(raw)})
 	}
 	return rows, rejects
 }
@@ -131,7 +137,7 @@ func (t *Transformer) usageRow(vals []any, r *extract.UsageRecord, kind, id any,
 		vals[l.sms] = int32(v)
 	}
 	if !isNullText(r.Source) {
-		vals[l.source] = r.Source
+		vals[l.source] = seen.arena.clone(r.Source)
 	}
 	return l.attrs.flatten(vals, r.ExtendedAttributes, unknown, seen)
 }

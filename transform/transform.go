@@ -25,6 +25,7 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/schema"
@@ -276,6 +277,10 @@ func (m *attrMap) flatten(vals []any, attrs []extract.Attribute, unknown []extra
 			vals[i] = nil // the last value wins, a NULL one too
 			continue
 		}
+		if m.kinds[i] == kindText {
+			vals[i] = seen.arena.clone(a.Value)
+			continue
+		}
 		v, err := convert(m.kinds[i], a.Value)
 		if err != nil {
 			return unknown[:start], attrReason(a, err)
@@ -347,6 +352,28 @@ func (s *rowSlab) drop() {
 type keyCache struct {
 	keys [48]string
 	cols [48]int32 // -1: unknown key
+	// arena holds the call's text values.
+	arena arena
+}
+
+// arena copies a call's text values into shared chunks. A decoded record's
+// strings point into its whole response page; a row must keep only its own
+// values alive, and one chunk per call costs one allocation, not one per
+// value.
+type arena struct{ buf []byte }
+
+func (a *arena) clone(s string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	if cap(a.buf)-len(a.buf) < len(s) {
+		a.buf = make([]byte, 0, max(2048, len(s)))
+	}
+	n := len(a.buf)
+	a.buf = append(a.buf, s...)
+	// The chunk is never appended past its capacity, so it never moves
+	// and its written bytes never change.
+	return unsafe.String(&a.buf[n], len(s))
 }
 
 func (c *keyCache) column(m *attrMap, pos int, key string) (int, bool) {
