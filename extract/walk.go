@@ -38,6 +38,7 @@ type Batch struct {
 	// warehouse has never seen (the loader can insert them unchecked).
 	LoadedUntil time.Time
 	Usage       []UsageRecord
+	Rated       *RatedUsage
 	Events      []ConnectionEvent
 	// Retire marks the last batch of a deactivated device: store it and do
 	// not ask for the device again.
@@ -99,6 +100,8 @@ type Result struct {
 
 type target struct {
 	id       DeviceID
+	mdn      string // rated usage is asked by MDN; empty: the device has none
+	iccid    string
 	deactive bool
 }
 
@@ -182,7 +185,7 @@ func (w *Walk) listDevices(ctx context.Context) ([]target, error) {
 				continue
 			}
 			seen[id] = true
-			out = append(out, target{id: id, deactive: deactivated(d)})
+			out = append(out, target{id: id, mdn: idOf(d, "mdn"), iccid: idOf(d, "iccid"), deactive: deactivated(d)})
 		}
 		return nil
 	})
@@ -190,6 +193,15 @@ func (w *Walk) listDevices(ctx context.Context) ([]target, error) {
 		return nil, fmt.Errorf("list devices: %w", err)
 	}
 	return out, nil
+}
+
+func idOf(d Device, kind string) string {
+	for _, id := range d.DeviceIDs {
+		if strings.EqualFold(id.Kind, kind) {
+			return id.ID
+		}
+	}
+	return ""
 }
 
 func matchesAny(d Device, only map[DeviceID]bool) bool {
@@ -221,14 +233,22 @@ func (w *Walk) device(ctx context.Context, dev target, states map[string]map[Dev
 		if st.Retired && dev.deactive && w.Backfill == nil {
 			continue
 		}
-		plan := w.Plans[stream]
-		var windows []Window
-		if w.Backfill != nil {
-			windows = plan.Backfill(w.Backfill.From, w.Backfill.To, st.SettledUntil)
+		var (
+			n    int64
+			ferr error
+		)
+		if stream == schema.StreamRated {
+			n, ferr = w.rated(ctx, dev)
 		} else {
-			windows = plan.Incremental(st.SettledUntil)
+			plan := w.Plans[stream]
+			var windows []Window
+			if w.Backfill != nil {
+				windows = plan.Backfill(w.Backfill.From, w.Backfill.To, st.SettledUntil)
+			} else {
+				windows = plan.Incremental(st.SettledUntil)
+			}
+			n, ferr = w.stream(ctx, stream, dev, windows, st.LoadedUntil, log)
 		}
-		n, ferr := w.stream(ctx, stream, dev, windows, st.LoadedUntil, log)
 		records += n
 		if ferr == nil {
 			continue
@@ -253,6 +273,25 @@ func isFatal(ctx context.Context, err error) bool {
 		return true
 	}
 	return errors.Is(err, ErrLoginRejected) || errors.Is(err, errStop)
+}
+
+// rated asks for the device's current billing cycle: one request, every
+// run, for a device with an MDN (the API knows rated usage by MDN only).
+func (w *Walk) rated(ctx context.Context, dev target) (int64, error) {
+	if dev.mdn == "" {
+		return 0, nil
+	}
+	r, err := w.Client.RatedUsage(ctx, DeviceID{Kind: "mdn", ID: dev.mdn})
+	if err != nil {
+		return 0, err
+	}
+	now := w.now()
+	b := Batch{Stream: schema.StreamRated, Device: dev.id, Window: Window{To: now}, Rated: &r,
+		Retire: dev.deactive && w.Backfill == nil}
+	if err := w.Sink.Batch(ctx, b); err != nil {
+		return 1, fmt.Errorf("%w: store rated usage of %s: %v", errStop, dev.id, err)
+	}
+	return 1, nil
 }
 
 func (w *Walk) stream(ctx context.Context, stream string, dev target, windows []Window, loaded time.Time, log zerolog.Logger) (int64, error) {

@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/thingsync/thingsync/extract"
@@ -68,6 +69,18 @@ func (p *Pipeline) Batch(ctx context.Context, b extract.Batch) error {
 	case schema.StreamConnections:
 		u.Table = schema.ConnectionEvents
 		u.Rows, u.Rejects = p.tf.Events(b.Device, b.Events)
+	case schema.StreamRated:
+		if b.Rated == nil {
+			break
+		}
+		u.Table = schema.RatedUsage
+		row, err := p.tf.Rated(b.Device, *b.Rated, b.Window.To)
+		if err != nil {
+			raw, _ := json.Marshal(b.Rated)
+			u.Rejects = []transform.Reject{{Stream: b.Stream, Device: b.Device, Reason: err.Error(), Raw: raw}}
+			break
+		}
+		u.Rows = []transform.Row{row}
 	}
 	return p.wr.Submit(ctx, u)
 }

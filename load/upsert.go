@@ -272,9 +272,15 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 	for _, k := range key {
 		isKey[k] = true
 	}
-	var diffs []string
+	// Bookkeeping columns say when a row was last seen or fetched: they
+	// are refreshed, not counted as a change.
+	var diffs, keep []string
 	for _, n := range names {
-		if isKey[n] || n == "last_seen_at" {
+		if n == "last_seen_at" || n == "fetched_at" {
+			keep = append(keep, fmt.Sprintf("%s = s.%s", schema.Ident(n), schema.Ident(n)))
+			continue
+		}
+		if isKey[n] {
 			continue
 		}
 		diffs = append(diffs, fmt.Sprintf("t.%s IS DISTINCT FROM s.%s", schema.Ident(n), schema.Ident(n)))
@@ -335,11 +341,10 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 			return TableTotals{}, fmt.Errorf("insert %s rows: %w", t.Name, err)
 		}
 	}
-	if firstSeen != "" {
-		// last_seen_at is bookkeeping: refreshed, not counted as a change.
-		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`UPDATE %s t SET last_seen_at = s.last_seen_at FROM %s s
-			WHERE s._existed AND NOT s._changed AND %s`, schema.Ident(t.Name), schema.Ident(marked), strings.Join(keyJoin, " AND "))); err != nil {
-			return TableTotals{}, fmt.Errorf("refresh last_seen_at: %w", err)
+	if len(keep) > 0 && ins+upd < int64(len(checked)) {
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`UPDATE %s t SET %s FROM %s s
+			WHERE s._existed AND NOT s._changed AND %s`, schema.Ident(t.Name), strings.Join(keep, ", "), schema.Ident(marked), strings.Join(keyJoin, " AND "))); err != nil {
+			return TableTotals{}, fmt.Errorf("refresh %s bookkeeping: %w", t.Name, err)
 		}
 	}
 	return tt, nil

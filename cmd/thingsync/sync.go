@@ -74,7 +74,7 @@ func runBackfill(ctx context.Context, a *App, env *Env, args []string) error {
 func walked(streams []string) []string {
 	var out []string
 	for _, s := range streams {
-		if s == schema.StreamUsage || s == schema.StreamConnections {
+		if s == schema.StreamUsage || s == schema.StreamConnections || s == schema.StreamRated {
 			out = append(out, s)
 		}
 	}
@@ -88,7 +88,7 @@ func (a *App) walk(ctx context.Context, env *Env, kind string, streams []string,
 	started := a.now()
 	streams = walked(streams)
 	if len(streams) == 0 {
-		return usageErr("%s: no usage or connections stream configured", kind)
+		return usageErr("%s: no usage, connections or rated stream configured", kind)
 	}
 
 	wh, err := load.Open(ctx, cfg.DB, log)
@@ -118,7 +118,7 @@ func (a *App) walk(ctx context.Context, env *Env, kind string, streams []string,
 	// The writer outlives ctx's cancellation long enough to commit what
 	// is in flight: a first signal stops the walk, not the commit.
 	wctx := context.WithoutCancel(ctx)
-	wr := wh.NewWriter(wctx, runID, load.WriterOptions{})
+	wr := wh.NewWriter(wctx, runID, load.WriterOptions{Now: a.now})
 	sink := load.NewPipeline(wh, wr, transform.New())
 	plans := map[string]extract.Plan{
 		schema.StreamUsage:       {Now: started, Start: cfg.Start, Step: cfg.WindowUsage, Lookback: cfg.LookbackUsage, Daily: true},
@@ -160,8 +160,11 @@ func (a *App) walk(ctx context.Context, env *Env, kind string, streams []string,
 func summary(kind string, res extract.Result, c extract.Counters, t load.Totals, d time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d devices (%d failed), %d requests, %d retries", kind, res.Devices, res.DevicesFailed, c.TotalRequests(), c.TotalRetries())
-	for _, table := range []string{schema.Devices, schema.UsageDaily, schema.ConnectionEvents} {
-		tt := t.Tables[table]
+	for _, table := range []string{schema.Devices, schema.UsageDaily, schema.ConnectionEvents, schema.RatedUsage} {
+		tt, ok := t.Tables[table]
+		if !ok && table == schema.RatedUsage {
+			continue
+		}
 		fmt.Fprintf(&b, ", %s +%d ~%d", table, tt.Inserted, tt.Updated)
 	}
 	fmt.Fprintf(&b, ", %d rejected, %s", t.Rejected, d.Round(time.Millisecond))

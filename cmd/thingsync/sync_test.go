@@ -443,3 +443,42 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// Rated usage: one row per device with an MDN, equal to the simulator's
+// truth in every unit (KB, MB, GB as sent; bytes by powers of ten); a
+// rerun changes nothing.
+func TestSyncRated(t *testing.T) {
+	w := newWorld(t, simulator.Options{})
+	w.env["THINGSYNC_STREAMS"] = "rated"
+	if code, out := w.run("sync"); code != 0 {
+		t.Fatalf("sync: exit %d\n%s", code, out)
+	}
+	var want []string
+	units := map[string]bool{}
+	for _, r := range w.sim.TruthRated(t0) {
+		units[r.Unit] = true
+		want = append(want, fmt.Sprintf("%s|%s|%s|%s|%s|%v|%s|%d", r.Device.Kind, r.Device.ID, r.Start.Format(time.RFC3339),
+			r.End.Format(time.RFC3339), r.Reset.Format(time.RFC3339), r.DataUsage, r.Unit, r.DataUsageBytes))
+	}
+	if len(units) < 2 {
+		t.Fatalf("the simulated account uses units %v: the test would not compare units", units)
+	}
+	got := func() []string {
+		return w.query(`SELECT device_kind, device_id, billing_start_date, billing_end_date, billing_reset_date,
+			data_usage, unit, data_usage_bytes FROM rated_usage ORDER BY device_kind, device_id`)
+	}
+	diffLines(t, "rated_usage", got(), want)
+	w.clock.Advance(time.Minute)
+	code, out := w.run("sync")
+	if code != 0 || !strings.Contains(out, "rated_usage +0 ~0") {
+		t.Errorf("rerun: exit %d, %s; want rated_usage +0 ~0", code, out)
+	}
+	diffLines(t, "rated_usage after a rerun", got(), want)
+	// Deactivated devices were fetched a last time by the first run; the
+	// others were fetched again.
+	stale := w.query(`SELECT r.device_id FROM rated_usage r WHERE r.fetched_at <> ?::TIMESTAMPTZ ORDER BY 1`, t0.Add(time.Minute))
+	retired := w.query(`SELECT device_id FROM sync_checkpoints WHERE stream = 'rated' AND retired ORDER BY 1`)
+	if len(retired) == 0 || strings.Join(stale, ",") != strings.Join(retired, ",") {
+		t.Errorf("rows not refreshed by the rerun: %v, want exactly the retired devices %v", stale, retired)
+	}
+}
