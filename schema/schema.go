@@ -44,6 +44,8 @@ const (
 	UsageDaily         = "usage_daily"
 	ConnectionEvents   = "connection_events"
 	ConnectionSessions = "connection_sessions"
+	UsageMonthly       = "usage_monthly"
+	DeviceLatest       = "device_latest"
 	RatedUsage         = "rated_usage"
 	AggregateUsage     = "aggregate_usage"
 	AggregateRequests  = "aggregate_requests"

@@ -16,6 +16,8 @@ func Tables() []Table {
 		rejectedRecordsTable(),
 		schemaColumnsTable(),
 		connectionSessionsView(),
+		usageMonthlyView(),
+		deviceLatestView(),
 	}
 }
 
@@ -317,9 +319,9 @@ SELECT device_kind, device_id, account_session_id, started_at, stopped_at,
        stopped_at IS NULL AS is_open
 FROM s`,
 		Columns: []Column{
-			{Name: "device_kind", Type: Varchar, Comment: "Kind of the device's identity."},
-			{Name: "device_id", Type: Varchar, Comment: "Value of the device's identity."},
-			{Name: "account_session_id", Type: Varchar, Comment: "RADIUS accounting session id shared by the Start and Stop."},
+			{Name: "device_kind", Type: Varchar, Key: true, Comment: "Kind of the device's identity."},
+			{Name: "device_id", Type: Varchar, Key: true, Comment: "Value of the device's identity."},
+			{Name: "account_session_id", Type: Varchar, Key: true, Comment: "RADIUS accounting session id shared by the Start and Stop."},
 			{Name: "started_at", Type: TimestampTZ, Comment: "When the session started (the Start event; NULL if only the Stop is loaded, e.g. the Start is older than retention)."},
 			{Name: "stopped_at", Type: TimestampTZ, Comment: "When the session stopped (the Stop event); NULL while the session is open."},
 			{Name: "duration", Type: "INTERVAL", Comment: "stopped_at − started_at; NULL for an open session."},
