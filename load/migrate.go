@@ -59,17 +59,10 @@ func (w *Warehouse) migrate(ctx context.Context) error {
 		return err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER, description VARCHAR, applied_at TIMESTAMPTZ)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
-	if err := execAll(ctx, tx, []string{
-		`COMMENT ON TABLE schema_migrations IS 'Versioned schema migrations applied to this file.'`,
-		`COMMENT ON COLUMN schema_migrations.version IS 'Migration version.'`,
-		`COMMENT ON COLUMN schema_migrations.description IS 'What the migration does.'`,
-		`COMMENT ON COLUMN schema_migrations.applied_at IS 'When it was applied to this file (UTC).'`,
-	}); err != nil {
-		return err
+	// The migrations table comes first: it says which migrations to run.
+	migTable := schema.MustLookup(schema.SchemaMigrations)
+	if err := execAll(ctx, tx, append([]string{migTable.CreateSQL()}, migTable.CommentSQL()...)); err != nil {
+		return fmt.Errorf("create %s: %w", migTable.Name, err)
 	}
 	applied := map[int]bool{}
 	rows, err := tx.QueryContext(ctx, `SELECT version FROM schema_migrations`)

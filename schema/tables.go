@@ -15,6 +15,7 @@ func Tables() []Table {
 		syncRunsTable(),
 		rejectedRecordsTable(),
 		schemaColumnsTable(),
+		schemaMigrationsTable(),
 		connectionSessionsView(),
 		usageMonthlyView(),
 		deviceLatestView(),
@@ -291,6 +292,21 @@ func schemaColumnsTable() Table {
 			{Name: "column_name", Type: Varchar, Comment: "Column that holds it (sanitised snake_case), or extra when the table had reached its cap and the value went to the extra map."},
 			{Name: "first_seen_at", Type: TimestampTZ, Comment: "When the key was first seen (UTC)."},
 			{Name: "first_run_id", Type: Varchar, Comment: "Run that first saw the key."},
+		},
+	}
+}
+
+// schemaMigrationsTable is created by load before any migration runs (it
+// records them); it is declared here so it is documented like the rest.
+func schemaMigrationsTable() Table {
+	return Table{
+		Name:    SchemaMigrations,
+		Comment: "Versioned schema migrations applied to this file.",
+		Order:   []string{"version"},
+		Columns: []Column{
+			{Name: "version", Type: Integer, Key: true, Comment: "Migration version."},
+			{Name: "description", Type: Varchar, Comment: "What the migration does."},
+			{Name: "applied_at", Type: TimestampTZ, Comment: "When it was applied to this file (UTC)."},
 		},
 	}
 }
