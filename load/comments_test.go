@@ -42,7 +42,7 @@ func TestEverythingCommented(t *testing.T) {
 			WHERE database_name = current_database() AND schema_name = 'main' AND NOT internal
 			AND coalesce(comment, '') = '' ORDER BY ALL`},
 	} {
-		if missing := rowsOf(t, w, q.query); len(missing) > 0 {
+		if missing := rowsOf(t, w.DB(), q.query); len(missing) > 0 {
 			t.Errorf("%ss without a comment: %s", q.what, strings.Join(missing, ", "))
 		}
 	}
@@ -53,7 +53,7 @@ func TestEverythingCommented(t *testing.T) {
 
 	// What the file holds, against what the schema declares.
 	var got, want []string
-	for _, r := range rowsOf(t, w, `SELECT c.table_name, c.column_name, c.data_type, c.comment
+	for _, r := range rowsOf(t, w.DB(), `SELECT c.table_name, c.column_name, c.data_type, c.comment
 		FROM duckdb_columns() c
 		LEFT JOIN schema_columns e ON e.table_name = c.table_name AND e.column_name = c.column_name
 		WHERE c.database_name = current_database() AND c.schema_name = 'main' AND NOT c.internal

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -12,9 +13,9 @@ import (
 
 // rowsOf runs q and renders each row as its values joined by |, NULL for
 // NULL and times in RFC 3339 UTC (format dates in the query).
-func rowsOf(t *testing.T, w *Warehouse, q string) []string {
+func rowsOf(t *testing.T, db *sql.DB, q string) []string {
 	t.Helper()
-	rows, err := w.DB().Query(q)
+	rows, err := db.Query(q)
 	if err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
@@ -77,7 +78,7 @@ func TestUsageMonthly(t *testing.T) {
 		('imei', 'B', DATE '2026-12-02', 3000000000, 1, NULL, NULL),
 		-- Only international usage: share 1.
 		('mdn', 'C', DATE '2026-11-02', 10, 0, 0, 10)`)
-	got := rowsOf(t, w, `SELECT device_kind, device_id, strftime(month, '%Y-%m-%d'), bytes_used, sms_used,
+	got := rowsOf(t, w.DB(), `SELECT device_kind, device_id, strftime(month, '%Y-%m-%d'), bytes_used, sms_used,
 		international_usage, domestic_usage, international_share
 		FROM usage_monthly ORDER BY device_kind, device_id, month`)
 	want := []string{
@@ -119,7 +120,7 @@ func TestDeviceLatest(t *testing.T) {
 			('iccid', 'A', '2026-10-01 00:00:00+00', '2026-10-31 00:00:00+00', 7.5, 'MB', 7500000),
 			('iccid', 'A', '2026-11-01 00:00:00+00', '2026-11-30 00:00:00+00', 1.25, 'GB', 1250000000)`,
 	)
-	got := rowsOf(t, w, `SELECT device_kind, device_id, account_name, iccid, imei, mdn, msisdn, meid, esn, eid, imsi,
+	got := rowsOf(t, w.DB(), `SELECT device_kind, device_id, account_name, iccid, imei, mdn, msisdn, meid, esn, eid, imsi,
 		state, last_seen_at, strftime(last_usage_date, '%Y-%m-%d'), last_session_end,
 		billing_start_date, billing_end_date, billing_data_usage, billing_unit, billing_data_usage_bytes
 		FROM device_latest ORDER BY device_kind, device_id`)

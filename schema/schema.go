@@ -180,8 +180,10 @@ func Ident(name string) string {
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }
 
-// Literal quotes a string as a SQL string literal. It is used only for
-// comments written by this package, never for text from the API.
+// Literal quotes a string as a SQL string literal: comments, and paths
+// given on the command line (export). It is safe for any text: a DuckDB
+// standard string has one escape, the doubled quote, and no backslash
+// escapes.
 func Literal(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }

@@ -1,0 +1,304 @@
+package load
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/thingsync/thingsync/schema"
+)
+
+// exportLayout is how one table is laid out under the export directory.
+type exportLayout struct {
+	table string
+	// key is the Hive partition key (month, day); empty for a table written
+	// as one file.
+	key string
+	// value is the SQL expression of a row's partition value. Both are UTC:
+	// usage_date is a UTC date, and occurred_at is converted explicitly so
+	// the session's TimeZone setting cannot move an event to another day.
+	value string
+	// sinceColumn is compared with --since; align rounds --since down to the
+	// start of its partition, so every partition written holds all its rows
+	// (a partition is replaced whole: one written from mid-month would drop
+	// the month's earlier days).
+	sinceColumn string
+	sinceType   string
+	align       func(time.Time) time.Time
+}
+
+func exportLayouts() []exportLayout {
+	day := func(t time.Time) time.Time { return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC) }
+	return []exportLayout{
+		{table: schema.Devices},
+		{table: schema.UsageDaily, key: "month", value: "strftime(usage_date, '%Y-%m')",
+			sinceColumn: "usage_date", sinceType: "DATE",
+			align: func(t time.Time) time.Time { return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC) }},
+		{table: schema.ConnectionEvents, key: "day", value: "strftime(timezone('UTC', occurred_at), '%Y-%m-%d')",
+			sinceColumn: "occurred_at", sinceType: "TIMESTAMPTZ", align: day},
+		{table: schema.RatedUsage},
+		{table: schema.AggregateUsage},
+	}
+}
+
+// ExportTables lists the tables Export can write, in the order it writes
+// them. The names are the schema package's.
+func ExportTables() []string {
+	var names []string
+	for _, l := range exportLayouts() {
+		names = append(names, l.table)
+	}
+	return names
+}
+
+// ExportOptions says what Export writes.
+type ExportOptions struct {
+	// Tables to write (ExportTables' names); empty: all of them.
+	Tables []string
+	// Since, if set, limits the partitioned tables to partitions from the
+	// one holding Since on (rounded down to the month for usage_daily, the
+	// UTC day for connection_events). Earlier partitions already in the
+	// directory are left as they are. Tables written as one file are
+	// always written whole.
+	Since time.Time
+}
+
+// ExportedTable is what Export wrote for one table.
+type ExportedTable struct {
+	Table string
+	// Path is the table's file, or the directory of its partitions.
+	Path string
+	Rows int64
+	// Partitions written; Replaced of them existed before and were swapped.
+	Partitions, Replaced int
+}
+
+// ExportResult is what Export wrote.
+type ExportResult struct {
+	Dir    string
+	Tables []ExportedTable
+}
+
+// ErrUnknownExportTable: a table Export does not write.
+var ErrUnknownExportTable = errors.New("not an exported table")
+
+// Export writes tables of the warehouse db (read-only is enough) under dir
+// as Parquet: usage_daily Hive-partitioned by month (usage_daily/month=
+// YYYY-MM/), connection_events by UTC day (connection_events/day=
+// YYYY-MM-DD/), the small tables as one file each (devices.parquet, …).
+//
+// Re-exporting replaces each partition whole, so a row revised since the
+// last export appears once, with its new value. DuckDB's own OVERWRITE_OR_
+// IGNORE would leave the earlier export's files beside the new ones, so
+// every table is first written into a staging directory inside dir (same
+// file system: renames are atomic); then each partition directory written
+// is swapped in: the old one renamed aside, the new one renamed in, the old
+// one deleted. A reader sees the old partition or the new, never a mix.
+// A crash between the two renames of a swap (a window of two system calls)
+// leaves that partition's old copy under dir/.export-*/old/; the staging
+// directory is otherwise removed.
+//
+// Partitions the export does not write are left alone: those before the
+// Since partition, and any partition whose rows have all gone from the
+// warehouse (they do not disappear from dir). All tables are read in one
+// transaction, so the files agree with one another; nothing in dir changes
+// unless every table was read and written.
+func Export(ctx context.Context, db *sql.DB, dir string, opts ExportOptions) (ExportResult, error) {
+	layouts, err := chooseLayouts(opts.Tables)
+	if err != nil {
+		return ExportResult{}, err
+	}
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return ExportResult{}, fmt.Errorf("export directory: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return ExportResult{}, fmt.Errorf("create export directory: %w", err)
+	}
+	staging, err := os.MkdirTemp(dir, ".export-")
+	if err != nil {
+		return ExportResult{}, fmt.Errorf("create staging directory: %w", err)
+	}
+	defer os.RemoveAll(staging)
+
+	res := ExportResult{Dir: dir}
+	if err := writeStaged(ctx, db, staging, layouts, opts.Since, &res); err != nil {
+		return ExportResult{}, err
+	}
+	for i, l := range layouts {
+		et := &res.Tables[i]
+		if l.key == "" {
+			et.Path = filepath.Join(dir, l.table+".parquet")
+			// rename(2) replaces the file atomically.
+			if err := os.Rename(filepath.Join(staging, l.table+".parquet"), et.Path); err != nil {
+				return res, fmt.Errorf("export %s: publish: %w", l.table, err)
+			}
+			et.Partitions = 1
+			continue
+		}
+		et.Path = filepath.Join(dir, l.table)
+		if err := swapPartitions(filepath.Join(staging, l.table), et.Path, filepath.Join(staging, "old", l.table), et); err != nil {
+			return res, fmt.Errorf("export %s: %w", l.table, err)
+		}
+	}
+	return res, nil
+}
+
+func chooseLayouts(tables []string) ([]exportLayout, error) {
+	all := exportLayouts()
+	if len(tables) == 0 {
+		return all, nil
+	}
+	var out []exportLayout
+	for _, l := range all {
+		if slices.Contains(tables, l.table) {
+			out = append(out, l)
+		}
+	}
+	for _, t := range tables {
+		if !slices.ContainsFunc(all, func(l exportLayout) bool { return l.table == t }) {
+			return nil, fmt.Errorf("export %q: %w (exported: %s)", t, ErrUnknownExportTable, strings.Join(ExportTables(), ", "))
+		}
+	}
+	return out, nil
+}
+
+// writeStaged writes every table under staging in one read transaction.
+func writeStaged(ctx context.Context, db *sql.DB, staging string, layouts []exportLayout, since time.Time, res *ExportResult) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("export: connect: %w", err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("export: begin: %w", err)
+	}
+	defer tx.Rollback()
+	for _, l := range layouts {
+		q, err := copyStatement(ctx, tx, l, staging, since)
+		if err != nil {
+			return fmt.Errorf("export %s: %w", l.table, err)
+		}
+		r, err := tx.ExecContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("export %s: write parquet: %w", l.table, err)
+		}
+		n, err := r.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("export %s: rows written: %w", l.table, err)
+		}
+		res.Tables = append(res.Tables, ExportedTable{Table: l.table, Rows: n})
+	}
+	return tx.Commit()
+}
+
+// copyStatement builds the COPY of one table. The table name is the schema
+// package's, the staging path and the since bound are quoted as literals:
+// nothing from the command line is spliced into SQL unquoted.
+func copyStatement(ctx context.Context, tx *sql.Tx, l exportLayout, staging string, since time.Time) (string, error) {
+	t := schema.MustLookup(l.table)
+	if l.key == "" {
+		return fmt.Sprintf("COPY (SELECT * FROM %s) TO %s (FORMAT parquet)",
+			schema.Ident(t.Name), schema.Literal(filepath.Join(staging, t.Name+".parquet"))), nil
+	}
+	// A column evolved from an attribute key could be called month or day;
+	// it keeps its values under another name rather than clash with the
+	// partition key.
+	cols, err := columnSet(ctx, tx, t.Name)
+	if err != nil {
+		return "", err
+	}
+	star := "*"
+	if cols[l.key] {
+		renamed := l.key
+		for n := 2; cols[renamed]; n++ {
+			renamed = fmt.Sprintf("%s_%d", l.key, n)
+		}
+		star = fmt.Sprintf("* RENAME (%s AS %s)", schema.Ident(l.key), schema.Ident(renamed))
+	}
+	where := ""
+	if !since.IsZero() {
+		bound := l.align(since.UTC())
+		lit := bound.Format(time.DateOnly)
+		if l.sinceType != "DATE" {
+			lit = bound.Format("2006-01-02 15:04:05") + "+00"
+		}
+		where = fmt.Sprintf(" WHERE %s >= %s %s", schema.Ident(l.sinceColumn), l.sinceType, schema.Literal(lit))
+	}
+	return fmt.Sprintf("COPY (SELECT %s, %s AS %s FROM %s%s) TO %s (FORMAT parquet, PARTITION_BY (%s))",
+		star, l.value, schema.Ident(l.key), schema.Ident(t.Name), where,
+		schema.Literal(filepath.Join(staging, t.Name)), schema.Ident(l.key)), nil
+}
+
+// columnSet is the set of a table's columns, evolved ones included.
+func columnSet(ctx context.Context, tx *sql.Tx, table string) (map[string]bool, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT column_name FROM duckdb_columns()
+		WHERE database_name = current_database() AND schema_name = 'main' AND table_name = ?`, table)
+	if err != nil {
+		return nil, fmt.Errorf("list columns: %w", err)
+	}
+	defer rows.Close()
+	cols := map[string]bool{}
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, fmt.Errorf("list columns: %w", err)
+		}
+		cols[c] = true
+	}
+	return cols, rows.Err()
+}
+
+// swapPartitions moves each partition directory written under staged into
+// target, replacing the one there: old aside, new in, old deleted.
+func swapPartitions(staged, target, aside string, et *ExportedTable) error {
+	entries, err := os.ReadDir(staged)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // no rows: no partition written
+	}
+	if err != nil {
+		return fmt.Errorf("list written partitions: %w", err)
+	}
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return fmt.Errorf("create table directory: %w", err)
+	}
+	if err := os.MkdirAll(aside, 0o755); err != nil {
+		return fmt.Errorf("create staging directory: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		name := e.Name()
+		dst, old := filepath.Join(target, name), filepath.Join(aside, name)
+		replaced := true
+		if err := os.Rename(dst, old); errors.Is(err, fs.ErrNotExist) {
+			replaced = false
+		} else if err != nil {
+			return fmt.Errorf("move old partition %s aside: %w", name, err)
+		}
+		if err := os.Rename(filepath.Join(staged, name), dst); err != nil {
+			if replaced {
+				// Put the old partition back rather than leave a hole.
+				_ = os.Rename(old, dst)
+			}
+			return fmt.Errorf("move partition %s in: %w", name, err)
+		}
+		if replaced {
+			if err := os.RemoveAll(old); err != nil {
+				return fmt.Errorf("delete old partition %s: %w", name, err)
+			}
+			et.Replaced++
+		}
+		et.Partitions++
+	}
+	return nil
+}
