@@ -54,7 +54,8 @@ type CheckpointUpdate struct {
 type WriterOptions struct {
 	// BatchValues flushes a batch once its rows hold this many values
 	// (rows × columns): it bounds memory whatever the row width (default
-	// 1,000,000, about 25,000 events or 90,000 usage rows).
+	// 250,000, about 5,500 events or 20,000 usage rows; at 1,000,000 a
+	// 10,000-device sync peaked at 275 MB instead of 185 MB, no faster).
 	BatchValues int
 	// FlushInterval flushes a batch this long after its first unit
 	// (default 2 s), so progress is committed steadily.
@@ -92,7 +93,7 @@ type Writer struct {
 // NewWriter starts a writer for a run.
 func (w *Warehouse) NewWriter(ctx context.Context, runID string, opts WriterOptions) *Writer {
 	if opts.BatchValues <= 0 {
-		opts.BatchValues = 1_000_000
+		opts.BatchValues = 250_000
 	}
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = 2 * time.Second
