@@ -75,7 +75,9 @@ type ExportedTable struct {
 	Table string
 	// Path is the table's file, or the directory of its partitions.
 	Path string
-	Rows int64
+	// Partitioned: Path is a directory of Hive partitions.
+	Partitioned bool
+	Rows        int64
 	// Partitions written; Replaced of them existed before and were swapped.
 	Partitions, Replaced int
 }
@@ -143,7 +145,7 @@ func Export(ctx context.Context, db *sql.DB, dir string, opts ExportOptions) (Ex
 			et.Partitions = 1
 			continue
 		}
-		et.Path = filepath.Join(dir, l.table)
+		et.Path, et.Partitioned = filepath.Join(dir, l.table), true
 		if err := swapPartitions(filepath.Join(staging, l.table), et.Path, filepath.Join(staging, "old", l.table), et); err != nil {
 			return res, fmt.Errorf("export %s: %w", l.table, err)
 		}

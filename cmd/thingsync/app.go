@@ -92,6 +92,7 @@ func commands() []command {
 		{name: "run", summary: "the daemon: sync on THINGSYNC_SCHEDULE, serve callbacks, /healthz, /metrics", needsAPI: true, run: notYet("run")},
 		{name: "status", summary: "per stream: devices, checkpoints, last runs, failing devices", run: runStatus},
 		{name: "sql", summary: "run a read-only query on the warehouse", run: runSQL},
+		{name: "export", summary: "write the warehouse as Hive-partitioned Parquet files", run: runExport},
 		{name: "schema", summary: "print the warehouse's tables, views and columns (Markdown)", noConfig: true, run: runSchema},
 		{name: "check", summary: "validate configuration, login, database and callback registration", needsAPI: true, run: notYet("check")},
 		{name: "simulate", summary: "serve the ThingSpace simulator until stopped", noConfig: true, run: runSimulate},

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/load"
+	"github.com/thingsync/thingsync/schema"
+)
+
+func runExport(ctx context.Context, a *App, env *Env, args []string) error {
+	tableNames := strings.Join(load.ExportTables(), ",")
+	fs := a.flagSet("export", "export --to DIR [--tables "+tableNames+"] [--since YYYY-MM-DD]\n\n"+
+		"Writes the warehouse as Parquet under DIR, for tools past one machine: usage_daily\n"+
+		"Hive-partitioned by month (DIR/usage_daily/month=YYYY-MM/), connection_events by UTC day\n"+
+		"(DIR/connection_events/day=YYYY-MM-DD/), devices, rated_usage and aggregate_usage as one\n"+
+		"file each (DIR/devices.parquet, ...). Each partition written replaces the one in DIR whole.\n"+
+		"--since limits the partitioned tables to partitions from the one holding that date on;\n"+
+		"older partitions in DIR, and partitions whose rows are gone, are left as they are.\n"+
+		"Reads THINGSYNC_SNAPSHOT when it is set and exists (a running sync holds THINGSYNC_DB),\n"+
+		"else THINGSYNC_DB, read-only.")
+	to := fs.String("to", "", "directory to write (created if missing); required")
+	tablesFlag := fs.String("tables", "", "comma-separated tables to export (default: all of "+tableNames+")")
+	sinceFlag := fs.String("since", "", "export partitions from the one holding this UTC date (YYYY-MM-DD) on (default: all)")
+	if help, err := parse(fs, args); help || err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("export: unexpected arguments %v", fs.Args())
+	}
+	var problems []string
+	if strings.TrimSpace(*to) == "" {
+		problems = append(problems, "--to DIR is required")
+	}
+	tables, err := exportTables(*tablesFlag)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	var since time.Time
+	if *sinceFlag != "" {
+		if since, err = extract.ParseDate(*sinceFlag); err != nil {
+			problems = append(problems, "--since: "+err.Error())
+		}
+	}
+	if len(problems) > 0 {
+		return usageErr("export: %s", strings.Join(problems, "; "))
+	}
+
+	path, err := queryPath(env.Config)
+	if err != nil {
+		return cannotRun(fmt.Errorf("export: %w", err))
+	}
+	db, err := load.OpenReadOnly(ctx, path)
+	if err != nil {
+		return cannotRun(fmt.Errorf("export: %w", err))
+	}
+	defer db.Close()
+	start := time.Now()
+	res, err := load.Export(ctx, db, *to, load.ExportOptions{Tables: tables, Since: since})
+	if err != nil {
+		return cannotRun(fmt.Errorf("export from %s to %s: %w", path, *to, err))
+	}
+	out := bufio.NewWriter(a.Stdout)
+	var rows int64
+	for _, t := range res.Tables {
+		rows += t.Rows
+		if t.Partitioned {
+			fmt.Fprintf(out, "%s: %d rows in %s (partitions written: %d, replaced: %d)\n", t.Table, t.Rows, t.Path, t.Partitions, t.Replaced)
+		} else {
+			fmt.Fprintf(out, "%s: %d rows in %s\n", t.Table, t.Rows, t.Path)
+		}
+	}
+	fmt.Fprintf(out, "export: %d rows of %s from %s to %s, %s\n",
+		rows, strings.Join(names(res.Tables), ", "), path, res.Dir, time.Since(start).Round(time.Millisecond))
+	if err := out.Flush(); err != nil {
+		return cannotRun(fmt.Errorf("export: write summary: %w", err))
+	}
+	return nil
+}
+
+// exportTables parses --tables. Names are checked against the schema
+// package, and only its names go on: nothing typed reaches SQL.
+func exportTables(flag string) ([]string, error) {
+	if strings.TrimSpace(flag) == "" {
+		return nil, nil
+	}
+	exportable := load.ExportTables()
+	var tables []string
+	for _, name := range strings.Split(flag, ",") {
+		name = strings.TrimSpace(name)
+		t, known := schema.Lookup(name)
+		switch {
+		case name == "":
+			return nil, fmt.Errorf("--tables: empty table name in %q", flag)
+		case !known:
+			return nil, fmt.Errorf("--tables: unknown table %q (exported: %s)", name, strings.Join(exportable, ", "))
+		case !slices.Contains(exportable, t.Name):
+			return nil, fmt.Errorf("--tables: %s is not exported (exported: %s)", t.Name, strings.Join(exportable, ", "))
+		}
+		if !slices.Contains(tables, t.Name) {
+			tables = append(tables, t.Name)
+		}
+	}
+	return tables, nil
+}
+
+func names(tables []load.ExportedTable) []string {
+	out := make([]string, len(tables))
+	for i, t := range tables {
+		out[i] = t.Table
+	}
+	return out
+}
