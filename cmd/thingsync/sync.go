@@ -81,25 +81,61 @@ func walked(streams []string) []string {
 	return out
 }
 
-// walk runs one sync or backfill: the walker feeds the writer through the
-// transform, and the run's outcome is recorded in sync_runs.
+// runSpec says what one run does.
+type runSpec struct {
+	kind     string // sync, backfill or scheduled
+	streams  []string
+	backfill *extract.Range
+	only     []extract.DeviceID
+}
+
+// runReport is what one run did.
+type runReport struct {
+	RunID    string
+	Kind     string
+	Status   string // ok, partial, failed, interrupted
+	Started  time.Time
+	Finished time.Time
+	Result   extract.Result
+	Counters extract.Counters
+	Totals   load.Totals
+	Summary  string
+}
+
+// walk runs one sync or backfill as a command: the summary on stdout and
+// the exit status of SPEC §4.
 func (a *App) walk(ctx context.Context, env *Env, kind string, streams []string, backfill *extract.Range, only []extract.DeviceID) error {
-	cfg, log := env.Config, env.Log
-	started := a.now()
-	streams = walked(streams)
-	if len(streams) == 0 {
+	if len(walked(streams)) == 0 {
 		return usageErr("%s: no usage, connections or rated stream configured", kind)
 	}
+	g := newGate(env.Config.DB, env.Log)
+	g.patience = time.Nanosecond // a one-shot command says the file is busy instead of waiting
+	rep, err := a.syncOnce(ctx, env, g, runSpec{kind: kind, streams: streams, backfill: backfill, only: only})
+	if rep.Summary != "" {
+		fmt.Fprintln(a.Stdout, rep.Summary)
+	}
+	return err
+}
 
-	wh, err := load.Open(ctx, cfg.DB, log)
+// syncOnce runs one sync or backfill: the walker feeds the writer through
+// the transform, and the run's outcome is recorded in sync_runs. The
+// warehouse is held through g for the run's duration only.
+func (a *App) syncOnce(ctx context.Context, env *Env, g *gate, spec runSpec) (runReport, error) {
+	cfg, log := env.Config, env.Log
+	started := a.now()
+	rep := runReport{Kind: spec.kind, Started: started, Status: "failed"}
+	streams := walked(spec.streams)
+
+	wh, release, err := g.acquire(ctx)
 	if err != nil {
-		return cannotRun(fmt.Errorf("open warehouse %s: %w", cfg.DB, err))
+		return rep, cannotRun(fmt.Errorf("open warehouse %s: %w", cfg.DB, err))
 	}
-	defer wh.Close()
-	runID, err := wh.StartRun(ctx, kind, streams, started)
+	defer release()
+	runID, err := wh.StartRun(ctx, spec.kind, streams, started)
 	if err != nil {
-		return cannotRun(fmt.Errorf("record run: %w", err))
+		return rep, cannotRun(fmt.Errorf("record run: %w", err))
 	}
+	rep.RunID = runID
 	log = log.With().Str(logging.RunID, runID).Logger()
 
 	cc := extract.ClientConfig{
@@ -112,7 +148,7 @@ func (a *App) walk(ctx context.Context, env *Env, kind string, streams []string,
 	}
 	client, err := extract.NewClient(cc, log)
 	if err != nil {
-		return cannotRun(err)
+		return rep, cannotRun(err)
 	}
 
 	// The writer outlives ctx's cancellation long enough to commit what
@@ -125,7 +161,7 @@ func (a *App) walk(ctx context.Context, env *Env, kind string, streams []string,
 		schema.StreamConnections: {Now: started, Start: cfg.Start, Step: cfg.WindowConnections, Lookback: cfg.LookbackConnections},
 	}
 	w := &extract.Walk{Client: client, Sink: sink, Log: log, Concurrency: cfg.Concurrency, Streams: streams,
-		Plans: plans, Backfill: backfill, Only: only, Now: a.now, Progress: a.progress(log, kind)}
+		Plans: plans, Backfill: spec.backfill, Only: spec.only, Now: a.now, Progress: a.progress(log, spec.kind)}
 	res, walkErr := w.Run(ctx)
 	totals, closeErr := wr.Close(wctx)
 	_ = client.Logout(wctx)
@@ -151,10 +187,13 @@ func (a *App) walk(ctx context.Context, env *Env, kind string, streams []string,
 		final = &ExitError{Code: exitPartial, Err: fmt.Errorf("%d of %d devices failed; the others are loaded", res.DevicesFailed, res.Devices)}
 	}
 	if err := wh.FinishRun(wctx, runID, out); err != nil && final == nil {
+		out.Status = "failed"
 		final = cannotRun(fmt.Errorf("record run outcome: %w", err))
 	}
-	fmt.Fprintln(a.Stdout, summary(kind, res, counters, totals, a.now().Sub(started)))
-	return final
+	rep.Status, rep.Finished = out.Status, out.FinishedAt
+	rep.Result, rep.Counters, rep.Totals = res, counters, totals
+	rep.Summary = summary(spec.kind, res, counters, totals, a.now().Sub(started))
+	return rep, final
 }
 
 func summary(kind string, res extract.Result, c extract.Counters, t load.Totals, d time.Duration) string {

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/thingsync/thingsync/load"
+)
+
+// gate holds the warehouse file only while something writes: a run keeps
+// it open from start to end, a callback commit borrows the run's handle or
+// opens the file for its own transaction. DuckDB lets one process hold a
+// file, and an analyst's read-only session blocks every writer, so the
+// daemon must not keep it open while idle (SPEC promise 7).
+type gate struct {
+	path string
+	log  zerolog.Logger
+	// retry is how long to wait between attempts while another process
+	// holds the file; patience bounds the wait (0: until ctx ends).
+	retry, patience time.Duration
+
+	mu   sync.Mutex
+	wh   *load.Warehouse
+	refs int
+}
+
+func newGate(path string, log zerolog.Logger) *gate {
+	return &gate{path: path, log: log, retry: 2 * time.Second}
+}
+
+// acquire opens the warehouse (or shares the open one) and returns a
+// release function.
+func (g *gate) acquire(ctx context.Context) (*load.Warehouse, func(), error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.wh == nil {
+		wh, err := g.open(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		g.wh = wh
+	}
+	g.refs++
+	wh := g.wh
+	var once sync.Once
+	return wh, func() { once.Do(g.release) }, nil
+}
+
+func (g *gate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.refs--
+	if g.refs == 0 && g.wh != nil {
+		if err := g.wh.Close(); err != nil {
+			g.log.Warn().Err(err).Msg("close warehouse")
+		}
+		g.wh = nil
+	}
+}
+
+// open waits, with a log line per attempt, while another process holds
+// the file.
+func (g *gate) open(ctx context.Context) (*load.Warehouse, error) {
+	start := time.Now()
+	for {
+		wh, err := load.Open(ctx, g.path, g.log)
+		if err == nil {
+			return wh, nil
+		}
+		if !errors.Is(err, load.ErrLocked) {
+			return nil, err
+		}
+		if g.patience > 0 && time.Since(start) > g.patience {
+			return nil, fmt.Errorf("waited %s: %w", time.Since(start).Round(time.Second), err)
+		}
+		g.log.Warn().Str("db", g.path).Dur("retry_in", g.retry).
+			Msg("the warehouse file is held by another process (an open read-only session blocks writers); waiting")
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for %s: %w", g.path, ctx.Err())
+		case <-time.After(g.retry):
+		}
+	}
+}
