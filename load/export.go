@@ -102,7 +102,9 @@ var ErrUnknownExportTable = errors.New("not an exported table")
 // every table is first written into a staging directory inside dir (same
 // file system: renames are atomic); then each partition directory written
 // is swapped in: the old one renamed aside, the new one renamed in, the old
-// one deleted. A reader sees the old partition or the new, never a mix.
+// one deleted. A reader listing the directory finds the old partition, the
+// new one, or (for the instant between the two renames) neither; never a
+// mix of old and new files.
 // A crash between the two renames of a swap (a window of two system calls)
 // leaves that partition's old copy under dir/.export-*/old/; the staging
 // directory is otherwise removed.
@@ -110,8 +112,8 @@ var ErrUnknownExportTable = errors.New("not an exported table")
 // Partitions the export does not write are left alone: those before the
 // Since partition, and any partition whose rows have all gone from the
 // warehouse (they do not disappear from dir). All tables are read in one
-// transaction, so the files agree with one another; nothing in dir changes
-// unless every table was read and written.
+// transaction, so the files agree with one another; no exported file or
+// partition in dir changes unless every table was read and written.
 func Export(ctx context.Context, db *sql.DB, dir string, opts ExportOptions) (ExportResult, error) {
 	layouts, err := chooseLayouts(opts.Tables)
 	if err != nil {
