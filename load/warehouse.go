@@ -83,7 +83,8 @@ func explainLock(err error) error {
 func OpenReadOnly(ctx context.Context, path string) (*sql.DB, error) {
 	db, err := sql.Open("duckdb", path+"?access_mode=READ_ONLY")
 	if err != nil {
-		return nil, fmt.Errorf("open %s read-only: %w", path, err)
+		// The driver opens the file here already: a writer's lock shows.
+		return nil, fmt.Errorf("open %s read-only: %w", path, explainLock(err))
 	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
