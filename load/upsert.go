@@ -276,11 +276,11 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 	// are refreshed, not counted as a change.
 	var diffs, keep []string
 	for _, n := range names {
-		if n == "last_seen_at" || n == "fetched_at" {
-			keep = append(keep, fmt.Sprintf("%s = s.%s", schema.Ident(n), schema.Ident(n)))
+		if isKey[n] {
 			continue
 		}
-		if isKey[n] {
+		if n == "last_seen_at" || n == "fetched_at" || n == "received_at" || n == "request_id" {
+			keep = append(keep, fmt.Sprintf("%s = s.%s", schema.Ident(n), schema.Ident(n)))
 			continue
 		}
 		diffs = append(diffs, fmt.Sprintf("t.%s IS DISTINCT FROM s.%s", schema.Ident(n), schema.Ident(n)))

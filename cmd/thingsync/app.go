@@ -59,6 +59,10 @@ type App struct {
 	// TuneClient, if set, adjusts the API client's settings (tests shorten
 	// backoffs and pauses with it).
 	TuneClient func(*extract.ClientConfig)
+	// AggregateDeadline is how long an aggregate request may wait for its
+	// callback before it is asked again (0: 6 hours); AggregateWait bounds
+	// how long a one-shot sync waits for its callbacks (0: 2 minutes).
+	AggregateDeadline, AggregateWait time.Duration
 }
 
 func (a *App) now() time.Time {

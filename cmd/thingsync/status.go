@@ -282,7 +282,7 @@ func (r *statusReport) runs(ctx context.Context, w io.Writer) error {
 // pending prints the aggregate requests still waiting for their callback.
 func (r *statusReport) pending(ctx context.Context, w io.Writer) error {
 	var total int
-	if err := r.db.QueryRowContext(ctx, `SELECT count(*) FROM aggregate_requests WHERE status = 'pending'`).Scan(&total); err != nil {
+	if err := r.db.QueryRowContext(ctx, `SELECT count(*) FROM aggregate_requests WHERE status IN ('pending', 'completed')`).Scan(&total); err != nil {
 		return fmt.Errorf("read aggregate requests: %w", err)
 	}
 	if total == 0 {
@@ -290,7 +290,7 @@ func (r *statusReport) pending(ctx context.Context, w io.Writer) error {
 		return nil
 	}
 	rows, err := r.db.QueryContext(ctx, `SELECT request_id, requested_at, coalesce(device_count, 0)
-		FROM aggregate_requests WHERE status = 'pending' ORDER BY requested_at NULLS LAST, request_id LIMIT ?`, statusListed)
+		FROM aggregate_requests WHERE status IN ('pending', 'completed') ORDER BY requested_at NULLS LAST, request_id LIMIT ?`, statusListed)
 	if err != nil {
 		return fmt.Errorf("read aggregate requests: %w", err)
 	}

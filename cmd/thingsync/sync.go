@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -87,6 +88,9 @@ type runSpec struct {
 	streams  []string
 	backfill *extract.Range
 	only     []extract.DeviceID
+	// serving: the daemon's server takes the callbacks; a one-shot run
+	// listens itself and waits for them.
+	serving bool
 }
 
 // runReport is what one run did.
@@ -99,13 +103,14 @@ type runReport struct {
 	Result   extract.Result
 	Counters extract.Counters
 	Totals   load.Totals
+	Agg      aggregateReport
 	Summary  string
 }
 
 // walk runs one sync or backfill as a command: the summary on stdout and
 // the exit status of SPEC §4.
 func (a *App) walk(ctx context.Context, env *Env, kind string, streams []string, backfill *extract.Range, only []extract.DeviceID) error {
-	if len(walked(streams)) == 0 {
+	if len(walked(streams)) == 0 && !(kind == "sync" && slices.Contains(streams, schema.StreamAggregate)) {
 		return usageErr("%s: no usage, connections or rated stream configured", kind)
 	}
 	g := newGate(env.Config.DB, env.Log)
@@ -164,6 +169,16 @@ func (a *App) syncOnce(ctx context.Context, env *Env, g *gate, spec runSpec) (ru
 		Plans: plans, Backfill: spec.backfill, Only: spec.only, Now: a.now, Progress: a.progress(log, spec.kind)}
 	res, walkErr := w.Run(ctx)
 	totals, closeErr := wr.Close(wctx)
+	var (
+		agg    aggregateReport
+		aggErr error
+	)
+	if slices.Contains(spec.streams, schema.StreamAggregate) && spec.backfill == nil && closeErr == nil && walkErr == nil && ctx.Err() == nil {
+		agg, aggErr = a.aggregateStep(ctx, env, g, wh, client, started, spec.serving, log)
+		if aggErr != nil {
+			log.Error().Err(aggErr).Str(logging.Stream, schema.StreamAggregate).Msg("aggregate usage step failed; the other streams are loaded")
+		}
+	}
 	_ = client.Logout(wctx)
 
 	counters := client.Counters()
@@ -185,15 +200,34 @@ func (a *App) syncOnce(ctx context.Context, env *Env, g *gate, spec runSpec) (ru
 	case res.DevicesFailed > 0:
 		out.Status = "partial"
 		final = &ExitError{Code: exitPartial, Err: fmt.Errorf("%d of %d devices failed; the others are loaded", res.DevicesFailed, res.Devices)}
+	case aggErr != nil:
+		out.Status, out.Error = "partial", "aggregate: "+aggErr.Error()
+		final = &ExitError{Code: exitPartial, Err: fmt.Errorf("aggregate usage: %w", aggErr)}
 	}
 	if err := wh.FinishRun(wctx, runID, out); err != nil && final == nil {
 		out.Status = "failed"
 		final = cannotRun(fmt.Errorf("record run outcome: %w", err))
 	}
 	rep.Status, rep.Finished = out.Status, out.FinishedAt
-	rep.Result, rep.Counters, rep.Totals = res, counters, totals
+	rep.Result, rep.Counters, rep.Totals, rep.Agg = res, counters, totals, agg
 	rep.Summary = summary(spec.kind, res, counters, totals, a.now().Sub(started))
+	if slices.Contains(spec.streams, schema.StreamAggregate) && spec.backfill == nil {
+		rep.Summary += fmt.Sprintf(", aggregate requests %d (%d asked again), %d received, %d pending", agg.Requested, agg.Reasked, agg.Received, agg.Pending)
+	}
 	return rep, final
+}
+
+// aggregateStep runs the aggregate step with the callback listener up: the
+// daemon's, or one of its own for a one-shot run, which then waits.
+func (a *App) aggregateStep(ctx context.Context, env *Env, g *gate, wh *load.Warehouse, client *extract.Client, started time.Time, serving bool, log zerolog.Logger) (aggregateReport, error) {
+	if !serving {
+		stop, err := a.listen(env, g)
+		if err != nil {
+			return aggregateReport{}, err
+		}
+		defer stop()
+	}
+	return a.aggregate(ctx, env, wh, client, started, !serving, log)
 }
 
 func summary(kind string, res extract.Result, c extract.Counters, t load.Totals, d time.Duration) string {

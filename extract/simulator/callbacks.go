@@ -214,6 +214,11 @@ func (s *Simulator) serveAggregate(w http.ResponseWriter, r *http.Request) {
 			EndDate:                    end.Format(aggLayout),
 		})
 	}
+	if s.lost.Add(-1) >= 0 {
+		s.wg.Done()
+		writeJSON(w, http.StatusOK, map[string]string{"requestId": reqID})
+		return
+	}
 	go func() {
 		defer s.wg.Done()
 		if !s.pause(s.opts.CallbackDelay) {

@@ -76,6 +76,11 @@ type Faults struct {
 	RejectLogin bool
 	// BearerTTL shortens the life of bearer tokens (0: the API's hour).
 	BearerTTL time.Duration
+	// LoseCallbacks: the next this many promo aggregate requests are
+	// answered with a requestId but their callbacks are never sent, as
+	// when the vendor loses a request (counted from when the faults are
+	// set).
+	LoseCallbacks int
 }
 
 // Quirks switch on oddities of real payloads, each on one device, for the
@@ -175,6 +180,7 @@ type Simulator struct {
 
 	seq     atomic.Uint64 // draws for fault ratios and token names
 	authReq atomic.Uint64 // requests that carried a session, for SessionExpiryEvery
+	lost    atomic.Int64  // aggregate requests still to lose (Faults.LoseCallbacks)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -225,6 +231,7 @@ func (s *Simulator) Close() {
 // SessionExpiryEvery counts from here.
 func (s *Simulator) SetFaults(f Faults) {
 	s.authReq.Store(0)
+	s.lost.Store(int64(f.LoseCallbacks))
 	fs := &faultSet{Faults: f, failing: make(map[string]bool, len(f.FailDevices))}
 	for _, id := range f.FailDevices {
 		fs.failing[id] = true

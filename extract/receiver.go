@@ -1,0 +1,123 @@
+package extract
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/rs/zerolog"
+)
+
+// CallbackStore commits what a callback delivers. It returns an error
+// wrapping ErrNotPending for a requestId that is not waiting for a
+// callback, and answers only once the delivery is committed.
+type CallbackStore interface {
+	StoreCallback(ctx context.Context, cb AggregateCallback) error
+}
+
+// ErrNotPending: the callback's requestId is not one the store waits for.
+var ErrNotPending = errors.New("request is not pending")
+
+// Receiver is the callback listener. ThingSpace echoes the registered
+// username and password inside the body: that is the only credential it
+// sends, so a delivery is accepted only when both match (compared in
+// constant time) and its requestId is pending. Anything else gets a 4xx
+// and changes nothing; a failed commit gets a 503 so the vendor re-sends.
+type Receiver struct {
+	Username, Password string
+	Store              CallbackStore
+	Log                zerolog.Logger
+	// MaxBody caps a delivery's size (default 4 MiB: a 200-device
+	// answer is ~60 KB).
+	MaxBody int64
+}
+
+func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	log := rc.Log.With().Str("remote", r.RemoteAddr).Logger()
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		refuse(w, log, http.StatusMethodNotAllowed, "method not allowed", "")
+		return
+	}
+	limit := rc.MaxBody
+	if limit <= 0 {
+		limit = 4 << 20
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			refuse(w, log, http.StatusRequestEntityTooLarge, "body too large", "")
+			return
+		}
+		refuse(w, log, http.StatusBadRequest, "unreadable body", "")
+		return
+	}
+	var cb AggregateCallback
+	if err := json.Unmarshal(body, &cb); err != nil {
+		refuse(w, log, http.StatusBadRequest, "body is not a callback", "")
+		return
+	}
+	// Hashing first makes the comparison's time independent of the
+	// lengths too.
+	userOK := equalSecret(cb.Username, rc.Username)
+	passOK := equalSecret(cb.Password, rc.Password)
+	if !userOK || !passOK || rc.Username == "" || rc.Password == "" {
+		refuse(w, log, http.StatusUnauthorized, "wrong callback credentials", cb.RequestID)
+		return
+	}
+	if strings.TrimSpace(cb.RequestID) == "" {
+		refuse(w, log, http.StatusBadRequest, "callback without requestId", "")
+		return
+	}
+	if err := rc.Store.StoreCallback(r.Context(), cb); err != nil {
+		if errors.Is(err, ErrNotPending) {
+			refuse(w, log, http.StatusNotFound, "requestId is not pending", cb.RequestID)
+			return
+		}
+		log.Error().Err(err).Str("request_id", printable(cb.RequestID)).Msg("callback not stored; ThingSpace will re-send it")
+		writeStatus(w, http.StatusServiceUnavailable, "not stored")
+		return
+	}
+	writeStatus(w, http.StatusOK, "ok")
+}
+
+func equalSecret(got, want string) bool {
+	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+// refuse answers a 4xx and logs why, never the body's credentials.
+func refuse(w http.ResponseWriter, log zerolog.Logger, status int, why, requestID string) {
+	ev := log.Warn().Int("status", status)
+	if requestID != "" {
+		ev = ev.Str("request_id", printable(requestID))
+	}
+	ev.Msg("callback refused: " + why)
+	writeStatus(w, status, why)
+}
+
+func writeStatus(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	b, _ := json.Marshal(map[string]string{"status": msg})
+	_, _ = w.Write(b)
+}
+
+// printable shortens text from outside to something safe to log.
+func printable(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
