@@ -98,7 +98,7 @@ func commands() []command {
 		{name: "sql", summary: "run a read-only query on the warehouse", run: runSQL},
 		{name: "export", summary: "write the warehouse as Hive-partitioned Parquet files", run: runExport},
 		{name: "schema", summary: "print the warehouse's tables, views and columns (Markdown)", noConfig: true, run: runSchema},
-		{name: "check", summary: "validate configuration, login, database and callback registration", needsAPI: true, run: notYet("check")},
+		{name: "check", summary: "validate configuration, login, database and callback registration", needsAPI: true, run: runCheck},
 		{name: "simulate", summary: "serve the ThingSpace simulator until stopped", noConfig: true, run: runSimulate},
 		{name: "demo", summary: "simulator + full sync into demo.duckdb + a few analyst queries", noConfig: true, run: runDemo},
 		{name: "version", summary: "print the version", noConfig: true, run: func(_ context.Context, a *App, _ *Env, _ []string) error {

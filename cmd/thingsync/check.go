@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/load"
+)
+
+// runCheck validates what a run needs, one line per check, in plain words:
+// configuration (already loaded, or the command would have stopped with
+// exit 2), one login, the first device page, a writable warehouse and the
+// callback registration. It logs in at most once: a rejected login is
+// never retried (five failures lock the account).
+func runCheck(ctx context.Context, a *App, env *Env, args []string) error {
+	fs := a.flagSet("check", "check")
+	if help, err := parse(fs, args); help || err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("check: unexpected arguments %v", fs.Args())
+	}
+	cfg := env.Config
+	out := a.Stdout
+	failed := 0
+	report := func(ok bool, what, detail string) {
+		mark := "ok  "
+		if !ok {
+			mark = "FAIL"
+			failed++
+		}
+		fmt.Fprintf(out, "%s %-22s %s\n", mark, what, detail)
+	}
+	report(true, "configuration", fmt.Sprintf("streams %v, account %s, API %s", cfg.Streams, cfg.AccountName, cfg.BaseURL))
+
+	cc := extract.ClientConfig{
+		BaseURL: cfg.BaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
+		Username: cfg.Username, Password: cfg.Password.Reveal(), AccountName: cfg.AccountName,
+		RateLimit: cfg.RateLimit, Concurrency: 1,
+	}
+	if a.TuneClient != nil {
+		a.TuneClient(&cc)
+	}
+	client, err := extract.NewClient(cc, env.Log)
+	if err != nil {
+		return cannotRun(err)
+	}
+	loggedIn := false
+	if err := client.Login(ctx); err != nil {
+		report(false, "login", plainLoginError(err))
+	} else {
+		loggedIn = true
+		report(true, "login", "bearer token and session token obtained")
+		defer client.Logout(context.WithoutCancel(ctx)) //nolint:errcheck // best effort
+	}
+	if loggedIn {
+		page, err := client.DevicePage(ctx, -1)
+		switch {
+		case err != nil:
+			report(false, "device list", fmt.Sprintf("first page of account %s: %v", cfg.AccountName, err))
+		default:
+			more := ""
+			if page.HasMore {
+				more = " (more pages follow)"
+			}
+			report(true, "device list", fmt.Sprintf("first page: %d devices%s", len(page.Devices), more))
+		}
+	}
+
+	if err := checkWritable(ctx, cfg.DB, env); err != nil {
+		report(false, "warehouse", err.Error())
+	} else {
+		report(true, "warehouse", cfg.DB+" is writable")
+	}
+
+	switch {
+	case cfg.CallbackURL == "":
+		report(true, "callbacks", "THINGSYNC_CALLBACK_URL not set: aggregate stream off")
+	case !loggedIn:
+		report(false, "callbacks", "not checked: no login")
+	default:
+		list, err := client.ListCallbacks(ctx)
+		registered := false
+		for _, c := range list {
+			registered = registered || (c.Name == aggregateService && c.URL == cfg.CallbackURL)
+		}
+		switch {
+		case err != nil:
+			report(false, "callbacks", fmt.Sprintf("listing registered listeners: %v", err))
+		case registered:
+			report(true, "callbacks", fmt.Sprintf("%s listener registered at %s", aggregateService, cfg.CallbackURL))
+		default:
+			report(false, "callbacks", fmt.Sprintf("no %s listener registered at %s; `thingsync run` or `sync` registers it", aggregateService, cfg.CallbackURL))
+		}
+	}
+	if failed > 0 {
+		return &ExitError{Code: exitCannotRun, Err: fmt.Errorf("%d check(s) failed", failed)}
+	}
+	fmt.Fprintln(out, "all checks passed")
+	return nil
+}
+
+func plainLoginError(err error) string {
+	if errors.Is(err, extract.ErrLoginRejected) {
+		return "ThingSpace rejected the username or password (THINGSPACE_USERNAME, THINGSPACE_PASSWORD). Not retried: five failed logins lock the account."
+	}
+	return err.Error()
+}
+
+// checkWritable opens the warehouse read-write (creating and migrating it
+// if new) and writes nothing.
+func checkWritable(ctx context.Context, path string, env *Env) error {
+	wh, err := load.Open(ctx, path, env.Log)
+	if err != nil {
+		if errors.Is(err, load.ErrLocked) {
+			return fmt.Errorf("%s is held by another process (an open sql session or a running daemon)", path)
+		}
+		return err
+	}
+	return wh.Close()
+}
+
