@@ -93,7 +93,7 @@ func commands() []command {
 	return []command{
 		{name: "sync", summary: "one incremental run of the configured streams over every device", needsAPI: true, run: runSync},
 		{name: "backfill", summary: "re-fetch a closed range of dates and upsert it", needsAPI: true, run: runBackfill},
-		{name: "run", summary: "the daemon: sync on THINGSYNC_SCHEDULE, serve callbacks, /healthz, /metrics", needsAPI: true, run: notYet("run")},
+		{name: "run", summary: "the daemon: sync on THINGSYNC_SCHEDULE, serve callbacks, /healthz, /metrics", needsAPI: true, run: runDaemon},
 		{name: "status", summary: "per stream: devices, checkpoints, last runs, failing devices", run: runStatus},
 		{name: "sql", summary: "run a read-only query on the warehouse", run: runSQL},
 		{name: "export", summary: "write the warehouse as Hive-partitioned Parquet files", run: runExport},

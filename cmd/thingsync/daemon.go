@@ -1,0 +1,328 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/load"
+)
+
+// daemon is `thingsync run` without its wiring: it starts runs when told
+// (by the schedule or --now), never two at once, keeps what /healthz and
+// /metrics report, and publishes the snapshot after each successful run.
+type daemon struct {
+	log      zerolog.Logger
+	g        *gate
+	snapshot string   // THINGSYNC_SNAPSHOT; empty: none
+	streams  []string // the configured streams, for last-success times
+	now      func() time.Time
+	// sync runs one sync; the run is held in the warehouse through g,
+	// which the daemon already holds, so the file is opened once per run.
+	sync    func(ctx context.Context) (runReport, error)
+	metrics *metrics
+	// next tells when the schedule fires next (nil: unknown).
+	next func() time.Time
+
+	wg sync.WaitGroup // the run in flight
+
+	mu       sync.Mutex
+	busy     bool   // a run is going
+	stopping bool   // a signal came: no new run starts
+	halted   string // why no run starts any more (a rejected login)
+	runs     int    // finished runs
+	last     *lastRun
+	snapErr  string // the last snapshot publication's error, if it failed
+}
+
+// lastRun is what /healthz says about the last finished run.
+type lastRun struct {
+	RunID      string    `json:"run_id,omitempty"`
+	Status     string    `json:"status"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	Seconds    float64   `json:"duration_seconds"`
+	Error      string    `json:"error,omitempty"`
+	Panicked   bool      `json:"panicked,omitempty"`
+}
+
+func newDaemon(log zerolog.Logger, g *gate, snapshot string, streams []string, now func() time.Time,
+	run func(context.Context) (runReport, error)) *daemon {
+	return &daemon{log: log, g: g, snapshot: snapshot, streams: streams, now: now, sync: run, metrics: newMetrics()}
+}
+
+// trigger runs one sync now unless one is going, the daemon is stopping, or
+// a rejected login halted it. It returns when the run is over, so the
+// scheduler's goroutine carries the run.
+func (d *daemon) trigger(ctx context.Context, why string) {
+	d.mu.Lock()
+	switch {
+	case d.stopping || ctx.Err() != nil:
+		d.mu.Unlock()
+		return
+	case d.halted != "":
+		d.mu.Unlock()
+		d.metrics.skipped.Inc()
+		d.log.Error().Str("trigger", why).Msg("no run started: " + d.halted)
+		return
+	case d.busy:
+		d.mu.Unlock()
+		d.metrics.skipped.Inc()
+		d.log.Warn().Str("trigger", why).Msg("the previous run is still going; this one is skipped")
+		return
+	}
+	d.busy = true
+	d.wg.Add(1)
+	d.mu.Unlock()
+	defer d.wg.Done()
+
+	d.metrics.running.Set(1)
+	d.log.Info().Str("trigger", why).Msg("run starting")
+	start := time.Now()
+	res := d.attempt(ctx)
+	d.finish(res, time.Since(start))
+}
+
+// stop refuses new runs and waits for the one in flight (which sees ctx's
+// cancellation, stops fetching and commits what it has).
+func (d *daemon) stop() {
+	d.mu.Lock()
+	d.stopping = true
+	busy := d.busy
+	d.mu.Unlock()
+	if busy {
+		d.log.Info().Msg("stopping: waiting for the run in flight to commit")
+	}
+	d.wg.Wait()
+}
+
+// attempt is one run's outcome as the daemon saw it.
+type attempt struct {
+	rep      runReport
+	err      error
+	panicked bool
+	// cancelled: a signal came while waiting for the warehouse file; no
+	// run was started or recorded.
+	cancelled  bool
+	pending    int64
+	pendingErr error
+	published  time.Time // when the snapshot was published (zero: not)
+	snapErr    error
+}
+
+// attempt holds the warehouse around the sync, so that the pending
+// requests are read and the snapshot published from the file the run just
+// committed, without reopening it. A panic in the sync is recovered and
+// recorded as a failed run.
+func (d *daemon) attempt(ctx context.Context) (res attempt) {
+	wh, release, err := d.g.acquire(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			res.cancelled = true
+			return res
+		}
+		res.rep = runReport{Kind: "scheduled", Status: "failed", Started: d.now(), Finished: d.now()}
+		res.err = cannotRun(fmt.Errorf("open warehouse: %w", err))
+		return res
+	}
+	defer release()
+	// Bookkeeping after the run finishes even when a signal came: the run
+	// committed, and the snapshot should show it.
+	wctx := context.WithoutCancel(ctx)
+
+	started := d.now()
+	res.rep, res.err, res.panicked = d.guarded(ctx)
+	if res.panicked {
+		res.rep.Kind, res.rep.Started, res.rep.Finished = "scheduled", started, d.now()
+		d.recordPanic(wctx, wh, started, res.err)
+		return res
+	}
+	if d.snapshot != "" && (res.rep.Status == "ok" || res.rep.Status == "partial") {
+		if err := wh.PublishSnapshot(wctx, d.snapshot); err != nil {
+			res.snapErr = err
+		} else {
+			res.published = time.Now()
+		}
+	}
+	res.pending, res.pendingErr = pendingCallbacks(wctx, wh)
+	return res
+}
+
+// guarded runs the sync, turning a panic into a failed run: the daemon
+// outlives a bug hit by one night's data.
+func (d *daemon) guarded(ctx context.Context) (rep runReport, err error, panicked bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			d.log.Error().Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("run panicked; recorded as failed")
+			rep = runReport{Status: "failed"}
+			err, panicked = fmt.Errorf("run panicked: %v", p), true
+		}
+	}()
+	rep, err = d.sync(ctx)
+	return rep, err, false
+}
+
+// recordPanic marks the run a panic cut short as failed in sync_runs (it
+// was left "running"). Only this process writes the file while it holds
+// it, and it runs one run at a time, so a scheduled run started since
+// started and still running is the one that panicked. Bounded: a panic may
+// leave the connection taken by a transaction nobody will end.
+func (d *daemon) recordPanic(ctx context.Context, wh *load.Warehouse, started time.Time, cause error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := wh.DB().ExecContext(ctx, `UPDATE sync_runs SET status = 'failed', finished_at = ?, error = ?
+		WHERE status = 'running' AND kind = 'scheduled' AND started_at >= ?`, d.now(), cause.Error(), started)
+	if err != nil {
+		d.log.Warn().Err(err).Msg("record the panicked run in sync_runs")
+	}
+}
+
+// pendingCallbacks counts the aggregate requests whose callbacks have not
+// all been taken in. Bounded for the same reason as recordPanic.
+func pendingCallbacks(ctx context.Context, wh *load.Warehouse) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var n int64
+	err := wh.DB().QueryRowContext(ctx, `SELECT count(*) FROM aggregate_requests WHERE status IN ('pending', 'completed')`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count pending callbacks: %w", err)
+	}
+	return n, nil
+}
+
+// finish records a run's outcome in the log, the metrics and the health.
+func (d *daemon) finish(res attempt, took time.Duration) {
+	defer d.metrics.running.Set(0)
+	if res.cancelled {
+		d.log.Info().Msg("stopped while waiting for the warehouse file; no run was started")
+		d.mu.Lock()
+		d.busy = false
+		d.mu.Unlock()
+		return
+	}
+	rep := res.rep
+	d.metrics.observe(rep, d.streams, took)
+	if res.pendingErr == nil {
+		d.metrics.pending.Set(float64(res.pending))
+	} else {
+		d.log.Warn().Err(res.pendingErr).Msg("metrics: pending callbacks not updated")
+	}
+	if !res.published.IsZero() {
+		d.metrics.lastSnapshot.Set(float64(res.published.UnixNano()) / 1e9)
+		d.log.Info().Str("snapshot", d.snapshot).Msg("snapshot published")
+	}
+
+	ev := d.log.Info()
+	switch {
+	case res.err != nil && rep.Status != "partial" && rep.Status != "interrupted":
+		ev = d.log.Error().Err(res.err)
+	case res.err != nil:
+		ev = d.log.Warn().Err(res.err)
+	}
+	ev.Str("run_id", rep.RunID).Str("status", rep.Status).Dur("took", took).Msg(runLine(rep))
+	if res.snapErr != nil {
+		d.log.Error().Err(res.snapErr).Msg("snapshot not published; analysts see the previous one")
+	}
+
+	last := &lastRun{RunID: rep.RunID, Status: rep.Status, StartedAt: rep.Started, FinishedAt: rep.Finished,
+		Seconds: took.Seconds(), Panicked: res.panicked}
+	if res.err != nil && rep.Status != "ok" {
+		last.Error = short(res.err.Error())
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.busy = false
+	d.runs++
+	d.last = last
+	switch {
+	case res.snapErr != nil:
+		d.snapErr = short(res.snapErr.Error())
+	case !res.published.IsZero():
+		d.snapErr = ""
+	}
+	// Five rejected logins lock the account (SPEC promise 5): the
+	// credentials come from the environment, so every later run would be
+	// rejected too. Stop logging in until an operator has looked.
+	if errors.Is(res.err, extract.ErrLoginRejected) {
+		d.halted = "ThingSpace rejected the login; fix THINGSPACE_USERNAME/THINGSPACE_PASSWORD and restart (repeated attempts lock the account)"
+		d.log.Error().Msg("no further runs: " + d.halted)
+	}
+}
+
+func runLine(rep runReport) string {
+	if rep.Summary != "" {
+		return rep.Summary
+	}
+	return "run " + rep.Status
+}
+
+// short keeps a reason readable in a health answer.
+func short(s string) string {
+	const max = 300
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "…"
+}
+
+// health is the answer of /healthz.
+type health struct {
+	Status  string    `json:"status"` // ok or failing
+	Reason  string    `json:"reason,omitempty"`
+	Running bool      `json:"running"`
+	Runs    int       `json:"runs"`
+	LastRun *lastRun  `json:"last_run,omitempty"`
+	NextRun time.Time `json:"next_run,omitzero"`
+}
+
+// health says whether the daemon is fit: not stopping, not halted, its last
+// run did not fail, and its last snapshot was published.
+func (d *daemon) health() (health, bool) {
+	var next time.Time
+	if d.next != nil {
+		next = d.next()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h := health{Status: "ok", Running: d.busy, Runs: d.runs, LastRun: d.last, NextRun: next}
+	switch {
+	case d.stopping:
+		h.Reason = "shutting down"
+	case d.halted != "":
+		h.Reason = d.halted
+	case d.last != nil && d.last.Panicked:
+		h.Reason = "last run panicked: " + d.last.Error
+	case d.last != nil && d.last.Status == "failed":
+		h.Reason = "last run failed: " + d.last.Error
+	case d.snapErr != "":
+		h.Reason = "snapshot not published: " + d.snapErr
+	}
+	if h.Reason != "" {
+		h.Status = "failing"
+	}
+	return h, h.Reason == ""
+}
+
+func (d *daemon) serveHealth(w http.ResponseWriter, r *http.Request) {
+	h, ok := d.health()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(h)
+}
+
+// routes mounts /healthz and /metrics.
+func (d *daemon) routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", d.serveHealth)
+	mux.Handle("GET /metrics", d.metrics.handler())
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/rs/zerolog"
+
+	"github.com/thingsync/thingsync/load"
+)
+
+// The daemon's own logic with a stand-in sync: what real runs cannot be
+// made to do on demand (panic, hang while the schedule fires).
+
+func testDaemon(t *testing.T, run func(ctx context.Context, g *gate) (runReport, error)) (*daemon, string) {
+	t.Helper()
+	db := filepath.Join(t.TempDir(), "w.duckdb")
+	g := newGate(db, zerolog.Nop())
+	d := newDaemon(zerolog.Nop(), g, "", []string{"usage"}, func() time.Time { return time.Now().UTC() },
+		func(ctx context.Context) (runReport, error) { return run(ctx, g) })
+	return d, db
+}
+
+// A panic in a run is recovered: the run is failed in sync_runs, the
+// metrics and /healthz (503, saying so), and the daemon goes on.
+func TestDaemonPanicIsAFailedRun(t *testing.T) {
+	d, db := testDaemon(t, func(ctx context.Context, g *gate) (runReport, error) {
+		wh, release, err := g.acquire(ctx)
+		if err != nil {
+			return runReport{}, err
+		}
+		defer release()
+		if _, err := wh.StartRun(ctx, "scheduled", []string{"usage"}, time.Now().UTC()); err != nil {
+			return runReport{}, err
+		}
+		var m map[string]int
+		m["boom"]++ // a nil map: a real bug's panic
+		return runReport{}, nil
+	})
+	d.trigger(context.Background(), "test")
+
+	mux := http.NewServeMux()
+	d.routes(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h health
+	err = json.NewDecoder(resp.Body).Decode(&h)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(h.Reason, "panicked") || h.LastRun == nil || !h.LastRun.Panicked {
+		t.Errorf("/healthz = %d %+v; want 503 saying the run panicked", resp.StatusCode, h)
+	}
+	if got := testCounter(t, d.metrics.runs.WithLabelValues("failed")); got != 1 {
+		t.Errorf("failed runs = %v, want 1", got)
+	}
+
+	rdb, err := load.OpenReadOnly(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	got := queryLines(t, rdb, `SELECT status, error LIKE '%panicked%' FROM sync_runs`)
+	if len(got) != 1 || got[0] != "failed|true" {
+		t.Errorf("sync_runs = %v, want the panicked run failed", got)
+	}
+}
+
+// A tick while a run goes on is skipped; after stop no run starts, and stop
+// waits for the run in flight.
+func TestDaemonSkipsOverlapAndStops(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 10)
+	d, _ := testDaemon(t, func(ctx context.Context, g *gate) (runReport, error) {
+		started <- struct{}{}
+		<-release
+		return runReport{Status: "ok", Finished: time.Now()}, nil
+	})
+	ctx := context.Background()
+	go d.trigger(ctx, "first")
+	<-started
+	d.trigger(ctx, "second") // returns at once: skipped
+	if got := testCounter(t, d.metrics.skipped); got != 1 {
+		t.Errorf("skipped = %v, want 1", got)
+	}
+	if h, _ := d.health(); !h.Running || h.Runs != 0 {
+		t.Errorf("health during the run: %+v", h)
+	}
+
+	stopped := make(chan struct{})
+	go func() { d.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("stop returned while a run was in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	<-stopped
+	d.trigger(ctx, "after stop")
+	select {
+	case <-started:
+		t.Error("a run started after stop")
+	default:
+	}
+	if h, ok := d.health(); ok || h.Runs != 1 || h.Reason != "shutting down" {
+		t.Errorf("health after stop: %+v, %v", h, ok)
+	}
+}
+
+// testCounter reads a counter's value.
+func testCounter(t *testing.T, c prometheus.Metric) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
