@@ -73,15 +73,17 @@ func serveDaemon(ctx context.Context, d *daemon, ln net.Listener, mux http.Handl
 	// runs ends when ctx does, or when the listener fails.
 	ctx, cancelRuns := context.WithCancel(ctx)
 	defer cancelRuns()
+	// The schedule is set before the listener starts: /healthz reads it.
+	c := cron.New(cron.WithLogger(cronLogger{d.log}))
+	id := c.Schedule(sched, cron.FuncJob(func() { d.trigger(ctx, "schedule") }))
+	d.next = func() time.Time { return c.Entry(id).Next }
+
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	// Tests and operators learn the bound address (":0" picks a port) here.
 	d.log.Info().Str("addr", ln.Addr().String()).Msg("listening")
 
-	c := cron.New(cron.WithLogger(cronLogger{d.log}))
-	id := c.Schedule(sched, cron.FuncJob(func() { d.trigger(ctx, "schedule") }))
-	d.next = func() time.Time { return c.Entry(id).Next }
 	c.Start()
 	d.log.Info().Str("schedule", spec).Time("next_run", d.next()).Msg("scheduled")
 	if now {

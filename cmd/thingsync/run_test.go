@@ -422,12 +422,14 @@ func TestRunIdleReleasesTheWarehouse(t *testing.T) {
 	}
 }
 
-// The snapshot opens read-only while a run holds the warehouse (which
-// then refuses a reader), and holds the first run's data.
+// The snapshot opens read-only, and thingsync sql reads it, while a run
+// holds the warehouse (which then refuses a reader); it holds the first
+// run's data.
 func TestRunSnapshotReadableDuringRun(t *testing.T) {
 	w := newWorld(t, simulator.Options{Devices: 24, Faults: simulator.Faults{Latency: 3 * time.Millisecond}})
 	snap := filepath.Join(t.TempDir(), "snapshot.duckdb")
-	d := startDaemon(t, w, map[string]string{"THINGSYNC_SCHEDULE": "@every 1s", "THINGSYNC_SNAPSHOT": snap})
+	w.env["THINGSYNC_SNAPSHOT"] = snap // for the daemon and for thingsync sql
+	d := startDaemon(t, w, map[string]string{"THINGSYNC_SCHEDULE": "@every 1s"})
 	waitFor(t, 90*time.Second, "the first snapshot", func() bool {
 		_, err := os.Stat(snap)
 		return err == nil
@@ -445,6 +447,10 @@ func TestRunSnapshotReadableDuringRun(t *testing.T) {
 		db.Close()
 		if got != want {
 			t.Fatalf("snapshot holds %s usage rows, want %s", got, want)
+		}
+		// thingsync sql reads the snapshot, not the file the run holds.
+		if code, out := w.run("sql", "--format", "csv", "SELECT count(*) AS n FROM usage_daily"); code != 0 || out != "n\n"+want+"\n" {
+			t.Fatalf("thingsync sql during a run: exit %d, %q; want %s rows", code, out, want)
 		}
 		// The run still holds the warehouse: a reader is refused.
 		main, err := load.OpenReadOnly(ctx, w.db)
