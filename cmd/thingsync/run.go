@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -32,6 +33,9 @@ func runDaemon(ctx context.Context, a *App, env *Env, args []string) error {
 	sched, err := config.ParseSchedule(cfg.Schedule)
 	if err != nil {
 		return usageErr("run: THINGSYNC_SCHEDULE: %v", err)
+	}
+	if cfg.Snapshot != "" && samePath(cfg.Snapshot, cfg.DB) {
+		return usageErr("run: THINGSYNC_SNAPSHOT is THINGSYNC_DB; the snapshot is a copy published beside it")
 	}
 	cbPath := ""
 	if cfg.CallbackURL != "" {
@@ -64,6 +68,14 @@ func runDaemon(ctx context.Context, a *App, env *Env, args []string) error {
 		return cannotRun(fmt.Errorf("run: listen on %s: %w", cfg.HTTPAddr, err))
 	}
 	return serveDaemon(ctx, d, ln, mux, sched, cfg.Schedule, *now)
+}
+
+// samePath tells whether two paths name one file (by name: the snapshot
+// need not exist yet).
+func samePath(a, b string) bool {
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && aa == bb
 }
 
 // serveDaemon serves mux on ln and starts runs on sched until ctx ends,

@@ -524,3 +524,36 @@ func TestRunServesCallbacks(t *testing.T) {
 	}
 	diffLines(t, "aggregate_usage through the daemon's listener", w.gotAggregates(), w.wantAggregates(t0))
 }
+
+// Mistakes in the daemon's configuration stop it before any work, exit 2.
+func TestRunUsageErrors(t *testing.T) {
+	w := newWorld(t, simulator.Options{Devices: 2})
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"bad schedule", map[string]string{"THINGSYNC_SCHEDULE": "every night"}, nil, "THINGSYNC_SCHEDULE"},
+		{"snapshot is the warehouse", map[string]string{"THINGSYNC_SNAPSHOT": w.db}, nil, "THINGSYNC_SNAPSHOT"},
+		{"stray argument", nil, []string{"now"}, "unexpected arguments"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			saved := map[string]string{}
+			for k, v := range w.env {
+				saved[k] = v
+			}
+			defer func() { w.env = saved }()
+			for k, v := range tt.env {
+				w.env[k] = v
+			}
+			code, out := w.run(append([]string{"run"}, tt.args...)...)
+			if code != exitUsage || !strings.Contains(out, tt.want) {
+				t.Errorf("exit %d, %q; want 2 naming %s", code, out, tt.want)
+			}
+		})
+	}
+	if _, err := os.Stat(w.db); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the warehouse was created: %v", err)
+	}
+}
