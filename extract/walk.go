@@ -65,6 +65,9 @@ type Walk struct {
 	// Backfill, when set, re-fetches [From, To) instead of walking from
 	// the checkpoints.
 	Backfill *Range
+	// Ranges, with Backfill, re-fetches only these ranges of each stream
+	// and device (backfill --gaps): a device-stream without one is skipped.
+	Ranges map[string]map[DeviceID][]Range
 	// Only restricts the walk to these devices (any of their identifiers).
 	Only []DeviceID
 	// Progress, if set, is called after each device completes.
@@ -242,7 +245,14 @@ func (w *Walk) device(ctx context.Context, dev target, states map[string]map[Dev
 		} else {
 			plan := w.Plans[stream]
 			var windows []Window
-			if w.Backfill != nil {
+			if w.Backfill != nil && w.Ranges != nil {
+				for _, r := range w.Ranges[stream][dev.id] {
+					windows = append(windows, plan.Backfill(r.From, r.To, st.SettledUntil)...)
+				}
+				if len(windows) == 0 {
+					continue
+				}
+			} else if w.Backfill != nil {
 				windows = plan.Backfill(w.Backfill.From, w.Backfill.To, st.SettledUntil)
 			} else {
 				windows = plan.Incremental(st.SettledUntil)

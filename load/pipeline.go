@@ -53,7 +53,7 @@ func (p *Pipeline) Devices(ctx context.Context, page []extract.Device, seenAt ti
 func (p *Pipeline) Batch(ctx context.Context, b extract.Batch) error {
 	u := Unit{Checkpoint: &CheckpointUpdate{
 		Stream: b.Stream, Device: b.Device,
-		SettledUntil: b.Window.Settle, FetchedUntil: b.Window.To,
+		SettledUntil: b.Window.Settle, FetchedUntil: b.Window.To, FetchedFrom: b.Window.From,
 		Retire: b.Retire,
 	}}
 	if !b.Window.From.IsZero() && !b.Window.From.Before(b.LoadedUntil) {

@@ -160,6 +160,15 @@ func (w *Warehouse) StartRun(ctx context.Context, kind string, streams []string,
 	return id, nil
 }
 
+// SetWantedFrom records where a run starts devices without a checkpoint:
+// the coverage ledger counts missing days from the latest run's.
+func (w *Warehouse) SetWantedFrom(ctx context.Context, runID string, wanted time.Time) error {
+	if _, err := w.db.ExecContext(ctx, `UPDATE sync_runs SET wanted_from = ? WHERE run_id = ?`, wanted.UTC(), runID); err != nil {
+		return fmt.Errorf("record run's wanted range: %w", err)
+	}
+	return nil
+}
+
 // RunOutcome is how a run ended.
 type RunOutcome struct {
 	Status        string // ok, partial, failed, interrupted

@@ -43,6 +43,9 @@ type CheckpointUpdate struct {
 	Device       extract.DeviceID
 	SettledUntil time.Time // zero: leave settled_until as it is
 	FetchedUntil time.Time
+	// FetchedFrom is where the fetched window began: covered_from moves
+	// back to it when the window reaches the stretch already covered.
+	FetchedFrom time.Time
 	// Err, when set, records a failure: last_error and failures+1; the
 	// checkpoint does not move.
 	Err string
@@ -469,7 +472,7 @@ func (w *Warehouse) storeCheckpoints(ctx context.Context, conn *sql.Conn, batch 
 		dev    extract.DeviceID
 	}
 	type state struct {
-		settled, fetched time.Time
+		settled, fetched, from time.Time
 		err              string
 		fails            int
 		retire, success  bool
@@ -499,13 +502,16 @@ func (w *Warehouse) storeCheckpoints(ctx context.Context, conn *sql.Conn, batch 
 		if c.FetchedUntil.After(s.fetched) {
 			s.fetched = c.FetchedUntil
 		}
+		if !c.FetchedFrom.IsZero() && (s.from.IsZero() || c.FetchedFrom.Before(s.from)) {
+			s.from = c.FetchedFrom
+		}
 		s.err, s.success, s.retire = "", true, c.Retire
 	}
 	if len(order) == 0 {
 		return nil
 	}
 	if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE stage_cp (stream VARCHAR, device_kind VARCHAR, device_id VARCHAR,
-		settled TIMESTAMPTZ, fetched TIMESTAMPTZ, err VARCHAR, fails INTEGER, retire BOOLEAN)`); err != nil {
+		settled TIMESTAMPTZ, fetched TIMESTAMPTZ, err VARCHAR, fails INTEGER, retire BOOLEAN, covered TIMESTAMPTZ)`); err != nil {
 		return err
 	}
 	nullTime := func(t time.Time) driver.Value {
@@ -520,7 +526,7 @@ func (w *Warehouse) storeCheckpoints(ctx context.Context, conn *sql.Conn, batch 
 		if s.err != "" {
 			errText = truncate(s.err, 1000)
 		}
-		return []driver.Value{k.stream, k.dev.Kind, k.dev.ID, nullTime(s.settled), nullTime(s.fetched), errText, int32(s.fails), s.retire}
+		return []driver.Value{k.stream, k.dev.Kind, k.dev.ID, nullTime(s.settled), nullTime(s.fetched), errText, int32(s.fails), s.retire, nullTime(s.from)}
 	})
 	if err != nil {
 		return err
@@ -531,13 +537,17 @@ func (w *Warehouse) storeCheckpoints(ctx context.Context, conn *sql.Conn, batch 
 		last_error = s.err,
 		failures = CASE WHEN s.err IS NULL THEN 0 ELSE coalesce(c.failures, 0) + s.fails END,
 		retired = CASE WHEN s.err IS NULL THEN s.retire ELSE c.retired END,
+		covered_from = CASE WHEN s.covered IS NULL THEN c.covered_from
+			WHEN c.covered_from IS NULL OR c.fetched_until IS NULL THEN s.covered
+			WHEN s.fetched >= c.covered_from THEN least(c.covered_from, s.covered)
+			ELSE c.covered_from END,
 		updated_at = $1
 		FROM stage_cp s WHERE c.stream = s.stream AND c.device_kind = s.device_kind AND c.device_id = s.device_id`, now)
 	if err != nil {
 		return err
 	}
-	_, err = conn.ExecContext(ctx, `INSERT INTO sync_checkpoints (stream, device_kind, device_id, settled_until, fetched_until, updated_at, last_error, failures, retired)
-		SELECT s.stream, s.device_kind, s.device_id, s.settled, s.fetched, $1, s.err, CASE WHEN s.err IS NULL THEN 0 ELSE s.fails END, s.err IS NULL AND s.retire
+	_, err = conn.ExecContext(ctx, `INSERT INTO sync_checkpoints (stream, device_kind, device_id, settled_until, fetched_until, updated_at, last_error, failures, retired, covered_from)
+		SELECT s.stream, s.device_kind, s.device_id, s.settled, s.fetched, $1, s.err, CASE WHEN s.err IS NULL THEN 0 ELSE s.fails END, s.err IS NULL AND s.retire, s.covered
 		FROM stage_cp s WHERE NOT EXISTS (SELECT 1 FROM sync_checkpoints c
 		  WHERE c.stream = s.stream AND c.device_kind = s.device_kind AND c.device_id = s.device_id)`, now)
 	return err

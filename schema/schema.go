@@ -46,6 +46,8 @@ const (
 	ConnectionSessions = "connection_sessions"
 	UsageMonthly       = "usage_monthly"
 	DeviceLatest       = "device_latest"
+	Coverage           = "coverage"
+	CoverageDays       = "coverage_days"
 	RatedUsage         = "rated_usage"
 	AggregateUsage     = "aggregate_usage"
 	AggregateRequests  = "aggregate_requests"

@@ -18,6 +18,8 @@ func Tables() []Table {
 		schemaMigrationsTable(),
 		connectionSessionsView(),
 		usageMonthlyView(),
+		coverageView(),
+		coverageDaysView(),
 		deviceLatestView(),
 	}
 }
@@ -229,6 +231,7 @@ func syncCheckpointsTable() Table {
 			{Name: "last_error", Type: Varchar, Comment: "The last error fetching this device and stream; NULL after a success."},
 			{Name: "failures", Type: Integer, Comment: "Consecutive failed runs for this device and stream."},
 			{Name: "retired", Type: Boolean, Comment: "True once a deactivated or vanished device has been fetched a last time: it is not asked again."},
+			{Name: "covered_from", Type: TimestampTZ, Comment: "Start of the stretch loaded without a gap up to fetched_until; wanted days before it are missing (coverage_days)."},
 		},
 	}
 }
@@ -244,6 +247,7 @@ func syncRunsTable() Table {
 			{Name: "streams", Type: Varchar, Comment: "Comma-separated streams the run covered."},
 			{Name: "started_at", Type: TimestampTZ, Comment: "When the run started (UTC)."},
 			{Name: "finished_at", Type: TimestampTZ, Comment: "When the run ended (UTC); NULL while running or if the process died."},
+			{Name: "wanted_from", Type: TimestampTZ, Comment: "First instant the run wanted for a device without a checkpoint: THINGSYNC_START, never before the 12-month retention (coverage_days counts missing days from the latest run's)."},
 			{Name: "status", Type: Varchar, Comment: "running, ok, partial (some devices failed), failed or interrupted."},
 			{Name: "devices", Type: Integer, Comment: "Devices the run walked."},
 			{Name: "devices_failed", Type: Integer, Comment: "Devices with at least one failed stream."},

@@ -57,7 +57,7 @@ func runStatus(ctx context.Context, a *App, env *Env, args []string) error {
 	r := &statusReport{db: db, cfg: cfg, now: now, redact: secretRedactor(cfg)}
 	out := bufio.NewWriter(a.Stdout)
 	fmt.Fprintf(out, "Warehouse %s%s, at %s\n", path, note, now.Format(time.RFC3339))
-	for _, section := range []func(context.Context, io.Writer) error{r.streams, r.runs, r.pending, r.rejected} {
+	for _, section := range []func(context.Context, io.Writer) error{r.streams, r.coverage, r.runs, r.pending, r.rejected} {
 		fmt.Fprintln(out)
 		if err := section(ctx, out); err != nil {
 			out.Flush()
@@ -276,6 +276,40 @@ func (r *statusReport) runs(ctx context.Context, w io.Writer) error {
 	if lastErr != "" {
 		fmt.Fprintf(w, "last run's error: %s\n", r.clip(lastErr, 300))
 	}
+	return nil
+}
+
+// coverage summarises the coverage ledger per history stream.
+func (r *statusReport) coverage(ctx context.Context, w io.Writer) error {
+	rows, err := r.db.QueryContext(ctx, `SELECT stream, min(first_day), max(last_day), count(*),
+		sum(settled_days), sum(provisional_days), sum(missing_days), count(*) FILTER (WHERE missing_days > 0)
+		FROM coverage GROUP BY stream ORDER BY stream DESC`)
+	if err != nil {
+		return fmt.Errorf("read coverage: %w", err)
+	}
+	defer rows.Close()
+	var body [][]string
+	var from, to string
+	for rows.Next() {
+		var stream string
+		var first, last time.Time
+		var devices, settled, provisional, missing, behind int64
+		if err := rows.Scan(&stream, &first, &last, &devices, &settled, &provisional, &missing, &behind); err != nil {
+			return fmt.Errorf("read coverage: %w", err)
+		}
+		from, to = first.Format(time.DateOnly), last.Format(time.DateOnly)
+		body = append(body, []string{stream, strconv.FormatInt(devices, 10), strconv.FormatInt(settled, 10),
+			strconv.FormatInt(provisional, 10), strconv.FormatInt(missing, 10), strconv.FormatInt(behind, 10)})
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read coverage: %w", err)
+	}
+	if len(body) == 0 {
+		fmt.Fprintln(w, "Coverage: no devices yet")
+		return nil
+	}
+	fmt.Fprintf(w, "Coverage, device-days from %s to %s (missing ones: thingsync backfill --gaps)\n", from, to)
+	writeColumns(w, []string{"stream", "devices", "settled", "provisional", "missing", "devices behind"}, body, []bool{false, true, true, true, true, true})
 	return nil
 }
 

@@ -35,6 +35,7 @@ func runBackfill(ctx context.Context, a *App, env *Env, args []string) error {
 	from := fs.String("from", "", "first UTC date to re-fetch (required)")
 	to := fs.String("to", "", "last UTC date to re-fetch, included (required)")
 	streams := fs.String("streams", "", "streams to re-fetch (default: the configured usage and connections streams)")
+	gaps := fs.Bool("gaps", false, "re-fetch exactly the missing device-days of the coverage ledger (instead of --from/--to)")
 	var devices []extract.DeviceID
 	fs.Func("device", "only this device, as KIND:ID (repeatable)", func(v string) error {
 		kind, id, ok := strings.Cut(v, ":")
@@ -48,16 +49,21 @@ func runBackfill(ctx context.Context, a *App, env *Env, args []string) error {
 		return err
 	}
 	var problems []string
-	f, err := extract.ParseDate(*from)
-	if err != nil {
-		problems = append(problems, "--from: "+err.Error())
-	}
-	t, err := extract.ParseDate(*to)
-	if err != nil {
-		problems = append(problems, "--to: "+err.Error())
-	}
-	if len(problems) == 0 && t.Before(f) {
-		problems = append(problems, "--to is before --from")
+	var f, t time.Time
+	var err error
+	switch {
+	case *gaps && (*from != "" || *to != ""):
+		problems = append(problems, "--gaps takes no --from or --to (the ledger says which days)")
+	case !*gaps:
+		if f, err = extract.ParseDate(*from); err != nil {
+			problems = append(problems, "--from: "+err.Error())
+		}
+		if t, err = extract.ParseDate(*to); err != nil {
+			problems = append(problems, "--to: "+err.Error())
+		}
+		if len(problems) == 0 && t.Before(f) {
+			problems = append(problems, "--to is before --from")
+		}
 	}
 	ss := env.Config.Streams
 	if *streams != "" {
@@ -68,7 +74,73 @@ func runBackfill(ctx context.Context, a *App, env *Env, args []string) error {
 	if len(problems) > 0 {
 		return usageErr("backfill: %s", strings.Join(problems, "; "))
 	}
+	if *gaps {
+		return a.backfillGaps(ctx, env, ss, devices)
+	}
 	return a.walk(ctx, env, "backfill", ss, &extract.Range{From: f, To: t.AddDate(0, 0, 1)}, devices)
+}
+
+// backfillGaps re-fetches the coverage ledger's missing device-days, and
+// nothing else.
+func (a *App) backfillGaps(ctx context.Context, env *Env, streams []string, only []extract.DeviceID) error {
+	wh, err := load.Open(ctx, env.Config.DB, env.Log)
+	if err != nil {
+		return cannotRun(fmt.Errorf("open warehouse %s: %w", env.Config.DB, err))
+	}
+	gaps, err := wh.Gaps(ctx)
+	wh.Close()
+	if err != nil {
+		return cannotRun(err)
+	}
+	want := map[string]bool{}
+	var history []string
+	for _, s := range streams {
+		if s == schema.StreamUsage || s == schema.StreamConnections {
+			want[s] = true
+			history = append(history, s)
+		}
+	}
+	wantDev := map[extract.DeviceID]bool{}
+	for _, d := range only {
+		wantDev[d] = true
+	}
+	ranges := map[string]map[extract.DeviceID][]extract.Range{}
+	devices := map[extract.DeviceID]bool{}
+	var span extract.Range
+	days := 0
+	for _, g := range gaps {
+		if !want[g.Stream] || (len(wantDev) > 0 && !wantDev[g.Device]) {
+			continue
+		}
+		if ranges[g.Stream] == nil {
+			ranges[g.Stream] = map[extract.DeviceID][]extract.Range{}
+		}
+		ranges[g.Stream][g.Device] = append(ranges[g.Stream][g.Device], extract.Range{From: g.From, To: g.To})
+		devices[g.Device] = true
+		if span.From.IsZero() || g.From.Before(span.From) {
+			span.From = g.From
+		}
+		if g.To.After(span.To) {
+			span.To = g.To
+		}
+		days += int(g.To.Sub(g.From).Hours() / 24)
+	}
+	if len(devices) == 0 {
+		fmt.Fprintln(a.Stdout, "backfill --gaps: no missing device-days")
+		return nil
+	}
+	env.Log.Info().Int("devices", len(devices)).Int("device_days", days).Msg("backfill --gaps: re-fetching the missing device-days")
+	targets := make([]extract.DeviceID, 0, len(devices))
+	for d := range devices {
+		targets = append(targets, d)
+	}
+	g := newGate(env.Config.DB, env.Log)
+	g.patience = time.Nanosecond
+	rep, err := a.syncOnce(ctx, env, g, runSpec{kind: "backfill", streams: history, backfill: &span, only: targets, ranges: ranges})
+	if rep.Summary != "" {
+		fmt.Fprintln(a.Stdout, rep.Summary)
+	}
+	return err
 }
 
 // walked are the streams fetched per device and window.
@@ -91,6 +163,8 @@ type runSpec struct {
 	// serving: the daemon's server takes the callbacks; a one-shot run
 	// listens itself and waits for them.
 	serving bool
+	// ranges narrows a backfill to these ranges per stream and device.
+	ranges map[string]map[extract.DeviceID][]extract.Range
 }
 
 // runReport is what one run did.
@@ -136,7 +210,17 @@ func (a *App) syncOnce(ctx context.Context, env *Env, g *gate, spec runSpec) (ru
 		return rep, cannotRun(fmt.Errorf("open warehouse %s: %w", cfg.DB, err))
 	}
 	defer release()
+	var wanted time.Time
+	if spec.backfill == nil {
+		wanted = extract.RetentionFloor(started)
+		if cfg.Start.After(wanted) {
+			wanted = cfg.Start
+		}
+	}
 	runID, err := wh.StartRun(ctx, spec.kind, streams, started)
+	if err == nil && !wanted.IsZero() {
+		err = wh.SetWantedFrom(ctx, runID, wanted)
+	}
 	if err != nil {
 		return rep, cannotRun(fmt.Errorf("record run: %w", err))
 	}
@@ -166,7 +250,7 @@ func (a *App) syncOnce(ctx context.Context, env *Env, g *gate, spec runSpec) (ru
 		schema.StreamConnections: {Now: started, Start: cfg.Start, Step: cfg.WindowConnections, Lookback: cfg.LookbackConnections},
 	}
 	w := &extract.Walk{Client: client, Sink: sink, Log: log, Concurrency: cfg.Concurrency, Streams: streams,
-		Plans: plans, Backfill: spec.backfill, Only: spec.only, Now: a.now, Progress: a.progress(log, spec.kind)}
+		Plans: plans, Backfill: spec.backfill, Ranges: spec.ranges, Only: spec.only, Now: a.now, Progress: a.progress(log, spec.kind)}
 	res, walkErr := w.Run(ctx)
 	totals, closeErr := wr.Close(wctx)
 	var (

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/thingsync/thingsync/extract/simulator"
+)
+
+// The coverage ledger after a sync with one failing device: its days are
+// missing, the others' days settled up to the lookback and provisional
+// after; status summarises it; backfill --gaps fetches exactly the missing
+// device-days, after which nothing is missing and the data is exact.
+func TestCoverageLedger(t *testing.T) {
+	w := newWorld(t, simulator.Options{Devices: 8})
+	var bad simulator.TruthDevice
+	for _, d := range w.sim.Devices() {
+		if d.State == "active" && !d.Silent {
+			bad = d
+			break
+		}
+	}
+	w.sim.SetFaults(simulator.Faults{FailDevices: []string{bad.Identity.ID}})
+	if code, out := w.run("sync"); code != 1 {
+		t.Fatalf("sync: exit %d, want 1\n%s", code, out)
+	}
+	// 366 days: the retention floor (t0 − 12 months) to t0's day.
+	days := "366"
+	got := w.query(`SELECT stream, device_id = ? AS bad, state, count(*), count(DISTINCT day), min(day), max(day), count(fetched_at)
+		FROM coverage_days GROUP BY ALL ORDER BY ALL`, bad.Identity.ID)
+	first, last := t0.AddDate(-1, 0, 0).Format("2006-01-02"), t0.Format("2006-01-02")
+	for _, l := range got {
+		f := strings.Split(l, "|")
+		switch {
+		case f[1] == "true" && f[2] != "missing":
+			t.Errorf("failing device has %s days: %s", f[2], l)
+		case f[1] == "true" && (f[4] != days || f[7] != "0"):
+			t.Errorf("failing device's missing days: %s, want all %s without fetched_at", l, days)
+		case f[1] == "false" && f[2] == "missing":
+			t.Errorf("a healthy device has missing days: %s", l)
+		case f[1] == "false" && f[2] == "provisional" && !strings.HasPrefix(f[6], last):
+			t.Errorf("provisional days must end the range: %s", l)
+		}
+	}
+	// Usage settles whole days 3 days back: t0's day and the 3 before are
+	// provisional for every healthy device.
+	if got := w.query(`SELECT min(day), max(day) FROM coverage_days WHERE stream = 'usage' AND state = 'provisional' AND device_id <> ?`, bad.Identity.ID); got[0] != t0.AddDate(0, 0, -3).Format("2006-01-02")+"T00:00:00Z|"+last+"T00:00:00Z" {
+		t.Errorf("usage provisional days %v", got)
+	}
+	code, out := w.run("status")
+	if code != 0 || !strings.Contains(out, "Coverage, device-days from "+first+" to "+last) {
+		t.Errorf("status: exit %d, want the coverage section:\n%s", code, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) == 6 && (f[0] == "usage" || f[0] == "connections") && (f[4] != days || f[5] != "1") {
+			t.Errorf("status coverage line %q: want %s missing days on 1 device", line, days)
+		}
+	}
+
+	w.sim.SetFaults(simulator.Faults{})
+	w.sim.ResetStats()
+	code, out = w.run("backfill", "--gaps")
+	if code != 0 {
+		t.Fatalf("backfill --gaps: exit %d\n%s", code, out)
+	}
+	// Only the failing device was fetched.
+	st := w.sim.Stats()
+	for k := range st.DeviceRequests {
+		if !strings.HasSuffix(k, ":"+bad.Identity.ID) {
+			t.Errorf("backfill --gaps asked for another device: %s", k)
+		}
+	}
+	if st.Requests["usage"] == 0 || st.Requests["connections"] == 0 {
+		t.Errorf("backfill --gaps requests %v: want usage and connections of the failing device", st.Requests)
+	}
+	if got := w.query(`SELECT count(*) FROM coverage_days WHERE state = 'missing'`); got[0] != "0" {
+		t.Errorf("missing days after backfill --gaps: %v", got)
+	}
+	diffLines(t, "usage after backfill --gaps", w.gotUsage(), w.wantUsage(t0))
+	diffLines(t, "events after backfill --gaps", w.gotEvents(), w.wantEvents(t0))
+	w.noDuplicateKeys()
+	if code, out := w.run("backfill", "--gaps"); code != 0 || !strings.Contains(out, "no missing device-days") {
+		t.Errorf("second backfill --gaps: exit %d\n%s", code, out)
+	}
+	if code, out := w.run("backfill", "--gaps", "--from", "2026-01-01"); code != 2 {
+		t.Errorf("--gaps with --from: exit %d, want 2\n%s", code, out)
+	}
+}
