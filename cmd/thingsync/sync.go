@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 
 	"github.com/thingsync/thingsync/config"
 	"github.com/thingsync/thingsync/config/logging"
@@ -249,9 +253,11 @@ func (a *App) syncOnce(ctx context.Context, env *Env, g *gate, spec runSpec) (ru
 		schema.StreamUsage:       {Now: started, Start: cfg.Start, Step: cfg.WindowUsage, Lookback: cfg.LookbackUsage, Daily: true},
 		schema.StreamConnections: {Now: started, Start: cfg.Start, Step: cfg.WindowConnections, Lookback: cfg.LookbackConnections},
 	}
+	progress, finishProgress := a.progress(log, spec.kind)
 	w := &extract.Walk{Client: client, Sink: sink, Log: log, Concurrency: cfg.Concurrency, Streams: streams,
-		Plans: plans, Backfill: spec.backfill, Ranges: spec.ranges, Only: spec.only, Now: a.now, Progress: a.progress(log, spec.kind)}
+		Plans: plans, Backfill: spec.backfill, Ranges: spec.ranges, Only: spec.only, Now: a.now, Progress: progress}
 	res, walkErr := w.Run(ctx)
+	finishProgress()
 	totals, closeErr := wr.Close(wctx)
 	var (
 		agg    aggregateReport
@@ -328,8 +334,49 @@ func summary(kind string, res extract.Result, c extract.Counters, t load.Totals,
 	return b.String()
 }
 
-// progress logs the walk's advance every few seconds.
-func (a *App) progress(log zerolog.Logger, kind string) func(extract.Progress) {
+// progress reports the walk's advance: a bar on a terminal, a log line
+// every few seconds elsewhere (and always for the daemon's runs).
+func (a *App) progress(log zerolog.Logger, kind string) (func(extract.Progress), func()) {
+	if f, ok := a.Stderr.(*os.File); ok && kind != "scheduled" && term.IsTerminal(int(f.Fd())) {
+		return progressBar(f, kind)
+	}
+	return progressLog(log, kind), func() {}
+}
+
+// progressBar draws devices done / total, records, rate and ETA with
+// schollz/progressbar; finish clears it before the summary line.
+func progressBar(w io.Writer, kind string) (func(extract.Progress), func()) {
+	var (
+		mu  sync.Mutex
+		bar *progressbar.ProgressBar
+	)
+	update := func(p extract.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		if bar == nil {
+			bar = progressbar.NewOptions(p.DevicesTotal, progressbar.OptionSetWriter(w),
+				progressbar.OptionSetItsString("devices"), progressbar.OptionShowIts(), progressbar.OptionShowCount(),
+				progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
+				progressbar.OptionSetWidth(24), progressbar.OptionClearOnFinish())
+		}
+		desc := fmt.Sprintf("%s: %d records", kind, p.Records)
+		if p.DevicesFailed > 0 {
+			desc += fmt.Sprintf(", %d failed", p.DevicesFailed)
+		}
+		bar.Describe(desc)
+		_ = bar.Set(p.DevicesDone)
+	}
+	finish := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if bar != nil {
+			_ = bar.Finish()
+		}
+	}
+	return update, finish
+}
+
+func progressLog(log zerolog.Logger, kind string) func(extract.Progress) {
 	var mu sync.Mutex
 	last := time.Now()
 	start := last

@@ -482,3 +482,21 @@ func TestSyncRated(t *testing.T) {
 		t.Errorf("rows not refreshed by the rerun: %v, want exactly the retired devices %v", stale, retired)
 	}
 }
+
+// On a terminal the walk draws a bar: devices done of total, records,
+// rate and ETA.
+func TestProgressBar(t *testing.T) {
+	var out bytes.Buffer
+	update, finish := progressBar(&out, "sync")
+	for i := 1; i <= 4; i++ {
+		update(extract.Progress{DevicesTotal: 4, DevicesDone: i, Records: int64(100 * i)})
+		time.Sleep(210 * time.Millisecond) // past the bar's redraw throttle
+	}
+	finish()
+	got := out.String()
+	for _, want := range []string{"sync: 400 records", "(3/4", "devices/s"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("bar output lacks %q: %q", want, got)
+		}
+	}
+}
