@@ -19,15 +19,19 @@ import (
 
 // demoQueries are what an analyst asks first.
 var demoQueries = []struct{ title, sql string }{
-	{"Top 5 devices by data, last 30 days", `SELECT device_kind, device_id, round(sum(bytes_used) / 1e9, 2) AS gb, sum(sms_used) AS sms
-		FROM usage_daily WHERE usage_date >= current_date - 30 GROUP BY ALL ORDER BY gb DESC LIMIT 5`},
-	{"Sessions per day, last 7 days", `SELECT started_at::DATE AS day, count(*) AS sessions, count(*) FILTER (WHERE is_open) AS still_open,
-		round(median(epoch(duration)) / 60, 1) AS median_minutes
-		FROM connection_sessions WHERE started_at >= current_date - 7 GROUP BY ALL ORDER BY day`},
+	{"Top 5 data users this month", `SELECT device_kind, device_id, round(bytes_used / 1e9, 2) AS gb, sms_used
+		FROM usage_monthly WHERE month = date_trunc('month', current_date) ORDER BY bytes_used DESC LIMIT 5`},
 	{"SMS by day, last 7 days (the last three are provisional)", `SELECT usage_date, sum(mo_sms) AS mo_sms, sum(mt_sms) AS mt_sms, sum(sms_used) AS total
 		FROM usage_daily WHERE usage_date >= current_date - 7 GROUP BY ALL ORDER BY usage_date`},
-	{"Checkpoints", `SELECT stream, count(*) AS devices, min(settled_until) AS oldest_settled, max(settled_until) AS newest_settled
-		FROM sync_checkpoints GROUP BY ALL ORDER BY stream`},
+	{"Sessions per day and their median duration, last 7 days", `SELECT started_at::DATE AS day, count(*) AS sessions, count(*) FILTER (WHERE is_open) AS still_open,
+		round(median(epoch(duration)) / 60, 1) AS median_minutes
+		FROM connection_sessions WHERE started_at >= current_date - 7 GROUP BY ALL ORDER BY day`},
+	{"Devices with no data for 7 days", `SELECT d.device_kind, d.device_id, d.state, max(u.usage_date) FILTER (WHERE u.bytes_used > 0) AS last_day_with_data
+		FROM devices d LEFT JOIN usage_daily u USING (device_kind, device_id) GROUP BY ALL
+		HAVING last_day_with_data IS NULL OR last_day_with_data < current_date - 7 ORDER BY last_day_with_data NULLS FIRST, d.device_id LIMIT 8`},
+	{"International share by month", `SELECT month, round(sum(international_usage) / 1e9, 2) AS international_gb,
+		round(100 * sum(international_usage) / nullif(sum(domestic_usage) + sum(international_usage), 0), 2) AS international_pct
+		FROM usage_monthly GROUP BY month ORDER BY month DESC LIMIT 4`},
 }
 
 func runDemo(ctx context.Context, a *App, _ *Env, args []string) error {

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -437,9 +438,20 @@ func TestDemo(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo exit %d: %s%s", code, out, errOut)
 	}
-	for _, want := range []string{"sync: 5 devices (0 failed)", "Top 5 devices by data", "Sessions per day", "SMS by day"} {
+	for _, want := range []string{"sync: 5 devices (0 failed)", "Top 5 data users this month", "Sessions per day and their median duration",
+		"SMS by day", "Devices with no data for 7 days", "International share by month"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	// The README shows the same queries, so a reader can run them.
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range demoQueries {
+		if !strings.Contains(string(readme), "**"+q.title+"**") {
+			t.Errorf("README does not show the demo query %q", q.title)
 		}
 	}
 }
