@@ -473,9 +473,9 @@ func (w *Warehouse) storeCheckpoints(ctx context.Context, conn *sql.Conn, batch 
 	}
 	type state struct {
 		settled, fetched, from time.Time
-		err              string
-		fails            int
-		retire, success  bool
+		err                    string
+		fails                  int
+		retire, success        bool
 	}
 	folded := map[key]*state{}
 	var order []key

@@ -159,7 +159,7 @@ func TestCallbackListener(t *testing.T) {
 		b, _ := json.Marshal(map[string]any{"username": user, "password": pass, "requestId": id, "callbackCount": 1,
 			"deviceResponse": map[string]any{"devicePromoUsageResponse": []any{map[string]any{
 				"deviceIdentifierCollection": []any{map[string]string{"kind": "ICCID", "id": iccid}},
-				"dataUsage": "999999999", "smsUsage": "1", "moSms": "1", "mtSms": "0",
+				"dataUsage":                  "999999999", "smsUsage": "1", "moSms": "1", "mtSms": "0",
 				"startDate": "2026-11-01T00:00:00.0000000", "endDate": "2026-11-22T00:00:00.0000000"}}}})
 		return b
 	}

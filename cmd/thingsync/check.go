@@ -121,4 +121,3 @@ func checkWritable(ctx context.Context, path string, env *Env) error {
 	}
 	return wh.Close()
 }
-
