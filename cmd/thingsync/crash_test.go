@@ -95,7 +95,13 @@ func TestSyncInterrupted(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(700 * time.Millisecond)
+	// Signal once the run is fetching (a loaded machine may take a while
+	// to get there), not at a fixed moment.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if st := w.sim.Stats(); st.Requests["usage"]+st.Requests["connections"] > 50 {
+			break
+		}
+	}
 	_ = cmd.Process.Signal(os.Interrupt)
 	start := time.Now()
 	err := cmd.Wait()

@@ -211,6 +211,10 @@ func (a *App) syncOnce(ctx context.Context, env *Env, g *gate, spec runSpec) (ru
 
 	wh, release, err := g.acquire(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			rep.Status = "interrupted"
+			return rep, &ExitError{Code: exitPartial, Err: errors.New("interrupted before the run started")}
+		}
 		return rep, cannotRun(fmt.Errorf("open warehouse %s: %w", cfg.DB, err))
 	}
 	defer release()
