@@ -109,8 +109,8 @@ type attempt struct {
 	rep      runReport
 	err      error
 	panicked bool
-	// cancelled: a signal came while waiting for the warehouse file; no
-	// run was started or recorded.
+	// cancelled: a signal came while the warehouse file was being opened
+	// (or waited for); no run was started or recorded.
 	cancelled  bool
 	pending    int64
 	pendingErr error
@@ -202,7 +202,7 @@ func pendingCallbacks(ctx context.Context, wh *load.Warehouse) (int64, error) {
 func (d *daemon) finish(res attempt, took time.Duration) {
 	defer d.metrics.running.Set(0)
 	if res.cancelled {
-		d.log.Info().Msg("stopped while waiting for the warehouse file; no run was started")
+		d.log.Info().Msg("stopped before the run started (while opening the warehouse file)")
 		d.mu.Lock()
 		d.busy = false
 		d.mu.Unlock()
