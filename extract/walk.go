@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -139,7 +140,7 @@ func (w *Walk) Run(ctx context.Context) (Result, error) {
 	g.SetLimit(max(1, w.Concurrency))
 	for _, dev := range devices {
 		g.Go(func() error {
-			n, failed, err := w.device(gctx, dev, states)
+			n, failed, err := w.deviceSafely(gctx, dev, states)
 			records.Add(n)
 			if err != nil {
 				return err
@@ -224,6 +225,24 @@ func deactivated(d Device) bool {
 		}
 	}
 	return false
+}
+
+// deviceSafely is device with a panic (a defect, or a record shape nothing
+// foresaw) turned into a failure of that device, recorded like any other:
+// the run and, in the daemon, the process go on.
+func (w *Walk) deviceSafely(ctx context.Context, dev target, states map[string]map[DeviceID]State) (records int64, failed error, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			failed = fmt.Errorf("panic while fetching %s: %v", dev.id, p)
+			w.Log.Error().Str(logging.Device, dev.id.String()).Str("stack", string(debug.Stack())).Msg("panic while fetching a device; recorded as its failure")
+			for _, stream := range w.Streams {
+				if serr := w.Sink.Failed(ctx, stream, dev.id, failed); serr != nil {
+					err = serr
+				}
+			}
+		}
+	}()
+	return w.device(ctx, dev, states)
 }
 
 // device fetches every stream of one device. failed is the first stream
