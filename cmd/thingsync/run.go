@@ -7,12 +7,15 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/robfig/cron/v3"
 	"github.com/rs/zerolog"
 
 	"github.com/thingsync/thingsync/config"
+	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/schema"
 )
 
 // runDaemon is `thingsync run`: the wiring of the daemon (daemon.go) to the
@@ -67,7 +70,42 @@ func runDaemon(ctx context.Context, a *App, env *Env, args []string) error {
 	if err != nil {
 		return cannotRun(fmt.Errorf("run: listen on %s: %w", cfg.HTTPAddr, err))
 	}
+	if slices.Contains(cfg.Streams, schema.StreamAggregate) {
+		if err := a.registerAtStartup(ctx, env); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	return serveDaemon(ctx, d, ln, mux, sched, cfg.Schedule, *now)
+}
+
+// registerAtStartup makes sure ThingSpace knows the listener before the
+// first request. A rejected login stops the daemon here (exit 3, not
+// retried: five failures lock the account); any other failure is logged
+// and the next run's aggregate step tries again.
+func (a *App) registerAtStartup(ctx context.Context, env *Env) error {
+	cfg := env.Config
+	cc := extract.ClientConfig{
+		BaseURL: cfg.BaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
+		Username: cfg.Username, Password: cfg.Password.Reveal(), AccountName: cfg.AccountName,
+		RateLimit: cfg.RateLimit, Concurrency: 1,
+	}
+	if a.TuneClient != nil {
+		a.TuneClient(&cc)
+	}
+	client, err := extract.NewClient(cc, env.Log)
+	if err != nil {
+		return cannotRun(err)
+	}
+	err = ensureCallback(ctx, env, client)
+	_ = client.Logout(context.WithoutCancel(ctx))
+	switch {
+	case errors.Is(err, extract.ErrLoginRejected):
+		return cannotRun(fmt.Errorf("run: %w", err))
+	case err != nil:
+		env.Log.Warn().Err(err).Msg("could not make sure the callback listener is registered; the next run tries again")
+	}
+	return nil
 }
 
 // samePath tells whether two paths name one file (by name: the snapshot

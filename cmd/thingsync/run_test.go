@@ -557,3 +557,27 @@ func TestRunUsageErrors(t *testing.T) {
 		t.Errorf("the warehouse was created: %v", err)
 	}
 }
+
+// At start-up the daemon makes sure ThingSpace knows its listener: it
+// lists first and registers only what is missing.
+func TestRunRegistersItsListenerAtStartup(t *testing.T) {
+	w, url := aggregateWorld(t, simulator.Options{Devices: 3})
+	env := map[string]string{"THINGSYNC_SCHEDULE": "0 0 1 1 *", "THINGSYNC_HTTP_ADDR": w.env["THINGSYNC_HTTP_ADDR"]}
+	d := startDaemon(t, w, env)
+	if got := w.sim.Callbacks()["DeviceUsage"]; got != url {
+		t.Errorf("registered listener %q once the daemon listens, want %q", got, url)
+	}
+	if n := w.sim.Stats().Requests["callbacks"]; n != 2 {
+		t.Errorf("%d callback requests at the first start, want a list and a registration", n)
+	}
+	if code, _ := d.signal(syscall.SIGTERM); code != 0 {
+		t.Errorf("SIGTERM: exit %d", code)
+	}
+	d = startDaemon(t, w, env)
+	if n := w.sim.Stats().Requests["callbacks"]; n != 3 {
+		t.Errorf("%d callback requests after a second start, want one more list and no registration", n)
+	}
+	if code, _ := d.signal(syscall.SIGTERM); code != 0 {
+		t.Errorf("SIGTERM: exit %d", code)
+	}
+}
