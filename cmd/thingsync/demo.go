@@ -64,7 +64,7 @@ func runDemo(ctx context.Context, a *App, _ *Env, args []string) error {
 	env := map[string]string{
 		"THINGSPACE_BASE_URL": "http://" + ln.Addr().String(), "THINGSPACE_CLIENT_ID": id, "THINGSPACE_CLIENT_SECRET": secret,
 		"THINGSPACE_USERNAME": user, "THINGSPACE_PASSWORD": pass, "THINGSPACE_ACCOUNT_NAME": sim.AccountName(),
-		"THINGSYNC_DB": *db, "THINGSYNC_RATE_LIMIT": "2000", "THINGSYNC_STREAMS": "usage,connections",
+		"THINGSYNC_DB": *db, "THINGSYNC_RATE_LIMIT": "2000", "THINGSYNC_STREAMS": "usage,connections,rated",
 		"THINGSYNC_LOG_LEVEL": "warn",
 	}
 	cfg, err := config.Load(ctx, envconfig.MapLookuper(env), a.now(), config.Needs{API: true})
