@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -15,6 +16,13 @@ import (
 var version = "dev"
 
 func main() {
+	// A sync allocates briskly and keeps little: collecting at 200% rather
+	// than Go's 100% cut a 300-device first sync from 13.8 s to 11.8 s for
+	// +20 MB of peak RSS at 10,000 devices (179 → 199 MB). GOGC, when set,
+	// still wins.
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(200)
+	}
 	app := &App{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, Version: version}
 	os.Exit(runMain(app, os.Args[1:]))
 }
