@@ -268,6 +268,21 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 	for i, k := range key {
 		keyJoin[i] = fmt.Sprintf("t.%s IS NOT DISTINCT FROM s.%s", schema.Ident(k), schema.Ident(k))
 	}
+	// The batch's time range bounds the target rows a join can match, so
+	// DuckDB's zone maps skip the rest of a large table (rows go in in
+	// time order): a nightly batch of revisions reads the last days, not
+	// the whole year.
+	var span []any
+	if lo, hi, ok := timeSpan(t, rows, checked); ok {
+		col := t.Columns[timeKey(t)]
+		keyJoin = append(keyJoin, fmt.Sprintf("t.%s BETWEEN CAST($1 AS %s) AND CAST($2 AS %s)", schema.Ident(col.Name), col.Type, col.Type))
+		span = []any{lo, hi}
+		if col.Type == schema.Date {
+			// A time.Time parameter cast to DATE would go through the
+			// session's time zone; a date string does not.
+			span = []any{lo.Format(time.DateOnly), hi.Format(time.DateOnly)}
+		}
+	}
 	isKey := map[string]bool{}
 	for _, k := range key {
 		isKey[k] = true
@@ -307,10 +322,11 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 			schema.Ident(marked), schema.Ident(key[0]), schema.Ident(key[0]), changed, firstSeen,
 			schema.Ident(dedup), schema.Ident(t.Name), strings.Join(keyJoin, " AND ")),
 	}
-	for _, s := range stmts {
-		if _, err := conn.ExecContext(ctx, s); err != nil {
-			return TableTotals{}, fmt.Errorf("stage %s: %w", t.Name, err)
-		}
+	if _, err := conn.ExecContext(ctx, stmts[0]); err != nil {
+		return TableTotals{}, fmt.Errorf("stage %s: %w", t.Name, err)
+	}
+	if _, err := conn.ExecContext(ctx, stmts[1], span...); err != nil {
+		return TableTotals{}, fmt.Errorf("stage %s: %w", t.Name, err)
 	}
 	var ins, upd int64
 	if err := conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FILTER (WHERE NOT _existed), count(*) FILTER (WHERE _changed) FROM %s`,
@@ -321,7 +337,7 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 	tt.Updated += upd
 	if upd > 0 {
 		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s t USING %s s WHERE s._changed AND %s`,
-			schema.Ident(t.Name), schema.Ident(marked), strings.Join(keyJoin, " AND "))); err != nil {
+			schema.Ident(t.Name), schema.Ident(marked), strings.Join(keyJoin, " AND ")), span...); err != nil {
 			return TableTotals{}, fmt.Errorf("replace changed %s rows: %w", t.Name, err)
 		}
 	}
@@ -343,7 +359,7 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 	}
 	if len(keep) > 0 && ins+upd < int64(len(checked)) {
 		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`UPDATE %s t SET %s FROM %s s
-			WHERE s._existed AND NOT s._changed AND %s`, schema.Ident(t.Name), strings.Join(keep, ", "), schema.Ident(marked), strings.Join(keyJoin, " AND "))); err != nil {
+			WHERE s._existed AND NOT s._changed AND %s`, schema.Ident(t.Name), strings.Join(keep, ", "), schema.Ident(marked), strings.Join(keyJoin, " AND ")), span...); err != nil {
 			return TableTotals{}, fmt.Errorf("refresh %s bookkeeping: %w", t.Name, err)
 		}
 	}
@@ -406,6 +422,28 @@ func tableColumns(ctx context.Context, conn *sql.Conn, table string) ([]string, 
 		cols = append(cols, c)
 	}
 	return cols, rs.Err()
+}
+
+// timeSpan is the earliest and latest time key of the checked rows; ok is
+// false when the table has no time key or a row lacks one.
+func timeSpan(t schema.Table, rows []transform.Row, checked []int) (lo, hi time.Time, ok bool) {
+	col := timeKey(t)
+	if col < 0 || len(checked) == 0 {
+		return lo, hi, false
+	}
+	for n, i := range checked {
+		at, isTime := rows[i].Values[col].(time.Time)
+		if !isTime {
+			return lo, hi, false
+		}
+		if n == 0 || at.Before(lo) {
+			lo = at
+		}
+		if n == 0 || at.After(hi) {
+			hi = at
+		}
+	}
+	return lo.UTC(), hi.UTC(), true
 }
 
 func equalKey(a, b []any, cols []int) bool {
