@@ -2,6 +2,7 @@ package extract
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -53,46 +54,69 @@ func (s *scan) str() (string, error) {
 		return "", errShape
 	}
 	start := s.i + 1
-	for j := start; j < len(s.b); j++ {
-		c := s.b[j]
-		switch {
-		case c == '"':
-			s.i = j + 1
-			raw := s.b[start:j]
-			if !s.valid && !utf8.Valid(raw) {
-				return "", errShape
-			}
-			if s.text != "" {
-				return s.text[start:j], nil
-			}
-			return string(raw), nil
-		case c == '\\':
-			// Escapes are rare: let encoding/json handle the string.
-			end := j
-			for end < len(s.b) {
-				if s.b[end] == '\\' {
-					end += 2
-					continue
-				}
-				if s.b[end] == '"' {
-					break
-				}
-				end++
-			}
-			if end >= len(s.b) {
-				return "", errShape
-			}
-			var out string
-			if err := json.Unmarshal(s.b[s.i:end+1], &out); err != nil {
-				return "", errShape
-			}
-			s.i = end + 1
-			return out, nil
-		case c < 0x20:
+	q := bytes.IndexByte(s.b[start:], '"')
+	if q < 0 {
+		return "", errShape
+	}
+	seg := s.b[start : start+q]
+	if e := bytes.IndexByte(seg, '\\'); e >= 0 {
+		// Escapes are rare: let encoding/json handle the string.
+		if hasControl(seg[:e]) {
 			return "", errShape
 		}
+		end := start + e
+		for end < len(s.b) {
+			if s.b[end] == '\\' {
+				end += 2
+				continue
+			}
+			if s.b[end] == '"' {
+				break
+			}
+			end++
+		}
+		if end >= len(s.b) {
+			return "", errShape
+		}
+		var out string
+		if err := json.Unmarshal(s.b[s.i:end+1], &out); err != nil {
+			return "", errShape
+		}
+		s.i = end + 1
+		return out, nil
 	}
-	return "", errShape
+	if hasControl(seg) {
+		return "", errShape
+	}
+	s.i = start + q + 1
+	if !s.valid && !utf8.Valid(seg) {
+		return "", errShape
+	}
+	if s.text != "" {
+		return s.text[start : start+q], nil
+	}
+	return string(seg), nil
+}
+
+// hasControl tells whether b holds a byte below 0x20 (not allowed raw in
+// a JSON string), eight bytes at a time.
+func hasControl(b []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		// A byte below 0x20 borrows in x − 0x20…20 and had its top bit
+		// clear in x (bytes at or above 0x80 are not below 0x20).
+		if (x-0x20*ones)&^x&highs != 0 {
+			return true
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
 }
 
 // scalar reads a string, number, true, false or null as text.
@@ -227,10 +251,12 @@ func (s *scan) attributes(into []Attribute) ([]Attribute, error) {
 // fastEvent decodes one connection event of the usual shape; ok is false
 // when the record needs the general decoder.
 func fastEvent(b []byte, e *ConnectionEvent) (ok bool) {
-	return fastEventScan(scan{b: b}, e)
+	s := scan{b: b}
+	return fastEventAt(&s, e) && s.end()
 }
 
-func fastEventScan(s scan, e *ConnectionEvent) (ok bool) {
+// fastEventAt decodes the event that starts at s.i and leaves s after it.
+func fastEventAt(s *scan, e *ConnectionEvent) (ok bool) {
 	var proper, prose *string
 	attrs := make([]Attribute, 0, 40)
 	err := s.object(func(name string) error {
@@ -262,7 +288,7 @@ func fastEventScan(s scan, e *ConnectionEvent) (ok bool) {
 		}
 		return err
 	})
-	if err != nil || !s.end() {
+	if err != nil {
 		return false
 	}
 	e.Attributes = attrs
@@ -326,7 +352,7 @@ func (s *scan) skip() error {
 //
 // The records' strings are cut from one copy of the page and their Raw
 // points into b, which the caller must not change afterwards.
-func decodePage(b []byte, list string, reset func(), elem func(raw []byte, s scan) error) (more bool, ok bool) {
+func decodePage(b []byte, list string, reset func(), elem func(s *scan) error) (more bool, ok bool) {
 	s := scan{b: b, text: string(b), valid: utf8.Valid(b)}
 	err := s.object(func(name string) error {
 		// encoding/json matches keys case-insensitively; do the same, and
@@ -341,11 +367,7 @@ func decodePage(b []byte, list string, reset func(), elem func(raw []byte, s sca
 			reset()
 			return s.array(func() error {
 				s.ws()
-				start := s.i
-				if err := s.skip(); err != nil {
-					return err
-				}
-				return elem(b[start:s.i], scan{b: b[start:s.i], text: s.text[start:s.i], valid: s.valid})
+				return elem(&s)
 			})
 		case "hasmoredata":
 			if s.ws(); s.i < len(b) && b[s.i] == '"' {
@@ -371,10 +393,20 @@ func decodePage(b []byte, list string, reset func(), elem func(raw []byte, s sca
 
 // decodeConnectionPage reads a connection history page in one pass.
 func decodeConnectionPage(b []byte) (events []ConnectionEvent, more bool, ok bool) {
-	more, ok = decodePage(b, "connectionhistory", func() { events = events[:0] }, func(r []byte, s scan) error {
-		e := ConnectionEvent{Raw: r}
-		if !fastEventScan(s, &e) {
-			if err := e.slowDecode(r); err != nil {
+	more, ok = decodePage(b, "connectionhistory", func() { events = events[:0] }, func(s *scan) error {
+		// One pass: the fast decoder finds the record's end; a record it
+		// does not take is skipped and given to encoding/json.
+		start, sub := s.i, *s
+		var e ConnectionEvent
+		if fastEventAt(&sub, &e) {
+			s.i = sub.i
+			e.Raw = b[start:s.i]
+		} else {
+			if err := s.skip(); err != nil {
+				return err
+			}
+			e = ConnectionEvent{Raw: b[start:s.i]}
+			if err := e.slowDecode(e.Raw); err != nil {
 				return err
 			}
 		}
@@ -386,11 +418,18 @@ func decodeConnectionPage(b []byte) (events []ConnectionEvent, more bool, ok boo
 
 // decodeUsagePage reads a usage history page in one pass.
 func decodeUsagePage(b []byte) (recs []UsageRecord, more bool, ok bool) {
-	more, ok = decodePage(b, "usagehistory", func() { recs = recs[:0] }, func(r []byte, s scan) error {
-		u := UsageRecord{Raw: r}
-		if !fastUsageScan(s, &u) {
-			u = UsageRecord{Raw: r}
-			if err := u.slowDecode(r); err != nil {
+	more, ok = decodePage(b, "usagehistory", func() { recs = recs[:0] }, func(s *scan) error {
+		start, sub := s.i, *s
+		var u UsageRecord
+		if fastUsageAt(&sub, &u) {
+			s.i = sub.i
+			u.Raw = b[start:s.i]
+		} else {
+			if err := s.skip(); err != nil {
+				return err
+			}
+			u = UsageRecord{Raw: b[start:s.i]}
+			if err := u.slowDecode(u.Raw); err != nil {
 				return err
 			}
 		}
@@ -403,10 +442,12 @@ func decodeUsagePage(b []byte) (recs []UsageRecord, more bool, ok bool) {
 // fastUsage decodes one usage record of the usual shape; ok is false when
 // the record needs the general decoder.
 func fastUsage(b []byte, r *UsageRecord) bool {
-	return fastUsageScan(scan{b: b}, r)
+	s := scan{b: b}
+	return fastUsageAt(&s, r) && s.end()
 }
 
-func fastUsageScan(s scan, r *UsageRecord) bool {
+// fastUsageAt decodes the record that starts at s.i and leaves s after it.
+func fastUsageAt(s *scan, r *UsageRecord) bool {
 	var bytesUsed, smsUsed string
 	attrs := make([]Attribute, 0, 4)
 	err := s.object(func(name string) error {
@@ -427,7 +468,7 @@ func fastUsageScan(s scan, r *UsageRecord) bool {
 		}
 		return err
 	})
-	if err != nil || !s.end() {
+	if err != nil {
 		return false
 	}
 	r.ExtendedAttributes = attrs

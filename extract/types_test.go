@@ -1,6 +1,7 @@
 package extract
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -288,4 +289,29 @@ func FuzzFastUsage(f *testing.F) {
 			t.Fatalf("decoders disagree on %q:\nfast %+v\nslow %+v", b, fast, slow)
 		}
 	})
+}
+
+// hasControl, eight bytes at a time, agrees with a byte loop for every
+// length and position, and for bytes either side of 0x20 and 0x80.
+func TestHasControl(t *testing.T) {
+	for n := 0; n <= 20; n++ {
+		for pos := -1; pos < n; pos++ {
+			for _, bad := range []byte{0x00, 0x1f, 0x20, 0x7f, 0x80, 0x9f, 0xff} {
+				b := bytes.Repeat([]byte{'a'}, n)
+				for i := range b {
+					b[i] = byte(0x20 + (i*37)%0xdf) // 0x20…0xfe, never a control byte
+				}
+				if pos >= 0 {
+					b[pos] = bad
+				}
+				want := false
+				for _, c := range b {
+					want = want || c < 0x20
+				}
+				if got := hasControl(b); got != want {
+					t.Fatalf("hasControl(% x) = %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
 }
