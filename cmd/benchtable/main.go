@@ -121,8 +121,12 @@ func main() {
 		total += n
 	}
 	s4.close()
-	add(result{"rate-bound sync (latency 50 ms, ceiling 50/s)", "requests/s, 429s", fmt.Sprintf("%.1f, %d", float64(total)/el.Seconds(), stats.Status[429]),
-		fmt.Sprintf("%.0f%% of 50 (≥ 95%%), peak %.0f/s", 100*float64(total)/el.Seconds()/50, stats.PeakRPS)})
+	// The achieved rate is measured while the client sends (first request
+	// to last, on the simulator's side); the process's start-up and final
+	// checkpoint are shown beside it.
+	sending := float64(total-1) / stats.Busy.Seconds()
+	add(result{"rate-bound sync (latency 50 ms, ceiling 50/s)", "requests/s, 429s", fmt.Sprintf("%.1f, %d", sending, stats.Status[429]),
+		fmt.Sprintf("%.1f%% of 50 (≥ 95%%), peak %.0f/s; %.1f/s over the process's %.1fs", 100*sending/50, stats.PeakRPS, float64(total)/el.Seconds(), el.Seconds())})
 
 	// 5. Peak RSS, 1,000 vs 10,000 devices (usage, 30 days).
 	var rsss []int64

@@ -986,3 +986,31 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("%d device requests counted, %d made", perDevice, s.Requests["usage"]+s.Requests["connections"])
 	}
 }
+
+// Stats.Busy is the wall time from the first request to the last.
+func TestStatsBusy(t *testing.T) {
+	s := New(Options{Devices: 1})
+	defer s.Close()
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	if b := s.Stats().Busy; b != 0 {
+		t.Errorf("Busy before any request = %v", b)
+	}
+	for i := 0; i < 3; i++ {
+		if i > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		resp, err := http.Get(srv.URL + "/nowhere")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if b := s.Stats().Busy; b < 200*time.Millisecond || b > 2*time.Second {
+		t.Errorf("Busy after three requests 100 ms apart = %v", b)
+	}
+	s.ResetStats()
+	if b := s.Stats().Busy; b != 0 {
+		t.Errorf("Busy after ResetStats = %v", b)
+	}
+}

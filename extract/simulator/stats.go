@@ -27,7 +27,10 @@ type Stats struct {
 	Throttled int // 429s answered for exceeding RateCeiling
 	// PeakRPS is the most requests that arrived within any sliding
 	// 1-second window (wall-clock time: rates are about the wire).
-	PeakRPS            float64
+	PeakRPS float64
+	// Busy is the wall time from the first request to the last: requests
+	// over Busy is the rate a client achieved while it was sending.
+	Busy               time.Duration
 	CallbacksDelivered int // deliveries the listener answered 2xx
 	CallbackAttempts   int // deliveries tried, re-sends included
 }
@@ -103,10 +106,13 @@ type rateWindow struct {
 	n     int
 	peak  int
 	clock func() time.Time
+	// first and last arrival (ns since base, -1: none yet), for the
+	// achieved rate between them.
+	first, last int64
 }
 
 func newRateWindow() *rateWindow {
-	return &rateWindow{base: time.Now(), ring: make([]int64, 1024), clock: time.Now}
+	return &rateWindow{base: time.Now(), ring: make([]int64, 1024), clock: time.Now, first: -1}
 }
 
 // arrive records one arrival and returns how many arrived in the last
@@ -128,6 +134,10 @@ func (w *rateWindow) arrive() int {
 	}
 	w.ring[(w.head+w.n)%len(w.ring)] = now
 	w.n++
+	if w.first < 0 {
+		w.first = now
+	}
+	w.last = now
 	if w.n > w.peak {
 		w.peak = w.n
 	}
@@ -136,7 +146,7 @@ func (w *rateWindow) arrive() int {
 
 func (w *rateWindow) reset() {
 	w.mu.Lock()
-	w.head, w.n, w.peak = 0, 0, 0
+	w.head, w.n, w.peak, w.first, w.last = 0, 0, 0, -1, 0
 	w.mu.Unlock()
 }
 
@@ -158,6 +168,7 @@ func (s *Simulator) Stats() Stats {
 		CallbacksDelivered: int(c.delivered.Load()),
 		CallbackAttempts:   int(c.attempts.Load()),
 		PeakRPS:            float64(s.rate.peakRPS()),
+		Busy:               s.rate.busy(),
 		Requests:           map[string]int{},
 		DeviceRequests:     map[string]int{},
 		Status:             map[int]int{},
@@ -193,4 +204,13 @@ func (s *Simulator) countDevice(ep int, d *device) {
 	if slot := deviceSlot(ep); slot >= 0 {
 		s.ctr.devices[d.index*len(deviceEndpoints)+slot].Add(1)
 	}
+}
+
+func (w *rateWindow) busy() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.first < 0 {
+		return 0
+	}
+	return time.Duration(w.last - w.first)
 }
