@@ -2,12 +2,14 @@ package load
 
 import (
 	"context"
+	"database/sql/driver"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/duckdb/duckdb-go/v2"
 	"github.com/rs/zerolog"
 
 	"github.com/thingsync/thingsync/extract"
@@ -212,5 +214,28 @@ func TestFreshWindows(t *testing.T) {
 	}
 	if got := one(t, w, `SELECT coalesce(new_key, '-') || other || loaded_at::VARCHAR FROM usage_daily WHERE usage_date = '2026-11-05'`); got != "-y2026-11-22 12:00:00+00" {
 		t.Errorf("day 5 = %s", got)
+	}
+}
+
+// The row hash tells values and their types apart, ignores the order of a
+// map's keys, and is the same every time.
+func TestValuesHash(t *testing.T) {
+	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	base := []driver.Value{"iccid", int64(1), int32(2), at, nil, duckdb.Map{"a": "1", "b": nil}}
+	h := valuesHash(base)
+	if h != valuesHash([]driver.Value{"iccid", int64(1), int32(2), at, nil, duckdb.Map{"b": nil, "a": "1"}}) {
+		t.Error("map key order changed the hash")
+	}
+	for name, v := range map[string][]driver.Value{
+		"int64 → int32":  {"iccid", int32(1), int32(2), at, nil, duckdb.Map{"a": "1", "b": nil}},
+		"value":          {"iccid", int64(3), int32(2), at, nil, duckdb.Map{"a": "1", "b": nil}},
+		"NULL → empty":   {"iccid", int64(1), int32(2), at, "", duckdb.Map{"a": "1", "b": nil}},
+		"time":           {"iccid", int64(1), int32(2), at.Add(time.Second), nil, duckdb.Map{"a": "1", "b": nil}},
+		"map value":      {"iccid", int64(1), int32(2), at, nil, duckdb.Map{"a": "1", "b": "x"}},
+		"shifted string": {"iccid1", int64(1), int32(2), at, nil, duckdb.Map{"a": "1", "b": nil}},
+	} {
+		if valuesHash(v) == h {
+			t.Errorf("%s: same hash", name)
+		}
 	}
 }

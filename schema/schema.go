@@ -48,14 +48,16 @@ const (
 	DeviceLatest       = "device_latest"
 	Coverage           = "coverage"
 	CoverageDays       = "coverage_days"
-	RatedUsage         = "rated_usage"
-	AggregateUsage     = "aggregate_usage"
-	AggregateRequests  = "aggregate_requests"
-	SyncCheckpoints    = "sync_checkpoints"
-	SyncRuns           = "sync_runs"
-	RejectedRecords    = "rejected_records"
-	SchemaColumns      = "schema_columns"
-	SchemaMigrations   = "schema_migrations"
+	// RowHashColumn holds a fact row's hash for change detection.
+	RowHashColumn     = "row_hash"
+	RatedUsage        = "rated_usage"
+	AggregateUsage    = "aggregate_usage"
+	AggregateRequests = "aggregate_requests"
+	SyncCheckpoints   = "sync_checkpoints"
+	SyncRuns          = "sync_runs"
+	RejectedRecords   = "rejected_records"
+	SchemaColumns     = "schema_columns"
+	SchemaMigrations  = "schema_migrations"
 )
 
 // Column is one column of a table.

@@ -35,6 +35,13 @@ func loadedAt() Column {
 	return Column{Name: "loaded_at", Type: TimestampTZ, Loader: true, Comment: "When thingsync last wrote this row (UTC)."}
 }
 
+// rowHash lets the loader tell a re-read row that changed from one that did
+// not by comparing one BIGINT, not every column: a revision batch then
+// reads only the keys and this column of a large table.
+func rowHash() Column {
+	return Column{Name: RowHashColumn, Type: BigInt, Loader: true, Comment: "Hash of the row's values (data, evolved and extra columns), kept by the loader to see whether a re-read row changed."}
+}
+
 func extra() Column {
 	return Column{Name: ExtraColumn, Type: ExtraMap, Loader: true, Comment: "Attribute keys that arrived after this table reached its cap of evolved columns: key as sent → value as sent."}
 }
@@ -88,6 +95,7 @@ func usageDailyTable() Table {
 			Column{Name: "international_usage", Type: BigInt, Attr: "internationalUsage", Comment: "International bytes on that day, for RTR customers (attribute internationalUsage)."},
 			Column{Name: "source", Type: Varchar, Comment: "Source of the usage figures as the API names it, e.g. Raw Usage."},
 			loadedAt(),
+			rowHash(),
 			extra(),
 		),
 	}
@@ -147,7 +155,7 @@ func connectionEventsTable() Table {
 		Column{Name: "account_session_id", Type: Varchar, Key: true, Attr: "AccountSessionId", Comment: "RADIUS accounting session id (hex), the same on a session's Start and Stop; part of the key so events of two sessions at one instant both stay."},
 	)
 	cols = append(cols, connectionAttrs()...)
-	cols = append(cols, loadedAt(), extra())
+	cols = append(cols, loadedAt(), rowHash(), extra())
 	return Table{
 		Name:    ConnectionEvents,
 		Comment: "Connection events (RADIUS-style Start/Stop records) per device from the connection history endpoint, with every attribute flattened into a column.",
