@@ -240,7 +240,7 @@ func appenderCeiling(dir string, n int64) float64 {
 		}
 		for i := int64(0); i < n; i++ {
 			if err := app.AppendRow("iccid", fmt.Sprintf("8914%016d", i/365), day0.AddDate(0, 0, int(i%365)), i*7, int32(i%9), int32(i%4), int32(i%5),
-				i*6, i, "Raw Usage", time.Now(), nil); err != nil {
+				i*6, i, "Raw Usage", time.Now(), nil, nil); err != nil {
 				return err
 			}
 		}
