@@ -4,9 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"encoding/binary"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"slices"
 	"sort"
@@ -474,59 +472,68 @@ func timeSpan(t schema.Table, rows []transform.Row, checked []int) (lo, hi time.
 
 // valuesHash is FNV-1a over a canonical encoding of a row's values (a
 // type tag, then the value; map keys in order), as a BIGINT. Equal values
-// give equal hashes in every process and version of Go.
+// give equal hashes in every process and version of Go. It runs for every
+// loaded row, so it hashes in place, without allocating.
 func valuesHash(vals []driver.Value) int64 {
-	h := fnv.New64a()
-	var b [9]byte
-	num := func(tag byte, x uint64) {
-		b[0] = tag
-		binary.LittleEndian.PutUint64(b[1:], x)
-		h.Write(b[:])
-	}
-	str := func(tag byte, s string) {
-		num(tag, uint64(len(s)))
-		h.Write([]byte(s))
-	}
-	var one func(v driver.Value)
-	one = func(v driver.Value) {
-		switch x := v.(type) {
-		case nil:
-			h.Write([]byte{0})
-		case string:
-			str(1, x)
-		case int64:
-			num(2, uint64(x))
-		case int32:
-			num(3, uint64(int64(x)))
-		case float64:
-			num(4, math.Float64bits(x))
-		case bool:
-			if x {
-				num(5, 1)
-			} else {
-				num(5, 0)
-			}
-		case time.Time:
-			num(6, uint64(x.UnixNano()))
-		case duckdb.Map:
-			keys := make([]string, 0, len(x))
-			for k := range x {
-				keys = append(keys, fmt.Sprint(k))
-			}
-			sort.Strings(keys)
-			num(7, uint64(len(keys)))
-			for _, k := range keys {
-				str(1, k)
-				one(x[k])
-			}
-		default:
-			str(8, fmt.Sprintf("%T:%v", x, x))
-		}
-	}
+	h := rowHasher(14695981039346656037)
 	for _, v := range vals {
-		one(v)
+		h.value(v)
 	}
-	return int64(h.Sum64())
+	return int64(h)
+}
+
+type rowHasher uint64
+
+func (h *rowHasher) byte(c byte) { *h = (*h ^ rowHasher(c)) * 1099511628211 }
+
+func (h *rowHasher) num(tag byte, x uint64) {
+	h.byte(tag)
+	for i := 0; i < 8; i++ {
+		h.byte(byte(x >> (8 * i)))
+	}
+}
+
+func (h *rowHasher) str(tag byte, s string) {
+	h.num(tag, uint64(len(s)))
+	for i := 0; i < len(s); i++ {
+		h.byte(s[i])
+	}
+}
+
+func (h *rowHasher) value(v driver.Value) {
+	switch x := v.(type) {
+	case nil:
+		h.byte(0)
+	case string:
+		h.str(1, x)
+	case int64:
+		h.num(2, uint64(x))
+	case int32:
+		h.num(3, uint64(int64(x)))
+	case float64:
+		h.num(4, math.Float64bits(x))
+	case bool:
+		var b uint64
+		if x {
+			b = 1
+		}
+		h.num(5, b)
+	case time.Time:
+		h.num(6, uint64(x.UnixNano()))
+	case duckdb.Map:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, fmt.Sprint(k))
+		}
+		sort.Strings(keys)
+		h.num(7, uint64(len(keys)))
+		for _, k := range keys {
+			h.str(1, k)
+			h.value(x[k])
+		}
+	default:
+		h.str(8, fmt.Sprintf("%T:%v", x, x))
+	}
 }
 
 func equalKey(a, b []any, cols []int) bool {

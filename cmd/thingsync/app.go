@@ -65,6 +65,20 @@ type App struct {
 	AggregateDeadline, AggregateWait time.Duration
 }
 
+// newClient builds the API client from the configuration, with the
+// test tuning applied; concurrency sizes its connection pool.
+func (a *App) newClient(cfg *config.Config, concurrency int, log zerolog.Logger) (*extract.Client, error) {
+	cc := extract.ClientConfig{
+		BaseURL: cfg.BaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
+		Username: cfg.Username, Password: cfg.Password.Reveal(), AccountName: cfg.AccountName,
+		RateLimit: cfg.RateLimit, Concurrency: concurrency,
+	}
+	if a.TuneClient != nil {
+		a.TuneClient(&cc)
+	}
+	return extract.NewClient(cc, log)
+}
+
 func (a *App) now() time.Time {
 	if a.Now != nil {
 		return a.Now().UTC()
@@ -105,12 +119,6 @@ func commands() []command {
 			fmt.Fprintln(a.Stdout, "thingsync", a.Version)
 			return nil
 		}},
-	}
-}
-
-func notYet(name string) func(context.Context, *App, *Env, []string) error {
-	return func(context.Context, *App, *Env, []string) error {
-		return &ExitError{Code: exitUsage, Err: fmt.Errorf("%s: not implemented yet", name)}
 	}
 }
 

@@ -35,15 +35,7 @@ func runCheck(ctx context.Context, a *App, env *Env, args []string) error {
 	}
 	report(true, "configuration", fmt.Sprintf("streams %v, account %s, API %s", cfg.Streams, cfg.AccountName, cfg.BaseURL))
 
-	cc := extract.ClientConfig{
-		BaseURL: cfg.BaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
-		Username: cfg.Username, Password: cfg.Password.Reveal(), AccountName: cfg.AccountName,
-		RateLimit: cfg.RateLimit, Concurrency: 1,
-	}
-	if a.TuneClient != nil {
-		a.TuneClient(&cc)
-	}
-	client, err := extract.NewClient(cc, env.Log)
+	client, err := a.newClient(cfg, 1, env.Log)
 	if err != nil {
 		return cannotRun(err)
 	}

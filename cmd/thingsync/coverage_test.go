@@ -13,13 +13,7 @@ import (
 // device-days, after which nothing is missing and the data is exact.
 func TestCoverageLedger(t *testing.T) {
 	w := newWorld(t, simulator.Options{Devices: 8})
-	var bad simulator.TruthDevice
-	for _, d := range w.sim.Devices() {
-		if d.State == "active" && !d.Silent {
-			bad = d
-			break
-		}
-	}
+	bad := w.activeDevice()
 	w.sim.SetFaults(simulator.Faults{FailDevices: []string{bad.Identity.ID}})
 	if code, out := w.run("sync"); code != 1 {
 		t.Fatalf("sync: exit %d, want 1\n%s", code, out)

@@ -85,15 +85,7 @@ func runDaemon(ctx context.Context, a *App, env *Env, args []string) error {
 // and the next run's aggregate step tries again.
 func (a *App) registerAtStartup(ctx context.Context, env *Env) error {
 	cfg := env.Config
-	cc := extract.ClientConfig{
-		BaseURL: cfg.BaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
-		Username: cfg.Username, Password: cfg.Password.Reveal(), AccountName: cfg.AccountName,
-		RateLimit: cfg.RateLimit, Concurrency: 1,
-	}
-	if a.TuneClient != nil {
-		a.TuneClient(&cc)
-	}
-	client, err := extract.NewClient(cc, env.Log)
+	client, err := a.newClient(cfg, 1, env.Log)
 	if err != nil {
 		return cannotRun(err)
 	}

@@ -235,15 +235,7 @@ func (a *App) syncOnce(ctx context.Context, env *Env, g *gate, spec runSpec) (ru
 	rep.RunID = runID
 	log = log.With().Str(logging.RunID, runID).Logger()
 
-	cc := extract.ClientConfig{
-		BaseURL: cfg.BaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
-		Username: cfg.Username, Password: cfg.Password.Reveal(), AccountName: cfg.AccountName,
-		RateLimit: cfg.RateLimit, Concurrency: cfg.Concurrency,
-	}
-	if a.TuneClient != nil {
-		a.TuneClient(&cc)
-	}
-	client, err := extract.NewClient(cc, log)
+	client, err := a.newClient(cfg, cfg.Concurrency, log)
 	if err != nil {
 		return rep, cannotRun(err)
 	}

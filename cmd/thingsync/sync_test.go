@@ -322,15 +322,22 @@ func TestSyncRevisionsOverwrite(t *testing.T) {
 	w.noDuplicateKeys()
 }
 
-func TestSyncFailingDevice(t *testing.T) {
-	w := newWorld(t, simulator.Options{Devices: 10})
-	var bad simulator.TruthDevice
+// activeDevice is the first active device with history: the one tests
+// make fail.
+func (w *world) activeDevice() simulator.TruthDevice {
+	w.t.Helper()
 	for _, d := range w.sim.Devices() {
 		if d.State == "active" && !d.Silent {
-			bad = d
-			break
+			return d
 		}
 	}
+	w.t.Fatal("the simulated account has no active device with history")
+	return simulator.TruthDevice{}
+}
+
+func TestSyncFailingDevice(t *testing.T) {
+	w := newWorld(t, simulator.Options{Devices: 10})
+	bad := w.activeDevice()
 	w.sim.SetFaults(simulator.Faults{FailDevices: []string{bad.Identity.ID}})
 	code, out := w.run("sync")
 	if code != 1 {
