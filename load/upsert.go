@@ -117,6 +117,7 @@ func (w *Warehouse) evolve(ctx context.Context, conn *sql.Conn, t schema.Table, 
 					return fmt.Errorf("add column for attribute %q: %w", key, err)
 				}
 			}
+			delete(w.physical, t.Name)
 			w.log.Info().Str("table", t.Name).Str("attribute", key).Str("column", col).Msg("schema evolved: new attribute key")
 		} else {
 			w.log.Warn().Str("table", t.Name).Str("attribute", key).Msg("evolved column cap reached: attribute goes to the extra map")
@@ -389,9 +390,16 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 // appendFresh appends rows to the table itself with the Appender, mapping
 // the table's columns, whatever order evolution left them in, to names.
 func (w *Warehouse) appendFresh(ctx context.Context, conn *sql.Conn, t schema.Table, names []string, rows []int, fill func(int) []driver.Value, now time.Time) error {
-	cols, err := tableColumns(ctx, conn, t.Name)
-	if err != nil {
-		return err
+	cols, ok := w.physical[t.Name]
+	if !ok {
+		var err error
+		if cols, err = tableColumns(ctx, conn, t.Name); err != nil {
+			return err
+		}
+		if w.physical == nil {
+			w.physical = map[string][]string{}
+		}
+		w.physical[t.Name] = cols
 	}
 	pos := make(map[string]int, len(names))
 	for i, n := range names {

@@ -26,6 +26,10 @@ type Warehouse struct {
 	// evolved maps, per table, attribute keys as sent to the columns that
 	// hold them ("extra" past the cap).
 	evolved map[string]map[string]string
+	// physical caches each fact table's columns in their physical order
+	// (looking them up cost a catalog scan per batch); schema evolution
+	// and loadEvolved drop it.
+	physical map[string][]string
 }
 
 // Open opens (creating if needed) the warehouse read-write and brings its
@@ -206,6 +210,7 @@ func truncate(s string, n int) string {
 // loadEvolved reads the columns schema evolution has added so far.
 func (w *Warehouse) loadEvolved(ctx context.Context) error {
 	w.evolved = map[string]map[string]string{}
+	w.physical = nil
 	rows, err := w.db.QueryContext(ctx, `SELECT table_name, attribute_key, column_name FROM schema_columns`)
 	if err != nil {
 		return fmt.Errorf("read evolved columns: %w", err)

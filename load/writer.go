@@ -68,11 +68,14 @@ type WriterOptions struct {
 	// CommitInterval and CommitValues bound one transaction: batches are
 	// applied into an open transaction, which commits, with the
 	// checkpoints and counters of all its batches, once it is this old
-	// (default 5 s) or holds this many values (default 2,000,000). A
+	// (default 5 s) or holds this many values (default 1,000,000). A
 	// commit costs about the same however much it holds (the checkpoint
 	// rows, the run counters, the WAL flush), so fewer, larger commits cut
-	// a 300-device first sync from 15.9 s to 11.8 s; Go holds only one
-	// batch of rows at a time, DuckDB the uncommitted rest.
+	// a 300-device first sync from 15.9 s to 10.5 s; Go holds only one
+	// batch of rows at a time, DuckDB the uncommitted rest. Past a row
+	// group (122,880 rows) in one transaction DuckDB writes it to the file
+	// early and rewrites it at the checkpoint: at 2,000,000 values a
+	// usage row took 39.8 bytes of file instead of 28.3.
 	CommitInterval time.Duration
 	CommitValues   int
 	Now            func() time.Time
@@ -118,7 +121,7 @@ func (w *Warehouse) NewWriter(ctx context.Context, runID string, opts WriterOpti
 		opts.CommitInterval = 5 * time.Second
 	}
 	if opts.CommitValues <= 0 {
-		opts.CommitValues = 2_000_000
+		opts.CommitValues = 1_000_000
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
