@@ -235,12 +235,24 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 		return buf
 	}
 
+	// Values in LIST or MAP columns need the driver's Appender; the
+	// evolving tables' extra map is almost always empty.
+	nested := false
+	for _, c := range t.Columns {
+		nested = nested || c.Type == schema.VarcharList
+	}
+	for _, r := range rows {
+		for _, a := range r.Unknown {
+			nested = nested || known[a.Key] == schema.ExtraColumn
+		}
+	}
+
 	var tt TableTotals
 	if len(fresh) > 0 {
 		// Keys no committed row can have go straight into the table, in
 		// the batch's transaction. The checked path below runs after, so
 		// a stray row of the same key there finds this one and replaces it.
-		if err := w.appendFresh(ctx, conn, t, names, fresh, fill, now); err != nil {
+		if err := w.appendFresh(ctx, conn, t, names, fresh, fill, now, nested); err != nil {
 			return TableTotals{}, err
 		}
 		tt.Inserted = int64(len(fresh))
@@ -269,7 +281,7 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 		}
 		v[width] = int64(i)
 		return v[:width+1]
-	})
+	}, nested)
 	if err != nil {
 		return TableTotals{}, err
 	}
@@ -389,7 +401,7 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 
 // appendFresh appends rows to the table itself with the Appender, mapping
 // the table's columns, whatever order evolution left them in, to names.
-func (w *Warehouse) appendFresh(ctx context.Context, conn *sql.Conn, t schema.Table, names []string, rows []int, fill func(int) []driver.Value, now time.Time) error {
+func (w *Warehouse) appendFresh(ctx context.Context, conn *sql.Conn, t schema.Table, names []string, rows []int, fill func(int) []driver.Value, now time.Time, nested bool) error {
 	cols, ok := w.physical[t.Name]
 	if !ok {
 		var err error
@@ -434,7 +446,7 @@ func (w *Warehouse) appendFresh(ctx context.Context, conn *sql.Conn, t schema.Ta
 			}
 		}
 		return out
-	})
+	}, nested)
 }
 
 // tableColumns lists a table's columns in their physical order.

@@ -510,9 +510,26 @@ func rawConn(conn *sql.Conn, fn func(driver.Conn) error) error {
 	})
 }
 
-// appendRows appends rows to a TEMP table with DuckDB's Appender.
-func appendRows(conn *sql.Conn, catalog, table string, n int, row func(i int) []driver.Value) error {
+// appendRows appends rows to a table, by data chunks where it can (see
+// chunkAppender), otherwise with the driver's Appender. nested says the
+// rows may hold values in MAP or LIST columns, which only the driver's
+// Appender writes; without it such a value is an error.
+func appendRows(conn *sql.Conn, catalog, table string, n int, row func(i int) []driver.Value, nested bool) error {
 	return rawConn(conn, func(dc driver.Conn) error {
+		if a, err := newChunkAppender(dc, catalog, table); err == nil {
+			if !nested || a.canAppend(n, row) {
+				for i := 0; i < n && err == nil; i++ {
+					err = a.appendRow(row(i))
+				}
+				if err = a.close(err); err != nil {
+					return fmt.Errorf("append to %s: %w", table, err)
+				}
+				return nil
+			}
+			_ = a.close(errNoChunks)
+		} else if !errors.Is(err, errNoChunks) {
+			return fmt.Errorf("appender on %s: %w", table, err)
+		}
 		app, err := duckdb.NewAppender(dc, catalog, "main", table)
 		if err != nil {
 			return fmt.Errorf("appender on %s: %w", table, err)
@@ -547,7 +564,7 @@ func (w *Warehouse) storeRejects(ctx context.Context, conn *sql.Conn, rejects []
 			raw = "null"
 		}
 		return []driver.Value{r.Stream, r.Device.Kind, r.Device.ID, hashRaw(r.Raw), truncate(r.Reason, 1000), raw, int64(i)}
-	})
+	}, false)
 	if err != nil {
 		return err
 	}
@@ -640,7 +657,7 @@ func (w *Warehouse) storeCheckpoints(ctx context.Context, conn *sql.Conn, batch 
 			errText = truncate(s.err, 1000)
 		}
 		return []driver.Value{k.stream, k.dev.Kind, k.dev.ID, nullTime(s.settled), nullTime(s.fetched), errText, int32(s.fails), s.retire, nullTime(s.from)}
-	})
+	}, false)
 	if err != nil {
 		return err
 	}
