@@ -117,10 +117,9 @@ var errStop = errors.New("walk stopped")
 // skipped; the others complete. Run returns an error only when the run as a
 // whole cannot go on (login rejected, the sink failed, ctx cancelled).
 func (w *Walk) Run(ctx context.Context) (Result, error) {
-	devices, err := w.listDevices(ctx)
-	if err != nil {
-		return Result{}, err
-	}
+	// Checkpoints are read before the device pages go to the sink: a
+	// loader that writes them may hold the warehouse in a transaction for
+	// a few seconds.
 	states := make(map[string]map[DeviceID]State, len(w.Streams))
 	for _, s := range w.Streams {
 		st, err := w.Sink.States(ctx, s)
@@ -128,6 +127,10 @@ func (w *Walk) Run(ctx context.Context) (Result, error) {
 			return Result{}, fmt.Errorf("read %s checkpoints: %w", s, err)
 		}
 		states[s] = st
+	}
+	devices, err := w.listDevices(ctx)
+	if err != nil {
+		return Result{}, err
 	}
 
 	res := Result{Devices: len(devices), Failures: map[DeviceID]error{}}
