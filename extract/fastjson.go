@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math/bits"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // A connection event carries ~40 key/value attributes. Decoding them with
@@ -54,17 +56,15 @@ func (s *scan) str() (string, error) {
 		return "", errShape
 	}
 	start := s.i + 1
-	q := bytes.IndexByte(s.b[start:], '"')
-	if q < 0 {
+	q := special(s.b[start:])
+	if start+q >= len(s.b) {
 		return "", errShape
 	}
-	seg := s.b[start : start+q]
-	if e := bytes.IndexByte(seg, '\\'); e >= 0 {
+	switch s.b[start+q] {
+	case '"':
+	case '\\':
 		// Escapes are rare: let encoding/json handle the string.
-		if hasControl(seg[:e]) {
-			return "", errShape
-		}
-		end := start + e
+		end := start + q
 		for end < len(s.b) {
 			if s.b[end] == '\\' {
 				end += 2
@@ -84,10 +84,10 @@ func (s *scan) str() (string, error) {
 		}
 		s.i = end + 1
 		return out, nil
-	}
-	if hasControl(seg) {
+	default: // a control byte, not allowed raw in a JSON string
 		return "", errShape
 	}
+	seg := s.b[start : start+q]
 	s.i = start + q + 1
 	if !s.valid && !utf8.Valid(seg) {
 		return "", errShape
@@ -98,25 +98,29 @@ func (s *scan) str() (string, error) {
 	return string(seg), nil
 }
 
-// hasControl tells whether b holds a byte below 0x20 (not allowed raw in
-// a JSON string), eight bytes at a time.
-func hasControl(b []byte) bool {
+// special returns the index of the first quote, backslash or byte below
+// 0x20 in b, or len(b): one pass, eight bytes at a time, where three
+// searches took half the decoding time of an event page.
+func special(b []byte) int {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	for len(b) >= 8 {
-		x := binary.LittleEndian.Uint64(b)
-		// A byte below 0x20 borrows in x − 0x20…20 and had its top bit
-		// clear in x (bytes at or above 0x80 are not below 0x20).
-		if (x-0x20*ones)&^x&highs != 0 {
-			return true
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c < 0x20 {
-			return true
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		// A zero byte of x^c marks c; a byte below 0x20 borrows in
+		// x − 0x20…20. Borrows only run upwards, so the lowest marked
+		// byte is a true one.
+		q, bs := x^('"'*ones), x^('\\'*ones)
+		m := ((q - ones) &^ q) | ((bs - ones) &^ bs) | ((x - 0x20*ones) &^ x)
+		if m &= highs; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
 		}
 	}
-	return false
+	for ; i < len(b); i++ {
+		if c := b[i]; c == '"' || c == '\\' || c < 0x20 {
+			return i
+		}
+	}
+	return len(b)
 }
 
 // scalar reads a string, number, true, false or null as text.
@@ -143,7 +147,7 @@ func (s *scan) scalar() (text string, null bool, err error) {
 			}
 			s.i++
 		}
-		tok := s.b[start:s.i]
+		tok := s.b[start:s.i:s.i]
 		if !json.Valid(tok) {
 			return "", false, errShape
 		}
@@ -218,6 +222,10 @@ func (s *scan) attributes(into []Attribute) ([]Attribute, error) {
 		return into, nil
 	}
 	err := s.array(func() error {
+		if a, ok := s.plainAttribute(); ok {
+			into = append(into, a)
+			return nil
+		}
 		var a Attribute
 		var haveKey, haveValue bool
 		err := s.object(func(name string) error {
@@ -246,6 +254,39 @@ func (s *scan) attributes(into []Attribute) ([]Attribute, error) {
 		return nil, err
 	}
 	return into, nil
+}
+
+// plainAttribute reads an attribute written as the API writes every one,
+// {"key":"…","value":…} with no space and no escape in the key, without
+// going through object; anything else leaves s where it was.
+func (s *scan) plainAttribute() (a Attribute, ok bool) {
+	const open, mid = `{"key":"`, `","value":`
+	b, at := s.b, s.i
+	if len(b)-at < len(open) || string(b[at:at+len(open)]) != open {
+		return a, false
+	}
+	start := at + len(open)
+	q := special(b[start:])
+	end := start + q
+	if end+len(mid) > len(b) || string(b[end:end+len(mid)]) != mid {
+		return a, false // the key ends otherwise than in a plain quote
+	}
+	if !s.valid && !utf8.Valid(b[start:end]) {
+		return a, false
+	}
+	if s.text != "" {
+		a.Key = s.text[start:end]
+	} else {
+		a.Key = string(b[start:end])
+	}
+	s.i = end + len(mid)
+	var err error
+	if a.Value, a.Null, err = s.scalar(); err != nil || s.i >= len(b) || b[s.i] != '}' {
+		s.i = at
+		return Attribute{}, false
+	}
+	s.i++
+	return a, true
 }
 
 // fastEvent decodes one connection event of the usual shape; ok is false
@@ -350,10 +391,12 @@ func (s *scan) skip() error {
 // returned, other keys are validated and ignored. ok is false when the page
 // needs encoding/json.
 //
-// The records' strings are cut from one copy of the page and their Raw
-// points into b, which the caller must not change afterwards.
+// The records' strings and their Raw point into b, which the caller must
+// not change afterwards (a response body is read into a buffer of its own
+// and never written again). Sharing b instead of copying it into a string
+// saved a copy of every page: a megabyte per 500 events.
 func decodePage(b []byte, list string, reset func(), elem func(s *scan) error) (more bool, ok bool) {
-	s := scan{b: b, text: string(b), valid: utf8.Valid(b)}
+	s := scan{b: b, text: unsafe.String(unsafe.SliceData(b), len(b)), valid: utf8.Valid(b)}
 	err := s.object(func(name string) error {
 		// encoding/json matches keys case-insensitively; do the same, and
 		// leave non-ASCII names (its folding rules) to it.
@@ -382,7 +425,7 @@ func decodePage(b []byte, list string, reset func(), elem func(s *scan) error) (
 		default:
 			s.ws()
 			start := s.i
-			if err := s.skip(); err != nil || !json.Valid(b[start:s.i]) {
+			if err := s.skip(); err != nil || !json.Valid(b[start:s.i:s.i]) {
 				return errShape
 			}
 			return nil
@@ -400,12 +443,12 @@ func decodeConnectionPage(b []byte) (events []ConnectionEvent, more bool, ok boo
 		var e ConnectionEvent
 		if fastEventAt(&sub, &e) {
 			s.i = sub.i
-			e.Raw = b[start:s.i]
+			e.Raw = b[start:s.i:s.i]
 		} else {
 			if err := s.skip(); err != nil {
 				return err
 			}
-			e = ConnectionEvent{Raw: b[start:s.i]}
+			e = ConnectionEvent{Raw: b[start:s.i:s.i]}
 			if err := e.slowDecode(e.Raw); err != nil {
 				return err
 			}
@@ -423,12 +466,12 @@ func decodeUsagePage(b []byte) (recs []UsageRecord, more bool, ok bool) {
 		var u UsageRecord
 		if fastUsageAt(&sub, &u) {
 			s.i = sub.i
-			u.Raw = b[start:s.i]
+			u.Raw = b[start:s.i:s.i]
 		} else {
 			if err := s.skip(); err != nil {
 				return err
 			}
-			u = UsageRecord{Raw: b[start:s.i]}
+			u = UsageRecord{Raw: b[start:s.i:s.i]}
 			if err := u.slowDecode(u.Raw); err != nil {
 				return err
 			}

@@ -1,13 +1,14 @@
 package extract
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestParseTime(t *testing.T) {
@@ -291,26 +292,84 @@ func FuzzFastUsage(f *testing.F) {
 	})
 }
 
-// hasControl, eight bytes at a time, agrees with a byte loop for every
-// length and position, and for bytes either side of 0x20 and 0x80.
-func TestHasControl(t *testing.T) {
+// special, eight bytes at a time, finds the same first quote, backslash
+// or control byte as a byte loop, for every length and position, with a
+// second special byte after the first and bytes either side of the ones
+// it looks for.
+func TestSpecial(t *testing.T) {
+	marks := []byte{0x00, 0x1f, 0x20, 0x21, '"', '\\', 0x5b, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff}
 	for n := 0; n <= 20; n++ {
 		for pos := -1; pos < n; pos++ {
-			for _, bad := range []byte{0x00, 0x1f, 0x20, 0x7f, 0x80, 0x9f, 0xff} {
-				b := bytes.Repeat([]byte{'a'}, n)
-				for i := range b {
-					b[i] = byte(0x20 + (i*37)%0xdf) // 0x20…0xfe, never a control byte
+			for _, first := range marks {
+				for _, second := range []byte{'a', '"', 0x01} {
+					b := make([]byte, n)
+					for i := range b {
+						b[i] = byte(0x23 + (i*37)%0x39) // 0x23…0x5b: no quote, backslash or control byte
+					}
+					if pos >= 0 {
+						b[pos] = first
+						if pos+3 < n {
+							b[pos+3] = second
+						}
+					}
+					want := len(b)
+					for i, c := range b {
+						if c == '"' || c == '\\' || c < 0x20 {
+							want = i
+							break
+						}
+					}
+					if got := special(b); got != want {
+						t.Fatalf("special(% x) = %d, want %d", b, got, want)
+					}
 				}
-				if pos >= 0 {
-					b[pos] = bad
+			}
+		}
+	}
+}
+
+// The fast scanner reads attribute arrays as encoding/json does, whether
+// an attribute takes the plain path ({"key":"…","value":…}) or the general
+// one (spaces, escapes, members in another order, a missing value).
+func TestScanAttributes(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		must bool // the scanner decodes it itself
+	}{
+		{`[{"key":"A","value":"1"},{"key":"B","value":"2"}]`, true},
+		{`[{"key":"A","value":null},{"key":"B","value":12.5},{"key":"C","value":true}]`, true},
+		{`[{"key":"A\"B","value":"1"},{"key":"A\\","value":"x\u0041"}]`, true},
+		{`[{"key":"A","value":"1" },{ "key":"B","value":"2"},{"key" : "C", "value" : "3"}]`, true},
+		{`[{"value":"1","key":"A"},{"key":"B"},{"key":"","value":""}]`, true},
+		{`[{"key":"ünï","value":"cødé ✓"}]`, true},
+		{`[{"key":"A","value":"1","key":"Z"}]`, false},
+		{`[{"key":"A","value":{"x":1}}]`, false},
+	} {
+		in := c.in
+		var want []Attribute
+		wantErr := json.Unmarshal([]byte(in), &want)
+		for _, text := range []bool{false, true} {
+			s := scan{b: []byte(in), valid: utf8.ValidString(in)}
+			if text {
+				s.text = in
+			}
+			got, err := s.attributes(nil)
+			if wantErr != nil {
+				if err == nil {
+					t.Errorf("%s: decoded %v, encoding/json says %v", in, got, wantErr)
 				}
-				want := false
-				for _, c := range b {
-					want = want || c < 0x20
+				continue
+			}
+			if err != nil {
+				// The scanner may hand a record to encoding/json; it must
+				// not decode it differently.
+				if c.must {
+					t.Errorf("%s (text %v): %v", in, text, err)
 				}
-				if got := hasControl(b); got != want {
-					t.Fatalf("hasControl(% x) = %v, want %v", b, got, want)
-				}
+				continue
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s (text %v):\n got %+v\nwant %+v", in, text, got, want)
 			}
 		}
 	}
