@@ -252,7 +252,7 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 		// Keys no committed row can have go straight into the table, in
 		// the batch's transaction. The checked path below runs after, so
 		// a stray row of the same key there finds this one and replaces it.
-		if err := w.appendFresh(ctx, conn, t, names, fresh, fill, now, nested); err != nil {
+		if err := w.appendFresh(ctx, conn, t, l, fresh, fill, now, nested); err != nil {
 			return TableTotals{}, err
 		}
 		tt.Inserted = int64(len(fresh))
@@ -275,7 +275,7 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 		i := checked[n]
 		v := fill(i)
 		if hashed {
-			v[width] = valuesHash(v[:width])
+			v[width] = l.rowHash(v[:width])
 			v[width+1] = int64(i)
 			return v
 		}
@@ -401,7 +401,8 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 
 // appendFresh appends rows to the table itself with the Appender, mapping
 // the table's columns, whatever order evolution left them in, to names.
-func (w *Warehouse) appendFresh(ctx context.Context, conn *sql.Conn, t schema.Table, names []string, rows []int, fill func(int) []driver.Value, now time.Time, nested bool) error {
+func (w *Warehouse) appendFresh(ctx context.Context, conn *sql.Conn, t schema.Table, l layout, rows []int, fill func(int) []driver.Value, now time.Time, nested bool) error {
+	names := l.names()
 	cols, ok := w.physical[t.Name]
 	if !ok {
 		var err error
@@ -440,7 +441,7 @@ func (w *Warehouse) appendFresh(ctx context.Context, conn *sql.Conn, t schema.Ta
 			case -2:
 				out[i] = nil
 			case -3:
-				out[i] = valuesHash(v[:len(names)])
+				out[i] = l.rowHash(v[:len(names)])
 			default:
 				out[i] = v[j]
 			}
@@ -490,17 +491,33 @@ func timeSpan(t schema.Table, rows []transform.Row, checked []int) (lo, hi time.
 	return lo.UTC(), hi.UTC(), true
 }
 
-// valuesHash is FNV-1a over a canonical encoding of a row's values (a
-// type tag, then the value; map keys in order), as a BIGINT. Equal values
-// give equal hashes in every process and version of Go. It runs for every
-// loaded row, so it hashes in place, without allocating.
-func valuesHash(vals []driver.Value) int64 {
+// rowHash is the row_hash of a row's values in the order of l.names().
+// An evolved column counts only when it holds a value, by name: a column
+// that evolution adds later leaves the hashes of the rows before it as
+// they were (with it, a re-read of those rows would rewrite them all).
+// A table without evolved columns hashes as it always has.
+func (l layout) rowHash(v []driver.Value) int64 {
 	h := rowHasher(14695981039346656037)
-	for _, v := range vals {
-		h.value(v)
+	n := len(l.data)
+	for _, x := range v[:n] {
+		h.value(x)
+	}
+	for i, name := range l.evolved {
+		if x := v[n+i]; x != nil {
+			h.str('c', name)
+			h.value(x)
+		}
+	}
+	for _, x := range v[n+len(l.evolved):] {
+		h.value(x)
 	}
 	return int64(h)
 }
+
+// rowHasher is FNV-1a over a canonical encoding of a row's values (a
+// type tag, then the value; map keys in order), as a BIGINT. Equal values
+// give equal hashes in every process and version of Go. It runs for every
+// loaded row, so it hashes in place, without allocating.
 
 type rowHasher uint64
 
