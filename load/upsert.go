@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/thingsync/thingsync/schema"
@@ -497,7 +499,8 @@ func timeSpan(t schema.Table, rows []transform.Row, checked []int) (lo, hi time.
 // they were (with it, a re-read of those rows would rewrite them all).
 // A table without evolved columns hashes as it always has.
 func (l layout) rowHash(v []driver.Value) int64 {
-	h := rowHasher(14695981039346656037)
+	var h rowHasher
+	h.d.Reset()
 	n := len(l.data)
 	for _, x := range v[:n] {
 		h.value(x)
@@ -511,36 +514,36 @@ func (l layout) rowHash(v []driver.Value) int64 {
 	for _, x := range v[n+len(l.evolved):] {
 		h.value(x)
 	}
-	return int64(h)
+	return int64(h.d.Sum64())
 }
 
-// rowHasher is FNV-1a over a canonical encoding of a row's values (a
-// type tag, then the value; map keys in order), as a BIGINT. Equal values
-// give equal hashes in every process and version of Go. It runs for every
-// loaded row, so it hashes in place, without allocating.
-
-type rowHasher uint64
-
-func (h *rowHasher) byte(c byte) { *h = (*h ^ rowHasher(c)) * 1099511628211 }
+// rowHasher is XXH64 over a canonical encoding of a row's values (a type
+// tag, then the value; map keys in order), as a BIGINT. Equal values give
+// equal hashes in every process and version of Go. It runs for every
+// loaded row, so it hashes in place, without allocating; XXH64 takes
+// text eight bytes at a time, where FNV-1a took one (a 1,000-device
+// event sync spent 1.6 s of CPU in FNV-1a, 6% of the process).
+type rowHasher struct {
+	d   xxhash.Digest
+	buf [9]byte
+}
 
 func (h *rowHasher) num(tag byte, x uint64) {
-	h.byte(tag)
-	for i := 0; i < 8; i++ {
-		h.byte(byte(x >> (8 * i)))
-	}
+	h.buf[0] = tag
+	binary.LittleEndian.PutUint64(h.buf[1:], x)
+	_, _ = h.d.Write(h.buf[:])
 }
 
 func (h *rowHasher) str(tag byte, s string) {
 	h.num(tag, uint64(len(s)))
-	for i := 0; i < len(s); i++ {
-		h.byte(s[i])
-	}
+	_, _ = h.d.WriteString(s)
 }
 
 func (h *rowHasher) value(v driver.Value) {
 	switch x := v.(type) {
 	case nil:
-		h.byte(0)
+		h.buf[0] = 0
+		_, _ = h.d.Write(h.buf[:1])
 	case string:
 		h.str(1, x)
 	case int64:
