@@ -213,14 +213,27 @@ func TestCallbackListener(t *testing.T) {
 // deadline, and the old one closed.
 func TestCallbacksResentAndReasked(t *testing.T) {
 	t.Run("resent", func(t *testing.T) {
-		w, _ := aggregateWorld(t, simulator.Options{Devices: 6, CallbackDelay: time.Millisecond, CallbackRetryInterval: 300 * time.Millisecond})
-		// The first deliveries find nobody: the one-shot sync gives up
-		// waiting at once, then the daemon-style listener comes up.
+		// The callbacks leave 500 ms after their request, when the one-shot
+		// sync, which gives up waiting at once, has closed its listener:
+		// the first deliveries find nobody. (At 1 ms they could reach the
+		// sync's own listener on a slow machine, and nothing was re-sent.)
+		w, _ := aggregateWorld(t, simulator.Options{Devices: 6, CallbackDelay: 500 * time.Millisecond, CallbackRetryInterval: 300 * time.Millisecond})
 		code, out := w.runApp(&App{AggregateWait: time.Nanosecond}, "sync")
 		if code != 0 {
 			t.Fatalf("sync: exit %d\n%s", code, out)
 		}
 		requests, _ := strconv.Atoi(w.query(`SELECT count(*) FROM aggregate_requests`)[0])
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			if st := w.sim.Stats(); st.CallbackAttempts > st.CallbacksDelivered {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if st := w.sim.Stats(); st.CallbackAttempts <= st.CallbacksDelivered {
+			t.Fatalf("callbacks: %d attempts, %d delivered: no delivery was refused, the test proves nothing", st.CallbackAttempts, st.CallbacksDelivered)
+		}
+		// Then the daemon-style listener comes up, and the re-sends land.
 		env, err := loadTestEnv(w)
 		if err != nil {
 			t.Fatal(err)
@@ -234,14 +247,10 @@ func TestCallbacksResentAndReasked(t *testing.T) {
 		defer srv.Close()
 		// Wait on the simulator, not the warehouse: in this one process a
 		// read-only open would collide with the listener's commits.
-		deadline := time.Now().Add(20 * time.Second)
 		for time.Now().Before(deadline) && w.sim.Stats().CallbacksDelivered < 2*requests {
 			time.Sleep(50 * time.Millisecond)
 		}
 		srv.Close()
-		if st := w.sim.Stats(); st.CallbackAttempts <= st.CallbacksDelivered {
-			t.Errorf("callbacks: %d attempts, %d delivered: no delivery was refused, the test proves nothing", st.CallbackAttempts, st.CallbacksDelivered)
-		}
 		diffLines(t, "aggregate_usage after re-sent callbacks", w.gotAggregates(), w.wantAggregates(t0))
 	})
 	t.Run("reasked", func(t *testing.T) {
