@@ -497,7 +497,7 @@ func timeSpan(t schema.Table, rows []transform.Row, checked []int) (lo, hi time.
 // An evolved column counts only when it holds a value, by name: a column
 // that evolution adds later leaves the hashes of the rows before it as
 // they were (with it, a re-read of those rows would rewrite them all).
-// A table without evolved columns hashes as it always has.
+// A table without evolved columns hashes its data and extra columns alone.
 func (l layout) rowHash(v []driver.Value) int64 {
 	var h rowHasher
 	h.d.Reset()
