@@ -177,11 +177,7 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 			order = append(order, i)
 		}
 	}
-	idx := make([]int, len(rows))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return lessRow(rows[idx[a]].Values, rows[idx[b]].Values, order) })
+	idx := sortRows(rows, order)
 	keyCols := make([]int, 0, len(t.Key()))
 	for _, k := range t.Key() {
 		keyCols = append(keyCols, t.Index(k))
@@ -574,70 +570,4 @@ func (h *rowHasher) value(v driver.Value) {
 	default:
 		h.str(8, fmt.Sprintf("%T:%v", x, x))
 	}
-}
-
-func equalKey(a, b []any, cols []int) bool {
-	for _, i := range cols {
-		if compare(a[i], b[i]) != 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func sortOrder(t schema.Table) []int {
-	var o []int
-	for _, n := range t.Order {
-		if i := t.Index(n); i >= 0 {
-			o = append(o, i)
-		}
-	}
-	return o
-}
-
-func lessRow(a, b []any, order []int) bool {
-	for _, i := range order {
-		if c := compare(a[i], b[i]); c != 0 {
-			return c < 0
-		}
-	}
-	return false
-}
-
-func compare(a, b any) int {
-	switch x := a.(type) {
-	case time.Time:
-		if y, ok := b.(time.Time); ok {
-			return x.Compare(y)
-		}
-	case string:
-		if y, ok := b.(string); ok {
-			return strings.Compare(x, y)
-		}
-	case int64:
-		if y, ok := b.(int64); ok {
-			return cmpInt(x, y)
-		}
-	case int32:
-		if y, ok := b.(int32); ok {
-			return cmpInt(int64(x), int64(y))
-		}
-	}
-	switch {
-	case a == nil && b != nil:
-		return -1
-	case a != nil && b == nil:
-		return 1
-	}
-	return 0
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
