@@ -15,7 +15,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,7 +33,15 @@ type result struct {
 	name, figure, value, target string
 }
 
+// childEnv, when set in the environment, makes this program a wrapper
+// that runs its arguments as a command and writes the command's peak RSS
+// to the file the variable names.
+const childEnv = "BENCHTABLE_RSS_FILE"
+
 func main() {
+	if out := os.Getenv(childEnv); out != "" {
+		os.Exit(wrap(out, os.Args[1:]))
+	}
 	bin := flag.String("bin", "bin/thingsync", "thingsync binary")
 	devices := flag.Int("devices", 1000, "devices of the first-sync benchmark")
 	big := flag.Int("rss-devices", 10000, "devices of the large memory benchmark")
@@ -66,12 +76,15 @@ func main() {
 	}
 	walls := map[string][]time.Duration{}
 	peak := map[string]int64{}
+	usageRequests := map[string]int{}
 	dbPath := func(v string) string { return filepath.Join(dir, v+".duckdb") }
 	for i := 0; i < *runs; i++ {
 		for _, v := range variants {
 			// Every run starts from an empty warehouse; the last one's is kept.
 			removeDB(dbPath(v.name))
+			before := s1.sim.Stats().Requests["usage"]
 			w, r := sync(*bin, s1, dbPath(v.name), v.env)
+			usageRequests[v.name] = s1.sim.Stats().Requests["usage"] - before
 			walls[v.name] = append(walls[v.name], w)
 			peak[v.name] = max(peak[v.name], r)
 		}
@@ -92,17 +105,37 @@ func main() {
 	syncRate := float64(uRows) / median(walls["usage"]).Seconds()
 	wideRate := float64(count(dbPath("usage-wide"), "usage_daily")) / median(walls["usage-wide"]).Seconds()
 	// The baselines, medians of as many runs, taking turns as well.
-	var ceilings, rjs []float64
+	// read_json loads the pages each sync received (the planner's windows:
+	// 13 a device-year at the default 30 days, 2 at 365), and, for
+	// reference, one whole-year document per device, which no request
+	// returns but suits read_json best.
+	usagePlan := func(step time.Duration) extract.Plan {
+		return extract.Plan{Now: now, Step: step, Lookback: 3 * 24 * time.Hour, Daily: true}
+	}
+	pages30 := writePages(dir, "pages30", s1.sim, *devices, now, usagePlan(30*24*time.Hour))
+	pages365 := writePages(dir, "pages365", s1.sim, *devices, now, usagePlan(365*24*time.Hour))
+	whole := writeWholeYears(dir, s1.sim, *devices, now)
+	if pages30.n != usageRequests["usage"] || pages365.n != usageRequests["usage-wide"] {
+		fmt.Fprintf(os.Stderr, "benchtable: warning: %d and %d pages written, the syncs sent %d and %d usage requests\n",
+			pages30.n, pages365.n, usageRequests["usage"], usageRequests["usage-wide"])
+	}
+	var ceilings, rj30s, rj365s, rjWholes []float64
 	for i := 0; i < *runs; i++ {
 		ceilings = append(ceilings, appenderCeiling(dir, uRows))
-		rjs = append(rjs, readJSON(dir, s1.sim, *devices, now))
+		rj30s = append(rj30s, readJSON(dir, pages30.dir, uRows))
+		rj365s = append(rj365s, readJSON(dir, pages365.dir, uRows))
+		rjWholes = append(rjWholes, readJSON(dir, whole.dir, uRows))
 	}
-	ceiling, rj := medianF(ceilings), medianF(rjs)
+	ceiling, rj30, rj365, rjWhole := medianF(ceilings), medianF(rj30s), medianF(rj365s), medianF(rjWholes)
 	st, _ := os.Stat(uonly)
-	add(result{"usage-only sync, same account", "usage rows/s", fmt.Sprintf("%.0f", syncRate), ""},
-		result{"  same, window 365d (2 requests a device)", "usage rows/s", fmt.Sprintf("%.0f", wideRate), ""},
-		result{"  DuckDB read_json of the same pages", "usage rows/s", fmt.Sprintf("%.0f", rj),
-			fmt.Sprintf("sync/read_json = %.2f×, 365d %.2f× (≥ 2×)", syncRate/rj, wideRate/rj)},
+	add(result{"usage-only sync, same account, window 30d", "usage rows/s", fmt.Sprintf("%.0f", syncRate), fmt.Sprintf("%d requests", usageRequests["usage"])},
+		result{"  same, window 365d", "usage rows/s", fmt.Sprintf("%.0f", wideRate), fmt.Sprintf("%d requests", usageRequests["usage-wide"])},
+		result{fmt.Sprintf("  DuckDB read_json of its %d pages", pages30.n), "usage rows/s", fmt.Sprintf("%.0f", rj30),
+			fmt.Sprintf("sync/read_json = %.2f× (≥ 2×)", syncRate/rj30)},
+		result{fmt.Sprintf("  DuckDB read_json of the 365d sync's %d pages", pages365.n), "usage rows/s", fmt.Sprintf("%.0f", rj365),
+			fmt.Sprintf("365d sync/read_json = %.2f× (≥ 2×)", wideRate/rj365)},
+		result{fmt.Sprintf("  read_json of %d whole-year files (no API page)", whole.n), "usage rows/s", fmt.Sprintf("%.0f", rjWhole),
+			fmt.Sprintf("sync %.2f×, 365d %.2f× (reference)", syncRate/rjWhole, wideRate/rjWhole)},
 		result{"  bare Appender ceiling", "usage rows/s", fmt.Sprintf("%.0f", ceiling),
 			fmt.Sprintf("sync/ceiling = %.0f%%, 365d %.0f%% (≥ 50%%)", 100*syncRate/ceiling, 100*wideRate/ceiling)},
 		result{"  file size", "bytes per usage row", fmt.Sprintf("%.1f", float64(st.Size())/float64(uRows)), "≤ 30"})
@@ -209,22 +242,53 @@ func sync(bin string, s *server, db string, extra map[string]string) (time.Durat
 	for k, v := range extra {
 		env[k] = v
 	}
-	cmd := exec.Command(bin, "sync")
-	cmd.Env = os.Environ()
+	// The sync runs under a copy of this program: Linux starts a child's
+	// peak RSS at its parent's (Go's exec shares the parent's memory until
+	// execve, and the kernel carries that memory's high-water mark over),
+	// so a child of this process, which holds the simulator and has run
+	// read_json, would report this process's peak instead of its own.
+	self, err := os.Executable()
+	check(err)
+	rssFile := filepath.Join(os.TempDir(), fmt.Sprintf("benchtable-rss-%d", os.Getpid()))
+	defer os.Remove(rssFile)
+	cmd := exec.Command(self, bin, "sync")
+	cmd.Env = append(os.Environ(), childEnv+"="+rssFile)
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.Stderr = os.Stderr
-	start := time.Now()
 	out, err := cmd.Output()
-	wall := time.Since(start)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sync failed: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	fmt.Fprintf(os.Stderr, "  %s", out)
+	b, err := os.ReadFile(rssFile)
+	check(err)
+	var rss, wall int64
+	_, err = fmt.Sscan(string(b), &rss, &wall)
+	check(err)
+	return time.Duration(wall), rss
+}
+
+// wrap runs args as a command with this process's standard streams and
+// writes its peak RSS in bytes and its wall time in nanoseconds to out.
+// This process is small, so the RSS is the command's own; the wall time
+// leaves out this wrapper's own start.
+func wrap(out string, args []string) int {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, childEnv+"=") })
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	if cmd.ProcessState == nil {
+		fmt.Fprintln(os.Stderr, "benchtable:", err)
+		return 1
+	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return wall, ru.Maxrss * 1024
+	check(os.WriteFile(out, []byte(fmt.Sprint(ru.Maxrss*1024, int64(wall))), 0o644))
+	return cmd.ProcessState.ExitCode()
 }
 
 func count(db, table string) int64 {
@@ -275,15 +339,43 @@ func appenderCeiling(dir string, n int64) float64 {
 	return float64(n) / time.Since(start).Seconds()
 }
 
-// readJSON writes every device's usage pages to disk as the API sends them,
-// then loads them with DuckDB's read_json into usage_daily.
-func readJSON(dir string, sim *simulator.Simulator, devices int, now time.Time) float64 {
-	pages := filepath.Join(dir, "pages")
-	check(os.MkdirAll(pages, 0o755))
+// pageSet is a directory of usage pages as the API sends them.
+type pageSet struct {
+	dir string
+	n   int
+}
+
+// writePages writes every device's usage pages for the windows a first
+// sync under plan asks for: the bytes the simulator answered it.
+func writePages(dir, name string, sim *simulator.Simulator, devices int, now time.Time, plan extract.Plan) pageSet {
+	ps := pageSet{dir: filepath.Join(dir, name)}
+	check(os.MkdirAll(ps.dir, 0o755))
+	for i := 0; i < devices; i++ {
+		for j, w := range plan.Incremental(time.Time{}) {
+			b := sim.UsagePageJSON(i, w.From, w.Latest(), now)
+			check(os.WriteFile(filepath.Join(ps.dir, fmt.Sprintf("%05d-%03d.json", i, j)), b, 0o644))
+			ps.n++
+		}
+	}
+	return ps
+}
+
+// writeWholeYears writes one document per device holding its whole year.
+func writeWholeYears(dir string, sim *simulator.Simulator, devices int, now time.Time) pageSet {
+	ps := pageSet{dir: filepath.Join(dir, "whole")}
+	check(os.MkdirAll(ps.dir, 0o755))
 	for i := 0; i < devices; i++ {
 		b := sim.UsagePageJSON(i, extract.RetentionFloor(now), now, now)
-		check(os.WriteFile(filepath.Join(pages, fmt.Sprintf("%05d.json", i)), b, 0o644))
+		check(os.WriteFile(filepath.Join(ps.dir, fmt.Sprintf("%05d.json", i)), b, 0o644))
+		ps.n++
 	}
+	return ps
+}
+
+// readJSON loads a directory of usage pages with DuckDB's read_json into
+// a fresh usage_daily, flattening the attributes as the sync does, and
+// returns the rate; it checks every one of the sync's rows arrived.
+func readJSON(dir, pages string, want int64) float64 {
 	path := filepath.Join(dir, "readjson.duckdb")
 	removeDB(path)
 	w, err := load.Open(context.Background(), path, zerolog.Nop())
@@ -306,7 +398,11 @@ func readJSON(dir string, sim *simulator.Simulator, devices int, now time.Time) 
 	check(err)
 	var n int64
 	check(w.DB().QueryRow("SELECT count(*) FROM usage_daily").Scan(&n))
-	return float64(n) / time.Since(start).Seconds()
+	el := time.Since(start)
+	if n != want {
+		check(fmt.Errorf("read_json of %s loaded %d usage rows, the sync %d", pages, n, want))
+	}
+	return float64(n) / el.Seconds()
 }
 
 func medianF(xs []float64) float64 {
