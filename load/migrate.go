@@ -90,8 +90,12 @@ func (w *Warehouse) migrate(ctx context.Context) error {
 		}
 		w.log.Info().Int("version", m.version).Str("migration", m.description).Msg("schema migrated")
 	}
-	if err := reconcile(ctx, tx); err != nil {
-		return err
+	// A new file was just created from the schema package: there is
+	// nothing to reconcile (the views alone took 15 ms to re-create).
+	if len(applied) > 0 {
+		if err := reconcile(ctx, tx); err != nil {
+			return err
+		}
 	}
 	return tx.Commit()
 }
