@@ -194,7 +194,7 @@ func (w *Warehouse) AcceptCallback(ctx context.Context, cb extract.AggregateCall
 			units = append(units, Unit{Checkpoint: cp})
 		}
 		if len(tb.rows) > 0 {
-			tt, err := w.upsert(ctx, conn, t, tb, now, "")
+			tt, _, err := w.upsert(ctx, conn, t, tb, now, "")
 			if err != nil {
 				return res, fmt.Errorf("store aggregate usage of %s: %w", cb.RequestID, err)
 			}

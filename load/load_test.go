@@ -318,6 +318,64 @@ func TestWriterTransactions(t *testing.T) {
 		}
 	})
 
+	t.Run("staged rows count toward the commit", func(t *testing.T) {
+		// A row's own values are half the commit's size; the three staging
+		// copies of the checked path make up the rest, so the batch commits
+		// at once instead of at Close.
+		w := open(t, filepath.Join(t.TempDir(), "w.duckdb"))
+		width := len(usageRow(1, 1).Values)
+		wr := w.NewWriter(ctx, "", WriterOptions{BatchValues: 1, CommitValues: 2 * width, CommitInterval: time.Hour, Now: func() time.Time { return t0 }})
+		defer wr.Close(ctx)
+		if err := wr.Submit(ctx, unit(1)); err != nil {
+			t.Fatal(err)
+		}
+		// The open transaction holds the warehouse's one connection: the
+		// read waits for the commit, or gives up.
+		wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		for {
+			cps, err := w.Checkpoints(wait, schema.StreamUsage)
+			if err != nil {
+				t.Fatalf("a batch that staged three times the commit size was not committed: %v", err)
+			}
+			if !cps[dev].FetchedUntil.IsZero() {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+
+	t.Run("the queue holds a bounded number of values", func(t *testing.T) {
+		w := open(t, filepath.Join(t.TempDir(), "w.duckdb"))
+		width := len(usageRow(1, 1).Values)
+		wr := w.NewWriter(ctx, "", WriterOptions{QueueValues: width, Now: func() time.Time { return t0 }})
+		// Fill the queue's room as queued units would.
+		if err := wr.room.Acquire(ctx, int64(width)); err != nil {
+			t.Fatal(err)
+		}
+		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		if err := wr.Submit(short, unit(1)); err != context.DeadlineExceeded {
+			t.Fatalf("Submit into a full queue = %v, want it to wait until its context ends", err)
+		}
+		wr.room.Release(int64(width))
+		// A unit larger than the whole queue takes all of it and goes alone.
+		big := unit(2)
+		big.Rows = append(big.Rows, usageRow(3, 3), usageRow(4, 4))
+		for _, u := range []Unit{big, unit(5), big} {
+			if err := wr.Submit(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tot, err := wr.Close(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tot.Tables[schema.UsageDaily].Inserted; got != 4 {
+			t.Errorf("%d rows inserted, want 4 (days 2-5; the first unit gave up)", got)
+		}
+	})
+
 	t.Run("an idle transaction commits", func(t *testing.T) {
 		w := open(t, filepath.Join(t.TempDir(), "w.duckdb"))
 		wr := w.NewWriter(ctx, "", WriterOptions{BatchValues: 1, CommitInterval: 200 * time.Millisecond, Now: func() time.Time { return t0 }})

@@ -158,11 +158,12 @@ func (w *Warehouse) layout(t schema.Table) layout {
 
 // upsert writes a batch of one table: stage with the Appender, keep the
 // last row of each key, insert new keys, rewrite changed rows, leave equal
-// rows alone (so a rerun changes nothing and counts exactly).
-func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, tb *tableBatch, now time.Time, runID string) (TableTotals, error) {
+// rows alone (so a rerun changes nothing and counts exactly). It returns
+// the values it staged too.
+func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, tb *tableBatch, now time.Time, runID string) (TableTotals, int, error) {
 	rows := tb.rows
 	if err := w.evolve(ctx, conn, t, rows, now, runID); err != nil {
-		return TableTotals{}, err
+		return TableTotals{}, 0, err
 	}
 	l := w.layout(t)
 	names, types := l.names(), l.types()
@@ -251,12 +252,12 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 		// the batch's transaction. The checked path below runs after, so
 		// a stray row of the same key there finds this one and replaces it.
 		if err := w.appendFresh(ctx, conn, t, l, fresh, fill, now, nested); err != nil {
-			return TableTotals{}, err
+			return TableTotals{}, 0, err
 		}
 		tt.Inserted = int64(len(fresh))
 	}
 	if len(checked) == 0 {
-		return tt, nil
+		return tt, 0, nil
 	}
 
 	var def strings.Builder
@@ -267,7 +268,7 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 		def.WriteString("_hash BIGINT, ")
 	}
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s (%s_seq BIGINT)", schema.Ident(stage), def.String())); err != nil {
-		return TableTotals{}, fmt.Errorf("create staging: %w", err)
+		return TableTotals{}, 0, fmt.Errorf("create staging: %w", err)
 	}
 	err := appendRows(conn, "temp", stage, len(checked), func(n int) []driver.Value {
 		i := checked[n]
@@ -281,7 +282,7 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 		return v[:width+1]
 	}, nested)
 	if err != nil {
-		return TableTotals{}, err
+		return TableTotals{}, 0, err
 	}
 
 	key := t.Key()
@@ -350,22 +351,22 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 			schema.Ident(dedup), schema.Ident(t.Name), strings.Join(keyJoin, " AND ")),
 	}
 	if _, err := conn.ExecContext(ctx, stmts[0]); err != nil {
-		return TableTotals{}, fmt.Errorf("stage %s: %w", t.Name, err)
+		return TableTotals{}, 0, fmt.Errorf("stage %s: %w", t.Name, err)
 	}
 	if _, err := conn.ExecContext(ctx, stmts[1], span...); err != nil {
-		return TableTotals{}, fmt.Errorf("stage %s: %w", t.Name, err)
+		return TableTotals{}, 0, fmt.Errorf("stage %s: %w", t.Name, err)
 	}
 	var ins, upd int64
 	if err := conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FILTER (WHERE NOT _existed), count(*) FILTER (WHERE _changed) FROM %s`,
 		schema.Ident(marked))).Scan(&ins, &upd); err != nil {
-		return TableTotals{}, err
+		return TableTotals{}, 0, err
 	}
 	tt.Inserted += ins
 	tt.Updated += upd
 	if upd > 0 {
 		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s t USING %s s WHERE s._changed AND %s`,
 			schema.Ident(t.Name), schema.Ident(marked), strings.Join(keyJoin, " AND ")), span...); err != nil {
-			return TableTotals{}, fmt.Errorf("replace changed %s rows: %w", t.Name, err)
+			return TableTotals{}, 0, fmt.Errorf("replace changed %s rows: %w", t.Name, err)
 		}
 	}
 	if ins+upd > 0 {
@@ -385,16 +386,18 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 		q := fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s s WHERE s._changed OR NOT s._existed%s`,
 			schema.Ident(t.Name), cols, sel, schema.Ident(marked), orderBy)
 		if _, err := conn.ExecContext(ctx, q, now); err != nil {
-			return TableTotals{}, fmt.Errorf("insert %s rows: %w", t.Name, err)
+			return TableTotals{}, 0, fmt.Errorf("insert %s rows: %w", t.Name, err)
 		}
 	}
 	if len(keep) > 0 && ins+upd < int64(len(checked)) {
 		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`UPDATE %s t SET %s FROM %s s
 			WHERE s._existed AND NOT s._changed AND %s`, schema.Ident(t.Name), strings.Join(keep, ", "), schema.Ident(marked), strings.Join(keyJoin, " AND ")), span...); err != nil {
-			return TableTotals{}, fmt.Errorf("refresh %s bookkeeping: %w", t.Name, err)
+			return TableTotals{}, 0, fmt.Errorf("refresh %s bookkeeping: %w", t.Name, err)
 		}
 	}
-	return tt, nil
+	// The staging tables are three copies of the checked rows, which the
+	// open transaction keeps until it commits, even once replaced.
+	return tt, 3 * len(checked) * width, nil
 }
 
 // appendFresh appends rows to the table itself with the Appender, mapping

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/duckdb/duckdb-go/v2"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/thingsync/thingsync/config/logging"
 	"github.com/thingsync/thingsync/extract"
@@ -63,8 +64,13 @@ type WriterOptions struct {
 	// FlushInterval flushes a batch this long after its first unit
 	// (default 2 s), so progress is committed steadily.
 	FlushInterval time.Duration
-	// QueueUnits bounds the units waiting for the writer (default 64).
-	QueueUnits int
+	// QueueUnits bounds the units waiting for the writer (default 64), and
+	// QueueValues the values they hold (default BatchValues): a unit is a
+	// device list page of 500 devices or a page of 500 events, so 64 of
+	// them could hold 1.4 M values, and the whole device list of a
+	// 30,000-device account sat in memory at once.
+	QueueUnits  int
+	QueueValues int
 	// CommitInterval and CommitValues bound one transaction: batches are
 	// applied into an open transaction, which commits, with the
 	// checkpoints and counters of all its batches, once it is this old
@@ -98,8 +104,10 @@ type Writer struct {
 	w     *Warehouse
 	runID string
 	opts  WriterOptions
-	in    chan Unit
+	in    chan queued
 	done  chan struct{}
+	// room is what the queued units may still hold, in values.
+	room *semaphore.Weighted
 
 	mu     sync.Mutex
 	err    error
@@ -117,6 +125,9 @@ func (w *Warehouse) NewWriter(ctx context.Context, runID string, opts WriterOpti
 	if opts.QueueUnits <= 0 {
 		opts.QueueUnits = 64
 	}
+	if opts.QueueValues <= 0 {
+		opts.QueueValues = opts.BatchValues
+	}
 	if opts.CommitInterval <= 0 {
 		opts.CommitInterval = 5 * time.Second
 	}
@@ -126,10 +137,16 @@ func (w *Warehouse) NewWriter(ctx context.Context, runID string, opts WriterOpti
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	wr := &Writer{w: w, runID: runID, opts: opts, in: make(chan Unit, opts.QueueUnits), done: make(chan struct{}),
-		totals: Totals{Tables: map[string]TableTotals{}}}
+	wr := &Writer{w: w, runID: runID, opts: opts, in: make(chan queued, opts.QueueUnits), done: make(chan struct{}),
+		room: semaphore.NewWeighted(int64(opts.QueueValues)), totals: Totals{Tables: map[string]TableTotals{}}}
 	go wr.loop(ctx)
 	return wr
+}
+
+// queued is a unit waiting for the writer, with the room it takes.
+type queued struct {
+	u    Unit
+	room int64
 }
 
 // Submit queues a unit, blocking while the queue is full. It returns the
@@ -138,17 +155,32 @@ func (wr *Writer) Submit(ctx context.Context, u Unit) error {
 	if err := wr.Err(); err != nil {
 		return err
 	}
+	// A unit larger than the whole queue takes all of it and goes alone.
+	q := queued{u: u, room: min(int64(unitValues(u)), int64(wr.opts.QueueValues))}
+	if err := wr.room.Acquire(ctx, q.room); err != nil {
+		return err
+	}
 	select {
-	case wr.in <- u:
+	case wr.in <- q:
 		return nil
 	case <-wr.done:
+		wr.room.Release(q.room)
 		if err := wr.Err(); err != nil {
 			return err
 		}
 		return errors.New("writer is closed")
 	case <-ctx.Done():
+		wr.room.Release(q.room)
 		return ctx.Err()
 	}
+}
+
+func unitValues(u Unit) int {
+	n := 0
+	for _, r := range u.Rows {
+		n += len(r.Values)
+	}
+	return n
 }
 
 // Err is the error that stopped the writer, if any.
@@ -217,18 +249,17 @@ func (wr *Writer) loop(ctx context.Context) {
 	}
 	for {
 		select {
-		case u, ok := <-wr.in:
+		case q, ok := <-wr.in:
 			if !ok {
 				hand()
 				return
 			}
+			wr.room.Release(q.room)
 			if len(batch) == 0 {
 				timer.Reset(wr.opts.FlushInterval)
 			}
-			batch = append(batch, u)
-			for _, r := range u.Rows {
-				values += len(r.Values)
-			}
+			batch = append(batch, q.u)
+			values += unitValues(q.u)
 			if values >= wr.opts.BatchValues && !hand() {
 				wr.drain()
 				return
@@ -245,7 +276,8 @@ func (wr *Writer) loop(ctx context.Context) {
 // drain empties the queue after a failure so producers blocked in Submit
 // see the error instead of hanging.
 func (wr *Writer) drain() {
-	for range wr.in {
+	for q := range wr.in {
+		wr.room.Release(q.room)
 	}
 }
 
@@ -378,10 +410,14 @@ func (wr *Writer) apply(ctx context.Context, tx *openTx, batch []Unit) error {
 		if !ok {
 			return fmt.Errorf("batch for unknown table %q", name)
 		}
-		tt, err := wr.w.upsert(ctx, tx.conn, t, byTable[name], now, wr.runID)
+		tt, staged, err := wr.w.upsert(ctx, tx.conn, t, byTable[name], now, wr.runID)
 		if err != nil {
 			return fmt.Errorf("upsert %s: %w", name, err)
 		}
+		// Staged rows count toward the commit as well: DuckDB frees the
+		// replaced staging tables only then (a 30,000-device list in one
+		// transaction held 35 MB more).
+		tx.values += staged
 		c := tx.counts[name]
 		c.Inserted += tt.Inserted
 		c.Updated += tt.Updated
