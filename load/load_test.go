@@ -383,10 +383,16 @@ func TestWriterTransactions(t *testing.T) {
 		if err := wr.Submit(ctx, unit(1)); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for fetched(w).IsZero() {
-			if time.Now().After(deadline) {
-				t.Fatal("the transaction was not committed while the writer sat idle")
+		// The read waits for the writer's connection, or gives up.
+		wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		for {
+			cps, err := w.Checkpoints(wait, schema.StreamUsage)
+			if err != nil {
+				t.Fatalf("the transaction was not committed while the writer sat idle: %v", err)
+			}
+			if !cps[dev].FetchedUntil.IsZero() {
+				break
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
