@@ -11,8 +11,9 @@ import (
 )
 
 // TestSortRows checks the ranked sort against the order it replaces: a
-// stable sort by lessRow, on batches with NULLs, duplicate keys, ties in
-// the sort columns and, for the fallback, columns it cannot rank.
+// stable sort by lessRow, on batches with NULLs, duplicate keys, many or
+// few ties in the first column and, for the fallback, columns it cannot
+// rank.
 func TestSortRows(t *testing.T) {
 	day := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	values := map[string]func(r *rand.Rand) any{
@@ -21,6 +22,8 @@ func TestSortRows(t *testing.T) {
 		"zone": func(r *rand.Rand) any { // one instant in two zones: equal
 			return day.In(time.FixedZone("x", 3600*r.IntN(2)))
 		},
+		// Rarely tied: rows it leaves tied are compared as values.
+		"spread":  func(r *rand.Rand) any { return day.Add(time.Duration(r.IntN(1 << 30))) },
 		"device":  func(r *rand.Rand) any { return []string{"8914", "891", "89140", "", "a"}[r.IntN(5)] },
 		"int64":   func(r *rand.Rand) any { return int64(r.IntN(7) - 3) },
 		"int32":   func(r *rand.Rand) any { return int32(r.IntN(3)) },
@@ -42,6 +45,10 @@ func TestSortRows(t *testing.T) {
 		{"mixed", "device"},
 		{"ancient", "device"},
 		{"intmix", "device"},
+		{"spread", "device", "mixed"},
+		{"spread", "intmix"},
+		{"date", "mixed"},
+		{"spread"},
 		{"date"},
 	}
 	r := rand.New(rand.NewPCG(1, 2))
