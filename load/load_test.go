@@ -269,6 +269,24 @@ func TestWriterTransactions(t *testing.T) {
 		return Unit{Table: schema.UsageDaily, Rows: []transform.Row{usageRow(d, int64(d))},
 			Checkpoint: &CheckpointUpdate{Stream: schema.StreamUsage, Device: dev, FetchedUntil: day(d + 1)}}
 	}
+	// awaitCommit waits until dev's usage checkpoint is committed. The open
+	// transaction holds the warehouse's one connection, so each read waits
+	// for the commit; after 10 s the test fails instead of hanging.
+	awaitCommit := func(t *testing.T, w *Warehouse, what string) {
+		t.Helper()
+		wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		for {
+			cps, err := w.Checkpoints(wait, schema.StreamUsage)
+			if err != nil {
+				t.Fatalf("%s was not committed: %v", what, err)
+			}
+			if !cps[dev].FetchedUntil.IsZero() {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	fetched := func(w *Warehouse) time.Time {
 		t.Helper()
 		cps, err := w.Checkpoints(ctx, schema.StreamUsage)
@@ -329,20 +347,7 @@ func TestWriterTransactions(t *testing.T) {
 		if err := wr.Submit(ctx, unit(1)); err != nil {
 			t.Fatal(err)
 		}
-		// The open transaction holds the warehouse's one connection: the
-		// read waits for the commit, or gives up.
-		wait, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		for {
-			cps, err := w.Checkpoints(wait, schema.StreamUsage)
-			if err != nil {
-				t.Fatalf("a batch that staged three times the commit size was not committed: %v", err)
-			}
-			if !cps[dev].FetchedUntil.IsZero() {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		awaitCommit(t, w, "a batch that staged three times the commit size")
 	})
 
 	t.Run("the queue holds a bounded number of values", func(t *testing.T) {
@@ -383,19 +388,7 @@ func TestWriterTransactions(t *testing.T) {
 		if err := wr.Submit(ctx, unit(1)); err != nil {
 			t.Fatal(err)
 		}
-		// The read waits for the writer's connection, or gives up.
-		wait, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		for {
-			cps, err := w.Checkpoints(wait, schema.StreamUsage)
-			if err != nil {
-				t.Fatalf("the transaction was not committed while the writer sat idle: %v", err)
-			}
-			if !cps[dev].FetchedUntil.IsZero() {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		awaitCommit(t, w, "the transaction of a writer sitting idle")
 		if n := one(t, w, "SELECT count(*) FROM usage_daily"); n != "1" {
 			t.Errorf("%s rows beside the committed checkpoint, want 1", n)
 		}

@@ -91,32 +91,34 @@ func sortRows(rows []transform.Row, order []int) []int {
 		return idx
 	}
 	rest := order[1:]
-	for _, col := range rest {
-		if !oneType(rows, col) {
-			return stable()
-		}
-	}
-	less := func(a, b int) int {
-		for _, c := range rest {
-			if x := compare(rows[a].Values[c], rows[b].Values[c]); x != 0 {
-				return x
-			}
-		}
-		return a - b
-	}
+	var less func(a, b int) int
 	if tied > n/8 {
-		keys := make([]int64, n*len(rest))
+		m := len(rest)
+		keys := make([]int64, n*m)
 		for j, col := range rest {
-			if !rankColumn(rows, col, keys[j:], len(rest)) {
+			if !rankColumn(rows, col, keys[j:], m) {
 				return stable()
 			}
 		}
-		m := len(rest)
 		less = func(a, b int) int {
 			ka, kb := keys[a*m:a*m+m], keys[b*m:b*m+m]
 			for j := range ka {
 				if ka[j] != kb[j] {
 					return cmp.Compare(ka[j], kb[j])
+				}
+			}
+			return a - b
+		}
+	} else {
+		for _, col := range rest {
+			if !oneType(rows, col) {
+				return stable()
+			}
+		}
+		less = func(a, b int) int {
+			for _, c := range rest {
+				if x := compare(rows[a].Values[c], rows[b].Values[c]); x != 0 {
+					return x
 				}
 			}
 			return a - b
@@ -241,27 +243,17 @@ func compare(a, b any) int {
 		}
 	case int64:
 		if y, ok := b.(int64); ok {
-			return cmpInt(x, y)
+			return cmp.Compare(x, y)
 		}
 	case int32:
 		if y, ok := b.(int32); ok {
-			return cmpInt(int64(x), int64(y))
+			return cmp.Compare(x, y)
 		}
 	}
 	switch {
 	case a == nil && b != nil:
 		return -1
 	case a != nil && b == nil:
-		return 1
-	}
-	return 0
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
 		return 1
 	}
 	return 0

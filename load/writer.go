@@ -143,10 +143,12 @@ func (w *Warehouse) NewWriter(ctx context.Context, runID string, opts WriterOpti
 	return wr
 }
 
-// queued is a unit waiting for the writer, with the room it takes.
+// queued is a unit waiting for the writer, with its values and the room
+// it takes.
 type queued struct {
-	u    Unit
-	room int64
+	u      Unit
+	values int
+	room   int64
 }
 
 // Submit queues a unit, blocking while the queue is full. It returns the
@@ -156,7 +158,8 @@ func (wr *Writer) Submit(ctx context.Context, u Unit) error {
 		return err
 	}
 	// A unit larger than the whole queue takes all of it and goes alone.
-	q := queued{u: u, room: min(int64(unitValues(u)), int64(wr.opts.QueueValues))}
+	q := queued{u: u, values: unitValues(u)}
+	q.room = min(int64(q.values), int64(wr.opts.QueueValues))
 	if err := wr.room.Acquire(ctx, q.room); err != nil {
 		return err
 	}
@@ -259,7 +262,7 @@ func (wr *Writer) loop(ctx context.Context) {
 				timer.Reset(wr.opts.FlushInterval)
 			}
 			batch = append(batch, q.u)
-			values += unitValues(q.u)
+			values += q.values
 			if values >= wr.opts.BatchValues && !hand() {
 				wr.drain()
 				return
@@ -392,9 +395,7 @@ func (wr *Writer) apply(ctx context.Context, tx *openTx, batch []Unit) error {
 			}
 			tb.add(u)
 		}
-		for _, r := range u.Rows {
-			tx.values += len(r.Values)
-		}
+		tx.values += unitValues(u)
 		rejects = append(rejects, u.Rejects...)
 		if u.Checkpoint != nil {
 			tx.checkpoints = append(tx.checkpoints, Unit{Checkpoint: u.Checkpoint})

@@ -112,9 +112,9 @@ func main() {
 	usagePlan := func(step time.Duration) extract.Plan {
 		return extract.Plan{Now: now, Step: step, Lookback: 3 * 24 * time.Hour, Daily: true}
 	}
-	pages30 := writePages(dir, "pages30", s1.sim, *devices, now, usagePlan(30*24*time.Hour))
-	pages365 := writePages(dir, "pages365", s1.sim, *devices, now, usagePlan(365*24*time.Hour))
-	whole := writeWholeYears(dir, s1.sim, *devices, now)
+	pages30 := writePages(dir, "pages30", s1.sim, *devices, now, usagePlan(30*24*time.Hour).Incremental(time.Time{}))
+	pages365 := writePages(dir, "pages365", s1.sim, *devices, now, usagePlan(365*24*time.Hour).Incremental(time.Time{}))
+	whole := writePages(dir, "whole", s1.sim, *devices, now, []extract.Window{{From: extract.RetentionFloor(now), To: now.Add(time.Second)}})
 	if pages30.n != usageRequests["usage"] || pages365.n != usageRequests["usage-wide"] {
 		fmt.Fprintf(os.Stderr, "benchtable: warning: %d and %d pages written, the syncs sent %d and %d usage requests\n",
 			pages30.n, pages365.n, usageRequests["usage"], usageRequests["usage-wide"])
@@ -352,29 +352,17 @@ type pageSet struct {
 	n   int
 }
 
-// writePages writes every device's usage pages for the windows a first
-// sync under plan asks for: the bytes the simulator answered it.
-func writePages(dir, name string, sim *simulator.Simulator, devices int, now time.Time, plan extract.Plan) pageSet {
+// writePages writes every device's usage pages for windows, as the
+// simulator answers them: a first sync's windows give the bytes it received.
+func writePages(dir, name string, sim *simulator.Simulator, devices int, now time.Time, windows []extract.Window) pageSet {
 	ps := pageSet{dir: filepath.Join(dir, name)}
 	check(os.MkdirAll(ps.dir, 0o755))
 	for i := 0; i < devices; i++ {
-		for j, w := range plan.Incremental(time.Time{}) {
+		for j, w := range windows {
 			b := sim.UsagePageJSON(i, w.From, w.Latest(), now)
 			check(os.WriteFile(filepath.Join(ps.dir, fmt.Sprintf("%05d-%03d.json", i, j)), b, 0o644))
 			ps.n++
 		}
-	}
-	return ps
-}
-
-// writeWholeYears writes one document per device holding its whole year.
-func writeWholeYears(dir string, sim *simulator.Simulator, devices int, now time.Time) pageSet {
-	ps := pageSet{dir: filepath.Join(dir, "whole")}
-	check(os.MkdirAll(ps.dir, 0o755))
-	for i := 0; i < devices; i++ {
-		b := sim.UsagePageJSON(i, extract.RetentionFloor(now), now, now)
-		check(os.WriteFile(filepath.Join(ps.dir, fmt.Sprintf("%05d.json", i)), b, 0o644))
-		ps.n++
 	}
 	return ps
 }
