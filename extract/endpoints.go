@@ -205,6 +205,11 @@ func history[R any](earliest time.Time, page func(from time.Time) ([]R, bool, er
 		if err != nil {
 			return out, err
 		}
+		if out == nil && !more {
+			// One page, the usual answer: nothing to drop (only a later
+			// page repeats records) and nowhere to move on to.
+			return recs, nil
+		}
 		times := make([]time.Time, len(recs))
 		raws := make([][]byte, len(recs))
 		for i, r := range recs {
