@@ -26,6 +26,11 @@ func main() {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(400)
 	}
+	// What that costs in memory is bounded (see heapTuner); GOMEMLIMIT,
+	// when set, is the operator's choice instead.
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		startHeapTuner(128<<20, 2.5)
+	}
 	app := &App{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, Version: version}
 	os.Exit(runMain(app, os.Args[1:]))
 }
