@@ -264,11 +264,13 @@ const m2m = "/api/m2m/v1"
 // ServeHTTP answers one API request.
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ep := route(r.URL.Path)
-	rec := &statusWriter{ResponseWriter: w}
-	defer func() {
+	// The request is counted as its answer starts, before the client can
+	// have it: a test that reads the counters after an answer sees it.
+	rec := &statusWriter{ResponseWriter: w, count: func(status int) {
 		s.ctr.requests[ep].Add(1)
-		s.ctr.countStatus(rec.status)
-	}()
+		s.ctr.countStatus(status)
+	}}
+	defer rec.counted()
 	f := s.currentFaults()
 	if f.Latency > 0 {
 		t := time.NewTimer(f.Latency)
@@ -395,12 +397,24 @@ func (s *Simulator) injectFailure(w http.ResponseWriter, f *faultSet) bool {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	count  func(status int)
+	done   bool
+}
+
+// counted counts the answer once: when it starts, or, for one never sent,
+// when the handler returns.
+func (w *statusWriter) counted() {
+	if !w.done {
+		w.done = true
+		w.count(w.status)
+	}
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
 	}
+	w.counted()
 	w.ResponseWriter.WriteHeader(code)
 }
 
@@ -408,6 +422,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
+	w.counted()
 	return w.ResponseWriter.Write(b)
 }
 
