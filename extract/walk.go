@@ -2,6 +2,7 @@ package extract
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -49,7 +50,9 @@ type Batch struct {
 // Sink receives what the walker fetches. Calls come from many goroutines;
 // Batch may block (back-pressure from the writer).
 type Sink interface {
-	States(ctx context.Context, stream string) (map[DeviceID]State, error)
+	// States gives the checkpoints of a stream for a page's devices
+	// (absent: none yet); it is asked while earlier pages are stored.
+	States(ctx context.Context, stream string, devices []DeviceID) (map[DeviceID]State, error)
 	Devices(ctx context.Context, page []Device, seenAt time.Time) error
 	Batch(ctx context.Context, b Batch) error
 	Failed(ctx context.Context, stream string, dev DeviceID, err error) error
@@ -75,6 +78,12 @@ type Walk struct {
 	Progress func(Progress)
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// StateChunk is how many devices' checkpoints are read at once
+	// (default 10,000): each read scans the checkpoint table, so reading
+	// them a device page (2,000) at a time made a 1,000,000-device nightly
+	// run 20% slower, while 10,000 devices and their checkpoints are a few
+	// megabytes.
+	StateChunk int
 }
 
 func (w *Walk) now() time.Time {
@@ -89,7 +98,10 @@ type Range struct{ From, To time.Time }
 
 // Progress is a snapshot of a walk's advance.
 type Progress struct {
+	// DevicesTotal counts the devices listed so far; Listing says the
+	// device list is still being read, so more may come.
 	DevicesTotal, DevicesDone, DevicesFailed int
+	Listing                                  bool
 	Records                                  int64
 }
 
@@ -112,92 +124,148 @@ type target struct {
 // errStop marks errors after which the run cannot go on (the sink failed).
 var errStop = errors.New("walk stopped")
 
-// Run lists every device, then fetches each device's streams, Concurrency
-// devices at a time. A device that fails is recorded through the sink and
-// skipped; the others complete. Run returns an error only when the run as a
-// whole cannot go on (login rejected, the sink failed, ctx cancelled).
+// Run lists the devices page by page and fetches them, Concurrency at a
+// time, a chunk of StateChunk devices after another while the next pages
+// are listed: what a run holds is a chunk of devices and their
+// checkpoints, not the account's list (at 1,000,000 devices the list and
+// one stream's checkpoints were 400 MB of live heap). A device that fails is recorded through the sink and skipped;
+// the others complete. Run returns an error only when the run as a whole
+// cannot go on (login rejected, the device list or the sink failed, ctx
+// cancelled); the devices already handed out complete first.
 func (w *Walk) Run(ctx context.Context) (Result, error) {
-	// Checkpoints are read before the device pages go to the sink: a
-	// loader that writes them may hold the warehouse in a transaction for
-	// a few seconds.
-	states := make(map[string]map[DeviceID]State, len(w.Streams))
-	for _, s := range w.Streams {
-		st, err := w.Sink.States(ctx, s)
-		if err != nil {
-			return Result{}, fmt.Errorf("read %s checkpoints: %w", s, err)
-		}
-		states[s] = st
-	}
-	devices, err := w.listDevices(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-
-	res := Result{Devices: len(devices), Failures: map[DeviceID]error{}}
+	res := Result{Failures: map[DeviceID]error{}}
 	var (
 		mu      sync.Mutex
+		listed  atomic.Int64
 		done    atomic.Int64
 		records atomic.Int64
+		all     atomic.Bool // the device list is complete
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, w.Concurrency))
-	for _, dev := range devices {
-		g.Go(func() error {
-			n, failed, err := w.deviceSafely(gctx, dev, states)
-			records.Add(n)
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			if failed != nil {
-				res.Failures[dev.id] = failed
-			}
-			nFailed := len(res.Failures)
-			mu.Unlock()
-			d := done.Add(1)
-			if w.Progress != nil {
-				w.Progress(Progress{DevicesTotal: len(devices), DevicesDone: int(d), DevicesFailed: nFailed, Records: records.Load()})
-			}
-			return nil
-		})
+	only := make(map[DeviceID]bool, len(w.Only))
+	for _, id := range w.Only {
+		only[DeviceID{Kind: strings.ToLower(id.Kind), ID: id.ID}] = true
 	}
-	err = g.Wait()
+	seen := make(map[[16]byte]struct{})
+	// dispatch reads the checkpoints of a chunk of devices and hands the
+	// devices to the workers (g.Go waits for a free one).
+	dispatch := func(devices []target, last bool) error {
+		states, err := w.pageStates(gctx, devices)
+		if err != nil {
+			return err
+		}
+		listed.Add(int64(len(devices)))
+		all.Store(last)
+		for i, dev := range devices {
+			if gctx.Err() != nil {
+				return gctx.Err()
+			}
+			g.Go(func() error {
+				n, failed, err := w.deviceSafely(gctx, dev, states[i])
+				records.Add(n)
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				if failed != nil {
+					res.Failures[dev.id] = failed
+				}
+				nFailed := len(res.Failures)
+				mu.Unlock()
+				d := done.Add(1)
+				if w.Progress != nil {
+					w.Progress(Progress{DevicesTotal: int(listed.Load()), Listing: !all.Load(), DevicesDone: int(d), DevicesFailed: nFailed, Records: records.Load()})
+				}
+				return nil
+			})
+		}
+		return nil
+	}
+	chunk := w.StateChunk
+	if chunk <= 0 {
+		chunk = 10_000
+	}
+	var pending []target
+	listErr := w.Client.Devices(gctx, func(page []Device) error {
+		if err := w.Sink.Devices(gctx, page, w.now()); err != nil {
+			return fmt.Errorf("%w: store device page: %v", errStop, err)
+		}
+		pending = append(pending, w.pageTargets(page, only, seen)...)
+		if len(pending) < chunk {
+			return nil
+		}
+		err := dispatch(pending, false)
+		pending = nil
+		return err
+	})
+	if listErr == nil {
+		listErr = dispatch(pending, true)
+	}
+	all.Store(true)
+	err := g.Wait()
+	res.Devices = int(listed.Load())
 	res.Records = records.Load()
 	res.DevicesFailed = len(res.Failures)
-	if err == nil {
+	switch {
+	case err != nil:
+	case errors.Is(listErr, errStop):
+		err = listErr
+	case listErr != nil && ctx.Err() == nil:
+		err = fmt.Errorf("list devices: %w", listErr)
+	default:
 		err = ctx.Err()
 	}
 	return res, err
 }
 
-// listDevices walks every device page, hands each page to the sink, and
-// returns the devices to fetch.
-func (w *Walk) listDevices(ctx context.Context) ([]target, error) {
-	only := make(map[DeviceID]bool, len(w.Only))
-	for _, id := range w.Only {
-		only[DeviceID{Kind: strings.ToLower(id.Kind), ID: id.ID}] = true
-	}
+// pageTargets picks the devices of a page to fetch: each identity once a
+// run (seen holds a 128-bit digest of every identity listed, 16 bytes a
+// device instead of the list), those w.Only names if it names any.
+func (w *Walk) pageTargets(page []Device, only map[DeviceID]bool, seen map[[16]byte]struct{}) []target {
 	var out []target
-	seen := make(map[DeviceID]bool)
-	err := w.Client.Devices(ctx, func(page []Device) error {
-		if err := w.Sink.Devices(ctx, page, w.now()); err != nil {
-			return fmt.Errorf("store device page: %w", err)
+	for _, d := range page {
+		id, ok := Identity(d.DeviceIDs)
+		if !ok {
+			continue
 		}
-		for _, d := range page {
-			id, ok := Identity(d.DeviceIDs)
-			if !ok || seen[id] {
-				continue
-			}
-			if len(only) > 0 && !matchesAny(d, only) {
-				continue
-			}
-			seen[id] = true
-			out = append(out, target{id: id, mdn: idOf(d, "mdn"), iccid: idOf(d, "iccid"), deactive: deactivated(d)})
+		if len(only) > 0 && !matchesAny(d, only) {
+			continue
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list devices: %w", err)
+		h := sha256.Sum256([]byte(id.Kind + "\x00" + id.ID))
+		key := [16]byte(h[:16])
+		if _, dup := seen[key]; dup {
+			continue
+		}
+		seen[key] = struct{}{}
+		out = append(out, target{id: id, mdn: idOf(d, "mdn"), iccid: idOf(d, "iccid"), deactive: deactivated(d)})
+	}
+	return out
+}
+
+// pageStates reads where each device of a page stands, by stream.
+func (w *Walk) pageStates(ctx context.Context, devices []target) ([]map[string]State, error) {
+	out := make([]map[string]State, len(devices))
+	for i := range out {
+		out[i] = make(map[string]State, len(w.Streams))
+	}
+	if len(devices) == 0 {
+		return out, nil
+	}
+	ids := make([]DeviceID, len(devices))
+	for i, d := range devices {
+		ids[i] = d.id
+	}
+	for _, s := range w.Streams {
+		st, err := w.Sink.States(ctx, s, ids)
+		if err != nil {
+			return nil, fmt.Errorf("%w: read %s checkpoints: %v", errStop, s, err)
+		}
+		for i, id := range ids {
+			if v, ok := st[id]; ok {
+				out[i][s] = v
+			}
+		}
 	}
 	return out, nil
 }
@@ -233,7 +301,7 @@ func deactivated(d Device) bool {
 // deviceSafely is device with a panic (a defect, or a record shape nothing
 // foresaw) turned into a failure of that device, recorded like any other:
 // the run and, in the daemon, the process go on.
-func (w *Walk) deviceSafely(ctx context.Context, dev target, states map[string]map[DeviceID]State) (records int64, failed error, err error) {
+func (w *Walk) deviceSafely(ctx context.Context, dev target, states map[string]State) (records int64, failed error, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			failed = fmt.Errorf("panic while fetching %s: %v", dev.id, p)
@@ -251,10 +319,10 @@ func (w *Walk) deviceSafely(ctx context.Context, dev target, states map[string]m
 // device fetches every stream of one device. failed is the first stream
 // error of the device (already recorded through the sink); err is a reason
 // to stop the whole run.
-func (w *Walk) device(ctx context.Context, dev target, states map[string]map[DeviceID]State) (records int64, failed error, err error) {
+func (w *Walk) device(ctx context.Context, dev target, states map[string]State) (records int64, failed error, err error) {
 	log := w.Log.With().Str(logging.Device, dev.id.String()).Logger()
 	for _, stream := range w.Streams {
-		st := states[stream][dev.id]
+		st := states[stream]
 		if st.Retired && dev.deactive && w.Backfill == nil {
 			continue
 		}

@@ -2,6 +2,7 @@ package extract_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -21,9 +22,23 @@ type recordingSink struct {
 	panicOn extract.DeviceID
 	batches map[extract.DeviceID]int
 	failed  map[extract.DeviceID][]string
+	// asked counts the checkpoint reads of each device; events is the
+	// order of reads and stores.
+	asked  map[extract.DeviceID]int
+	events []string
 }
 
-func (s *recordingSink) States(context.Context, string) (map[extract.DeviceID]extract.State, error) {
+func newRecordingSink() *recordingSink {
+	return &recordingSink{batches: map[extract.DeviceID]int{}, failed: map[extract.DeviceID][]string{}, asked: map[extract.DeviceID]int{}}
+}
+
+func (s *recordingSink) States(_ context.Context, stream string, ids []extract.DeviceID) (map[extract.DeviceID]extract.State, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = append(s.events, fmt.Sprintf("states %s %d", stream, len(ids)))
+	for _, id := range ids {
+		s.asked[id]++
+	}
 	return map[extract.DeviceID]extract.State{}, nil
 }
 func (s *recordingSink) Devices(context.Context, []extract.Device, time.Time) error { return nil }
@@ -34,6 +49,7 @@ func (s *recordingSink) Batch(_ context.Context, b extract.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.batches[b.Device]++
+	s.events = append(s.events, "batch")
 	return nil
 }
 func (s *recordingSink) Failed(_ context.Context, stream string, dev extract.DeviceID, err error) error {
@@ -48,7 +64,8 @@ func (s *recordingSink) Failed(_ context.Context, stream string, dev extract.Dev
 func TestWalkPanicIsAFailedDevice(t *testing.T) {
 	e := setup(t, simulator.Options{Devices: 6}, nil)
 	bad := firstActive(t, e.sim)
-	sink := &recordingSink{panicOn: bad, batches: map[extract.DeviceID]int{}, failed: map[extract.DeviceID][]string{}}
+	sink := newRecordingSink()
+	sink.panicOn = bad
 	plan := extract.Plan{Now: t0, Step: 30 * 24 * time.Hour, Lookback: 72 * time.Hour, Daily: true, Start: t0.AddDate(0, 0, -40)}
 	w := &extract.Walk{Client: e.client, Sink: sink, Log: zerolog.Nop(), Concurrency: 2, Streams: []string{schema.StreamUsage},
 		Plans: map[string]extract.Plan{schema.StreamUsage: plan}, Now: func() time.Time { return t0 }}
@@ -64,5 +81,49 @@ func TestWalkPanicIsAFailedDevice(t *testing.T) {
 	}
 	if len(sink.batches) != res.Devices-1 {
 		t.Errorf("%d devices stored, want the other %d", len(sink.batches), res.Devices-1)
+	}
+}
+
+// The walk reads checkpoints a chunk of devices at a time (here a device
+// page), and fetches the first chunk's devices before it lists the last
+// page: it never holds the account's whole device list or all its
+// checkpoints.
+func TestWalkStreamsDevicePages(t *testing.T) {
+	e := setup(t, simulator.Options{Devices: 7, DevicePageSize: 2}, nil)
+	sink := newRecordingSink()
+	plan := extract.Plan{Now: t0, Step: 30 * 24 * time.Hour, Lookback: 72 * time.Hour, Daily: true, Start: t0.AddDate(0, 0, -5)}
+	w := &extract.Walk{Client: e.client, Sink: sink, Log: zerolog.Nop(), Concurrency: 1, Streams: []string{schema.StreamUsage},
+		Plans: map[string]extract.Plan{schema.StreamUsage: plan}, Now: func() time.Time { return t0 }, StateChunk: 2}
+	res, err := w.Run(context.Background())
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if res.Devices != 7 || len(sink.asked) != 7 || len(sink.batches) != res.Devices {
+		t.Fatalf("%d devices walked, %d asked about, %d stored; want 7 each", res.Devices, len(sink.asked), len(sink.batches))
+	}
+	var reads, lastRead, firstStore int
+	firstStore = -1
+	for i, ev := range sink.events {
+		switch {
+		case strings.HasPrefix(ev, "states"):
+			reads++
+			lastRead = i
+			if ev != "states usage 2" && ev != "states usage 1" {
+				t.Errorf("read %q: want one page of at most 2 devices", ev)
+			}
+		case firstStore < 0:
+			firstStore = i
+		}
+	}
+	for id, n := range sink.asked {
+		if n != 1 {
+			t.Errorf("checkpoint of %s read %d times", id, n)
+		}
+	}
+	if reads != 4 {
+		t.Errorf("%d checkpoint reads, want one per device page (4)", reads)
+	}
+	if firstStore < 0 || firstStore > lastRead {
+		t.Errorf("events %v: the first device was stored only after the last page was listed", sink.events)
 	}
 }

@@ -445,3 +445,51 @@ func TestEvolutionKeepsRowHashes(t *testing.T) {
 		t.Errorf("rerun: %+v, want nothing inserted or updated", got)
 	}
 }
+
+// DeviceStates gives the committed checkpoints of the devices asked for,
+// and answers while the writer holds a transaction open: the walker asks
+// for every device page during the run.
+func TestDeviceStates(t *testing.T) {
+	w := open(t, filepath.Join(t.TempDir(), "w.duckdb"))
+	defer w.Close()
+	other := extract.DeviceID{Kind: "imei", ID: dev.ID} // same id, another kind
+	settled, fetched := t0.Add(-72*time.Hour), t0
+	write(t, w,
+		Unit{Checkpoint: &CheckpointUpdate{Stream: schema.StreamUsage, Device: dev, SettledUntil: settled, FetchedUntil: fetched}},
+		Unit{Checkpoint: &CheckpointUpdate{Stream: schema.StreamUsage, Device: other, FetchedUntil: fetched, Retire: true}},
+		Unit{Checkpoint: &CheckpointUpdate{Stream: schema.StreamConnections, Device: dev, FetchedUntil: fetched.Add(-time.Hour)}})
+
+	// An open transaction on the warehouse's one write connection, as the
+	// writer keeps between commits.
+	conn, err := w.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, `UPDATE sync_checkpoints SET fetched_until = fetched_until + INTERVAL 1 DAY`); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.ExecContext(ctx, "ROLLBACK")
+
+	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	unknown := extract.DeviceID{Kind: "iccid", ID: "8914"}
+	got, err := w.DeviceStates(wait, schema.StreamUsage, []extract.DeviceID{dev, unknown})
+	if err != nil {
+		t.Fatalf("with a transaction open: %v", err)
+	}
+	want := map[extract.DeviceID]extract.State{dev: {SettledUntil: settled, LoadedUntil: fetched}}
+	if len(got) != len(want) || got[dev] != want[dev] {
+		t.Errorf("usage states %v, want %v (the committed checkpoint of the device asked for, none for the unknown one)", got, want)
+	}
+	got, err = w.DeviceStates(wait, schema.StreamUsage, []extract.DeviceID{other})
+	if err != nil || len(got) != 1 || !got[other].Retired || !got[other].SettledUntil.IsZero() {
+		t.Errorf("states of %s: %v, %v; want retired, never settled", other, got, err)
+	}
+	if got, err := w.DeviceStates(wait, schema.StreamConnections, nil); err != nil || len(got) != 0 {
+		t.Errorf("no devices: %v, %v", got, err)
+	}
+}

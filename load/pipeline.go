@@ -23,17 +23,9 @@ func NewPipeline(wh *Warehouse, wr *Writer, tf *transform.Transformer) *Pipeline
 	return &Pipeline{wh: wh, wr: wr, tf: tf}
 }
 
-// States reads a stream's checkpoints.
-func (p *Pipeline) States(ctx context.Context, stream string) (map[extract.DeviceID]extract.State, error) {
-	cps, err := p.wh.Checkpoints(ctx, stream)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[extract.DeviceID]extract.State, len(cps))
-	for id, cp := range cps {
-		out[id] = extract.State{SettledUntil: cp.SettledUntil, LoadedUntil: cp.FetchedUntil, Retired: cp.Retired}
-	}
-	return out, nil
+// States reads the checkpoints of a stream for the devices of a page.
+func (p *Pipeline) States(ctx context.Context, stream string, devices []extract.DeviceID) (map[extract.DeviceID]extract.State, error) {
+	return p.wh.DeviceStates(ctx, stream, devices)
 }
 
 // Devices stores a page of the device list.

@@ -21,8 +21,12 @@ import (
 
 // Warehouse is an open, migrated warehouse file.
 type Warehouse struct {
-	db  *sql.DB
-	log zerolog.Logger
+	db *sql.DB
+	// read is a second connection to the same database, for reads that
+	// must not wait for the writer's open transaction (up to a few
+	// seconds); it sees committed data only.
+	read *sql.DB
+	log  zerolog.Logger
 	// evolved maps, per table, attribute keys as sent to the columns that
 	// hold them ("extra" past the cap).
 	evolved map[string]map[string]string
@@ -65,13 +69,15 @@ func Open(ctx context.Context, path string, log zerolog.Logger) (*Warehouse, err
 			return nil, fmt.Errorf("configure %s: %w", path, err)
 		}
 	}
-	w := &Warehouse{db: db, log: log}
+	read := sql.OpenDB(connector)
+	read.SetMaxOpenConns(1)
+	w := &Warehouse{db: db, read: read, log: log}
 	if err := w.migrate(ctx); err != nil {
-		db.Close()
+		w.close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
 	if err := w.loadEvolved(ctx); err != nil {
-		db.Close()
+		w.close()
 		return nil, err
 	}
 	return w, nil
@@ -104,7 +110,14 @@ func OpenReadOnly(ctx context.Context, path string) (*sql.DB, error) {
 // Close checkpoints and closes the file.
 func (w *Warehouse) Close() error {
 	_, _ = w.db.Exec("CHECKPOINT")
-	return w.db.Close()
+	return w.close()
+}
+
+// close closes both pools: the read pool first, so that the file is
+// released when the writer's closes.
+func (w *Warehouse) close() error {
+	rerr := w.read.Close()
+	return errors.Join(w.db.Close(), rerr)
 }
 
 // DB is the underlying database, for queries.
@@ -118,6 +131,50 @@ type Checkpoint struct {
 	LastError                             string
 	Failures                              int
 	Retired                               bool
+}
+
+// DeviceStates reads the checkpoints of a stream for some devices (the
+// others have none), through the read connection: the walker asks for
+// each device page while the writer holds a transaction open, and the
+// devices of a page have no uncommitted checkpoint (they are not fetched
+// yet).
+func (w *Warehouse) DeviceStates(ctx context.Context, stream string, devices []extract.DeviceID) (map[extract.DeviceID]extract.State, error) {
+	out := make(map[extract.DeviceID]extract.State, len(devices))
+	if len(devices) == 0 {
+		return out, nil
+	}
+	kinds, ids := make([]string, len(devices)), make([]string, len(devices))
+	for i, d := range devices {
+		kinds[i], ids[i] = d.Kind, d.ID
+	}
+	rows, err := w.read.QueryContext(ctx, `SELECT device_kind, device_id, settled_until, fetched_until, coalesce(retired, false)
+		FROM sync_checkpoints WHERE stream = $1
+		AND (device_kind, device_id) IN (SELECT unnest($2::VARCHAR[]), unnest($3::VARCHAR[]))`, stream, kinds, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read %s checkpoints: %w", stream, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id               extract.DeviceID
+			settled, fetched sql.NullTime
+			st               extract.State
+		)
+		if err := rows.Scan(&id.Kind, &id.ID, &settled, &fetched, &st.Retired); err != nil {
+			return nil, fmt.Errorf("read %s checkpoints: %w", stream, err)
+		}
+		if settled.Valid {
+			st.SettledUntil = settled.Time.UTC()
+		}
+		if fetched.Valid {
+			st.LoadedUntil = fetched.Time.UTC()
+		}
+		out[id] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read %s checkpoints: %w", stream, err)
+	}
+	return out, nil
 }
 
 // Checkpoints reads a stream's checkpoints.

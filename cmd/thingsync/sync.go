@@ -355,6 +355,11 @@ func progressBar(w io.Writer, kind string) (func(extract.Progress), func()) {
 				progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
 				progressbar.OptionSetWidth(24), progressbar.OptionClearOnFinish())
 		}
+		if p.DevicesTotal != bar.GetMax() {
+			// Devices are listed page by page while earlier pages are
+			// fetched: the total grows until the list is complete.
+			bar.ChangeMax(p.DevicesTotal)
+		}
 		desc := fmt.Sprintf("%s: %d records", kind, p.Records)
 		if p.DevicesFailed > 0 {
 			desc += fmt.Sprintf(", %d failed", p.DevicesFailed)
@@ -379,13 +384,13 @@ func progressLog(log zerolog.Logger, kind string) func(extract.Progress) {
 	return func(p extract.Progress) {
 		mu.Lock()
 		defer mu.Unlock()
-		if time.Since(last) < 5*time.Second && p.DevicesDone < p.DevicesTotal {
+		if time.Since(last) < 5*time.Second && (p.Listing || p.DevicesDone < p.DevicesTotal) {
 			return
 		}
 		last = time.Now()
-		ev := log.Info().Int("devices_done", p.DevicesDone).Int("devices_total", p.DevicesTotal).
+		ev := log.Info().Int("devices_done", p.DevicesDone).Int("devices_total", p.DevicesTotal).Bool("listing", p.Listing).
 			Int("devices_failed", p.DevicesFailed).Int64("records", p.Records)
-		if el := time.Since(start).Seconds(); el > 0 && p.DevicesDone > 0 {
+		if el := time.Since(start).Seconds(); el > 0 && p.DevicesDone > 0 && !p.Listing {
 			rate := float64(p.DevicesDone) / el
 			ev = ev.Float64("devices_per_s", rate).Dur("eta", time.Duration(float64(p.DevicesTotal-p.DevicesDone)/rate*float64(time.Second)))
 		}
