@@ -147,22 +147,64 @@ func (w *Walk) Run(ctx context.Context) (Result, error) {
 	for _, id := range w.Only {
 		only[DeviceID{Kind: strings.ToLower(id.Kind), ID: id.ID}] = true
 	}
-	seen := make(map[[16]byte]struct{})
-	// dispatch reads the checkpoints of a chunk of devices and hands the
-	// devices to the workers (g.Go waits for a free one).
-	dispatch := func(devices []target, last bool) error {
-		states, err := w.pageStates(gctx, devices)
-		if err != nil {
-			return err
-		}
-		listed.Add(int64(len(devices)))
-		all.Store(last)
-		for i, dev := range devices {
-			if gctx.Err() != nil {
+	// A lister reads device pages and their checkpoints one chunk ahead
+	// of the workers, so that they do not wait while the next chunk is
+	// listed.
+	type chunk struct {
+		devices []target
+		states  []map[string]State
+	}
+	size := w.StateChunk
+	if size <= 0 {
+		size = 10_000
+	}
+	chunks := make(chan chunk, 1)
+	var listErr error
+	lister := make(chan struct{})
+	go func() {
+		defer close(lister)
+		defer close(chunks)
+		seen := make(map[[16]byte]struct{})
+		var pending []target
+		send := func() error {
+			states, err := w.pageStates(gctx, pending)
+			if err != nil {
+				return err
+			}
+			// Counted before the workers can have them, so that done
+			// never passes listed.
+			listed.Add(int64(len(pending)))
+			select {
+			case chunks <- chunk{pending, states}:
+			case <-gctx.Done():
+				listed.Add(-int64(len(pending)))
 				return gctx.Err()
 			}
+			pending = nil
+			return nil
+		}
+		listErr = w.Client.Devices(gctx, func(page []Device) error {
+			if err := w.Sink.Devices(gctx, page, w.now()); err != nil {
+				return fmt.Errorf("%w: store device page: %v", errStop, err)
+			}
+			pending = append(pending, w.pageTargets(page, only, seen)...)
+			if len(pending) < size {
+				return nil
+			}
+			return send()
+		})
+		if listErr == nil && len(pending) > 0 {
+			listErr = send()
+		}
+		all.Store(true)
+	}()
+	for c := range chunks {
+		for i, dev := range c.devices {
+			if gctx.Err() != nil {
+				break
+			}
 			g.Go(func() error {
-				n, failed, err := w.deviceSafely(gctx, dev, states[i])
+				n, failed, err := w.deviceSafely(gctx, dev, c.states[i])
 				records.Add(n)
 				if err != nil {
 					return err
@@ -180,29 +222,8 @@ func (w *Walk) Run(ctx context.Context) (Result, error) {
 				return nil
 			})
 		}
-		return nil
 	}
-	chunk := w.StateChunk
-	if chunk <= 0 {
-		chunk = 10_000
-	}
-	var pending []target
-	listErr := w.Client.Devices(gctx, func(page []Device) error {
-		if err := w.Sink.Devices(gctx, page, w.now()); err != nil {
-			return fmt.Errorf("%w: store device page: %v", errStop, err)
-		}
-		pending = append(pending, w.pageTargets(page, only, seen)...)
-		if len(pending) < chunk {
-			return nil
-		}
-		err := dispatch(pending, false)
-		pending = nil
-		return err
-	})
-	if listErr == nil {
-		listErr = dispatch(pending, true)
-	}
-	all.Store(true)
+	<-lister
 	err := g.Wait()
 	res.Devices = int(listed.Load())
 	res.Records = records.Load()
