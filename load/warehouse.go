@@ -135,9 +135,9 @@ type Checkpoint struct {
 
 // DeviceStates reads the checkpoints of a stream for some devices (the
 // others have none), through the read connection: the walker asks for
-// each device page while the writer holds a transaction open, and the
-// devices of a page have no uncommitted checkpoint (they are not fetched
-// yet).
+// each chunk of listed devices while the writer holds a transaction open,
+// and the devices of a chunk have no uncommitted checkpoint (they are not
+// fetched yet).
 func (w *Warehouse) DeviceStates(ctx context.Context, stream string, devices []extract.DeviceID) (map[extract.DeviceID]extract.State, error) {
 	out := make(map[extract.DeviceID]extract.State, len(devices))
 	if len(devices) == 0 {
