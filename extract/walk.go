@@ -50,8 +50,9 @@ type Batch struct {
 // Sink receives what the walker fetches. Calls come from many goroutines;
 // Batch may block (back-pressure from the writer).
 type Sink interface {
-	// States gives the checkpoints of a stream for a page's devices
-	// (absent: none yet); it is asked while earlier pages are stored.
+	// States gives the checkpoints of a stream for a chunk of listed
+	// devices (absent: none yet); it is asked while earlier chunks are
+	// fetched and stored, and must not wait for their open transaction.
 	States(ctx context.Context, stream string, devices []DeviceID) (map[DeviceID]State, error)
 	Devices(ctx context.Context, page []Device, seenAt time.Time) error
 	Batch(ctx context.Context, b Batch) error
