@@ -129,8 +129,8 @@ var errStop = errors.New("walk stopped")
 // time, a chunk of StateChunk devices after another while the next pages
 // are listed: what a run holds is a chunk of devices and their
 // checkpoints, not the account's list (at 1,000,000 devices the list and
-// one stream's checkpoints were 400 MB of live heap). A device that fails is recorded through the sink and skipped;
-// the others complete. Run returns an error only when the run as a whole
+// one stream's checkpoints were 400 MB of live heap). A device that fails
+// is recorded through the sink and skipped; the others complete. Run returns an error only when the run as a whole
 // cannot go on (login rejected, the device list or the sink failed, ctx
 // cancelled); the devices already handed out complete first.
 func (w *Walk) Run(ctx context.Context) (Result, error) {
@@ -153,7 +153,7 @@ func (w *Walk) Run(ctx context.Context) (Result, error) {
 	// listed.
 	type chunk struct {
 		devices []target
-		states  []map[string]State
+		states  map[string]map[DeviceID]State
 	}
 	size := w.StateChunk
 	if size <= 0 {
@@ -209,12 +209,12 @@ func (w *Walk) Run(ctx context.Context) (Result, error) {
 		all.Store(true)
 	}()
 	for c := range chunks {
-		for i, dev := range c.devices {
+		for _, dev := range c.devices {
 			if gctx.Err() != nil {
 				break
 			}
 			g.Go(func() error {
-				n, failed, err := w.deviceSafely(gctx, dev, c.states[i])
+				n, failed, err := w.deviceSafely(gctx, dev, c.states)
 				records.Add(n)
 				if err != nil {
 					return err
@@ -274,12 +274,9 @@ func (w *Walk) pageTargets(page []Device, only map[DeviceID]bool, seen map[[16]b
 	return out
 }
 
-// pageStates reads where each device of a page stands, by stream.
-func (w *Walk) pageStates(ctx context.Context, devices []target) ([]map[string]State, error) {
-	out := make([]map[string]State, len(devices))
-	for i := range out {
-		out[i] = make(map[string]State, len(w.Streams))
-	}
+// pageStates reads where the devices of a chunk stand, by stream.
+func (w *Walk) pageStates(ctx context.Context, devices []target) (map[string]map[DeviceID]State, error) {
+	out := make(map[string]map[DeviceID]State, len(w.Streams))
 	if len(devices) == 0 {
 		return out, nil
 	}
@@ -292,11 +289,7 @@ func (w *Walk) pageStates(ctx context.Context, devices []target) ([]map[string]S
 		if err != nil {
 			return nil, fmt.Errorf("%w: read %s checkpoints: %v", errStop, s, err)
 		}
-		for i, id := range ids {
-			if v, ok := st[id]; ok {
-				out[i][s] = v
-			}
-		}
+		out[s] = st
 	}
 	return out, nil
 }
@@ -332,7 +325,7 @@ func deactivated(d Device) bool {
 // deviceSafely is device with a panic (a defect, or a record shape nothing
 // foresaw) turned into a failure of that device, recorded like any other:
 // the run and, in the daemon, the process go on.
-func (w *Walk) deviceSafely(ctx context.Context, dev target, states map[string]State) (records int64, failed error, err error) {
+func (w *Walk) deviceSafely(ctx context.Context, dev target, states map[string]map[DeviceID]State) (records int64, failed error, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			failed = fmt.Errorf("panic while fetching %s: %v", dev.id, p)
@@ -350,10 +343,10 @@ func (w *Walk) deviceSafely(ctx context.Context, dev target, states map[string]S
 // device fetches every stream of one device. failed is the first stream
 // error of the device (already recorded through the sink); err is a reason
 // to stop the whole run.
-func (w *Walk) device(ctx context.Context, dev target, states map[string]State) (records int64, failed error, err error) {
+func (w *Walk) device(ctx context.Context, dev target, states map[string]map[DeviceID]State) (records int64, failed error, err error) {
 	log := w.Log.With().Str(logging.Device, dev.id.String()).Logger()
 	for _, stream := range w.Streams {
-		st := states[stream]
+		st := states[stream][dev.id]
 		if st.Retired && dev.deactive && w.Backfill == nil {
 			continue
 		}

@@ -23,7 +23,7 @@ func NewPipeline(wh *Warehouse, wr *Writer, tf *transform.Transformer) *Pipeline
 	return &Pipeline{wh: wh, wr: wr, tf: tf}
 }
 
-// States reads the checkpoints of a stream for the devices of a page.
+// States reads the checkpoints of a stream for a chunk of listed devices.
 func (p *Pipeline) States(ctx context.Context, stream string, devices []extract.DeviceID) (map[extract.DeviceID]extract.State, error) {
 	return p.wh.DeviceStates(ctx, stream, devices)
 }
