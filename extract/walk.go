@@ -125,14 +125,30 @@ type target struct {
 // errStop marks errors after which the run cannot go on (the sink failed).
 var errStop = errors.New("walk stopped")
 
+// ListIncompleteError is a device list that broke off after Listed devices
+// (its page requests exhausted their retries): those devices were fetched
+// and stored, the rest of the account was not reached.
+type ListIncompleteError struct {
+	Listed int
+	Err    error
+}
+
+func (e *ListIncompleteError) Error() string {
+	return fmt.Sprintf("device list incomplete after %d devices: %v", e.Listed, e.Err)
+}
+
+func (e *ListIncompleteError) Unwrap() error { return e.Err }
+
 // Run lists the devices page by page and fetches them, Concurrency at a
 // time, a chunk of StateChunk devices after another while the next pages
 // are listed: what a run holds is a chunk of devices and their
 // checkpoints, not the account's list (at 1,000,000 devices the list and
 // one stream's checkpoints were 400 MB of live heap). A device that fails
-// is recorded through the sink and skipped; the others complete. Run returns an error only when the run as a whole
-// cannot go on (login rejected, the device list or the sink failed, ctx
-// cancelled); the devices already handed out complete first.
+// is recorded through the sink and skipped; the others complete. Run
+// returns an error only when the run as a whole cannot go on (login
+// rejected, the device list or the sink failed, ctx cancelled); the devices
+// already handed out complete first. A device list that fails after some
+// pages is a *ListIncompleteError: the devices of those pages are loaded.
 func (w *Walk) Run(ctx context.Context) (Result, error) {
 	res := Result{Failures: map[DeviceID]error{}}
 	var (
@@ -203,8 +219,12 @@ func (w *Walk) Run(ctx context.Context) (Result, error) {
 			}
 			return send()
 		})
-		if listErr == nil && len(listing) > 0 {
-			listErr = send()
+		// The devices of the pages listed before a failure are fetched
+		// all the same: the run loads what it can and says the list broke.
+		if len(listing) > 0 && gctx.Err() == nil && !errors.Is(listErr, errStop) {
+			if err := send(); err != nil && (listErr == nil || errors.Is(err, errStop)) {
+				listErr = err
+			}
 		}
 		all.Store(true)
 	}()
@@ -242,6 +262,8 @@ func (w *Walk) Run(ctx context.Context) (Result, error) {
 	case err != nil:
 	case errors.Is(listErr, errStop):
 		err = listErr
+	case listErr != nil && ctx.Err() == nil && res.Devices > 0 && !errors.Is(listErr, ErrLoginRejected):
+		err = &ListIncompleteError{Listed: res.Devices, Err: listErr}
 	case listErr != nil && ctx.Err() == nil:
 		err = fmt.Errorf("list devices: %w", listErr)
 	default:

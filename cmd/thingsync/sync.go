@@ -272,7 +272,10 @@ func (a *App) syncOnce(ctx context.Context, env *Env, g *gate, spec runSpec) (ru
 		Status: "ok", FinishedAt: a.now(), Devices: res.Devices, DevicesFailed: res.DevicesFailed,
 		Requests: counters.TotalRequests(), Retries: counters.TotalRetries(),
 	}
-	var final error
+	var (
+		final      error
+		incomplete *extract.ListIncompleteError
+	)
 	switch {
 	case closeErr != nil:
 		out.Status, out.Error = "failed", closeErr.Error()
@@ -280,6 +283,11 @@ func (a *App) syncOnce(ctx context.Context, env *Env, g *gate, spec runSpec) (ru
 	case walkErr != nil && ctx.Err() != nil:
 		out.Status, out.Error = "interrupted", "stopped by signal"
 		final = &ExitError{Code: exitPartial, Err: errors.New("interrupted; the next run resumes from the checkpoints")}
+	case errors.As(walkErr, &incomplete):
+		// The devices listed are loaded: like devices that failed, the
+		// ones the list never reached are the next run's.
+		out.Status, out.Error = "partial", walkErr.Error()
+		final = &ExitError{Code: exitPartial, Err: fmt.Errorf("%w; the devices listed are loaded", walkErr)}
 	case walkErr != nil:
 		out.Status, out.Error = "failed", walkErr.Error()
 		final = cannotRun(walkErr)

@@ -519,3 +519,59 @@ func TestProgressBar(t *testing.T) {
 		}
 	}
 }
+
+// A device list that breaks off part-way leaves a partial run: the devices
+// of the pages it did list are loaded and checkpointed, exit 1, and the
+// next run reaches the rest. A list that fails at its first page is a run
+// that could not start (exit 3).
+func TestSyncDeviceListFailsPartWay(t *testing.T) {
+	w := newWorld(t, simulator.Options{Devices: 30, DevicePageSize: 10})
+	w.sim.SetFaults(simulator.Faults{Rate5xx: 1})
+	if code, out := w.run("sync"); code != 3 || !strings.Contains(out, "list devices") {
+		t.Fatalf("list failing at once: exit %d, want 3 naming the device list: %s", code, out)
+	}
+
+	w.sim.SetFaults(simulator.Faults{FailDeviceListAfter: 10})
+	code, out := w.run("sync")
+	if code != 1 || !strings.Contains(out, "device list incomplete after 10 devices") {
+		t.Fatalf("exit %d, want 1 naming the incomplete list: %s", code, out)
+	}
+	var first []simulator.ID
+	for _, d := range w.sim.Devices()[:10] {
+		first = append(first, d.Identity)
+	}
+	var wantU, wantE []string
+	for _, l := range w.wantUsage(t0) {
+		for _, id := range first {
+			if strings.HasPrefix(l, id.Kind+"|"+id.ID+"|") {
+				wantU = append(wantU, l)
+			}
+		}
+	}
+	for _, l := range w.wantEvents(t0) {
+		for _, id := range first {
+			if strings.HasPrefix(l, id.Kind+"|"+id.ID+"|") {
+				wantE = append(wantE, l)
+			}
+		}
+	}
+	if len(wantU) == 0 || len(wantE) == 0 {
+		t.Fatal("the first page's devices have no history to compare")
+	}
+	diffLines(t, "usage of the listed devices", w.gotUsage(), wantU)
+	diffLines(t, "events of the listed devices", w.gotEvents(), wantE)
+	if got := w.query(`SELECT count(*), count(DISTINCT device_id) FROM devices`); got[0] != "10|10" {
+		t.Errorf("devices = %v, want the first page's 10", got)
+	}
+	if got := w.query(`SELECT status, error LIKE '%device list incomplete%' FROM sync_runs ORDER BY started_at DESC, run_id DESC LIMIT 1`); got[0] != "partial|true" {
+		t.Errorf("last sync_runs row = %v, want partial naming the list", got)
+	}
+
+	w.sim.SetFaults(simulator.Faults{})
+	if code, out := w.run("sync"); code != 0 {
+		t.Fatalf("next run exit %d: %s", code, out)
+	}
+	diffLines(t, "usage after the list recovers", w.gotUsage(), w.wantUsage(t0))
+	diffLines(t, "events after the list recovers", w.gotEvents(), w.wantEvents(t0))
+	w.noDuplicateKeys()
+}

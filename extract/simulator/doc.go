@@ -72,7 +72,8 @@
 //     today, 1–200 ICCIDs, each a distinct INPUT_INVALID error.
 //   - A lock-out answers REQUEST_FAILED.UserLocked; a malformed login body
 //     answers INPUT_INVALID.RequestUndefined and does not count towards it.
-//   - A failing device (Faults.FailDevices) answers HTTP 500
+//   - A failing device (Faults.FailDevices), and a device-list request past
+//     Faults.FailDeviceListAfter devices, answer HTTP 500
 //     REQUEST_FAILED.InternalError; injected 5xx are 500
 //     REQUEST_FAILED.UnexpectedError, 502 with an HTML body (a gateway), and
 //     503 REQUEST_FAILED.ServiceUnavailable; throttling answers 429

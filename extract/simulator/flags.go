@@ -29,6 +29,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 		}
 		return nil
 	})
+	fs.IntVar(&o.Faults.FailDeviceListAfter, "fail-device-list-after", 0, "fail device-list requests past this many devices (0: never)")
 	fs.IntVar(&o.Faults.SessionExpiryEvery, "session-expiry-every", 0, "expire the session every N requests")
 	fs.DurationVar(&o.Faults.MaxRange, "max-range", 0, "longest history range answered before REQUEST_FAILED.UnexpectedError")
 	fs.BoolVar(&o.Faults.CacheRepeats, "cache-repeats", false, "answer an identical repeat of a too-long request within 60 s")

@@ -56,6 +56,10 @@ type Faults struct {
 	// connection and rated requests always fail: HTTP 500 with the vendor
 	// error body REQUEST_FAILED.InternalError.
 	FailDevices []string
+	// FailDeviceListAfter: device-list requests for the devices past the
+	// first this many fail (HTTP 500, REQUEST_FAILED.InternalError), as
+	// when the list breaks off part-way through a large account (0: never).
+	FailDeviceListAfter int
 	// SessionExpiryEvery: every Nth request that carries a session finds it
 	// expired (REQUEST_FAILED.SessionToken.Expired); the session is dropped.
 	SessionExpiryEvery int
@@ -323,7 +327,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case epLogout:
 		s.serveLogout(rec, r)
 	case epDevices:
-		s.serveDevices(rec, r)
+		s.serveDevices(rec, r, f)
 	case epUsage, epConnections:
 		s.serveHistory(rec, r, ep, f)
 	case epRated:
@@ -517,7 +521,7 @@ func (s *Simulator) failing(f *faultSet, d *device) bool {
 	return false
 }
 
-func (s *Simulator) serveDevices(w http.ResponseWriter, r *http.Request) {
+func (s *Simulator) serveDevices(w http.ResponseWriter, r *http.Request, f *faultSet) {
 	var req struct {
 		AccountName         string `json:"accountName"`
 		LargestDeviceIDSeen *int64 `json:"largestDeviceIdSeen"`
@@ -549,6 +553,10 @@ func (s *Simulator) serveDevices(w http.ResponseWriter, r *http.Request) {
 		} else {
 			hi = m
 		}
+	}
+	if f.FailDeviceListAfter > 0 && lo >= f.FailDeviceListAfter {
+		writeError(w, http.StatusInternalServerError, "REQUEST_FAILED.InternalError", "An internal error occurred")
+		return
 	}
 	end := min(lo+limit, len(s.devices))
 	page := struct {
