@@ -119,10 +119,11 @@ func queryLines(t *testing.T, db *sql.DB, q string, args ...any) []string {
 	return out
 }
 
-// wantUsage renders the simulator's truth as usage_daily rows.
-func (w *world) wantUsage(at time.Time) []string {
+// wantUsage renders the simulator's truth as usage_daily rows, of the
+// devices only names if it names any.
+func (w *world) wantUsage(at time.Time, only ...simulator.ID) []string {
 	var out []string
-	for _, u := range w.sim.TruthUsage(at, time.Time{}, time.Time{}) {
+	for _, u := range w.sim.TruthUsage(at, time.Time{}, time.Time{}, only...) {
 		if u.Malformed {
 			continue
 		}
@@ -139,9 +140,9 @@ func (w *world) gotUsage() []string {
 	return got
 }
 
-func (w *world) wantEvents(at time.Time) []string {
+func (w *world) wantEvents(at time.Time, only ...simulator.ID) []string {
 	var out []string
-	for _, e := range w.sim.TruthEvents(at, time.Time{}, time.Time{}) {
+	for _, e := range w.sim.TruthEvents(at, time.Time{}, time.Time{}, only...) {
 		out = append(out, fmt.Sprintf("%s|%s|%s|%s|%s|%s|%s", e.Device.Kind, e.Device.ID, e.OccurredAt.Format(time.RFC3339),
 			e.Attrs["Event"], e.Attrs["AccountSessionId"], e.Attrs["BytesUsed"], e.Attrs["AccountTerminateCause"]))
 	}
@@ -540,21 +541,7 @@ func TestSyncDeviceListFailsPartWay(t *testing.T) {
 	for _, d := range w.sim.Devices()[:10] {
 		first = append(first, d.Identity)
 	}
-	var wantU, wantE []string
-	for _, l := range w.wantUsage(t0) {
-		for _, id := range first {
-			if strings.HasPrefix(l, id.Kind+"|"+id.ID+"|") {
-				wantU = append(wantU, l)
-			}
-		}
-	}
-	for _, l := range w.wantEvents(t0) {
-		for _, id := range first {
-			if strings.HasPrefix(l, id.Kind+"|"+id.ID+"|") {
-				wantE = append(wantE, l)
-			}
-		}
-	}
+	wantU, wantE := w.wantUsage(t0, first...), w.wantEvents(t0, first...)
 	if len(wantU) == 0 || len(wantE) == 0 {
 		t.Fatal("the first page's devices have no history to compare")
 	}
