@@ -47,7 +47,7 @@ func TestEverythingCommented(t *testing.T) {
 		}
 	}
 	if got := one(t, w, `SELECT comment FROM duckdb_columns() WHERE database_name = current_database()
-		AND table_name = 'usage_daily' AND column_name = 'roaming_sms'`); got != schema.EvolvedComment("RoamingSms") {
+		AND table_name = 'usage_daily' AND column_name = 'roaming_sms'`); got != schema.EvolvedComment {
 		t.Errorf("evolved column comment %q", got)
 	}
 

@@ -161,8 +161,8 @@ func TestEvolution(t *testing.T) {
 	if got := one(t, w, `SELECT roaming_sms_2 FROM usage_daily WHERE bytes_used = 2`); got != "4" {
 		t.Errorf("a second spelling gets its own column: %s", got)
 	}
-	if got := one(t, w, `SELECT comment FROM duckdb_columns() WHERE database_name = current_database() AND table_name = 'usage_daily' AND column_name = 'x_drop_table_usage_daily'`); !strings.Contains(got, hostile) {
-		t.Errorf("comment %q does not name the key as sent", got)
+	if got := one(t, w, `SELECT attribute_key FROM schema_columns WHERE column_name = 'x_drop_table_usage_daily'`); got != hostile {
+		t.Errorf("schema_columns records %q, want the key as sent", got)
 	}
 	w.Close()
 
@@ -181,6 +181,53 @@ func TestEvolution(t *testing.T) {
 	}
 	if got := one(t, w, `SELECT roaming_sms || '|' || cardinality(extra) FROM usage_daily WHERE bytes_used = 3`); got != "5|3" {
 		t.Errorf("after the cap: %s, want RoamingSms in its column and 3 keys in extra", got)
+	}
+}
+
+// Keys no column can be named after, or whose text would break SQL text
+// (a NUL ends DuckDB's parse of a statement), are data: a run goes on, the
+// key is recorded as sent, its value lands in a column or the extra map.
+func TestEvolutionHostileKeys(t *testing.T) {
+	w := open(t, filepath.Join(t.TempDir(), "w.duckdb"))
+	defer w.Close()
+	long := strings.Repeat("k", 10<<10)
+	keys := []struct{ key, col string }{
+		{"x\x00", "x"},
+		{"\x00'\n", "extra"},
+		{"温度", "extra"},
+		{"select", "select_2"},
+		{"Extra", "extra_2"},
+		{"bytes used", "bytes_used_2"},
+		{"a'); DROP TABLE devices; --\x00", "a_drop_table_devices"},
+		{long, strings.Repeat("k", 63)},
+		{long + "x", strings.Repeat("k", 61) + "_2"},
+	}
+	var attrs []extract.Attribute
+	for i, k := range keys {
+		attrs = append(attrs, extract.Attribute{Key: k.key, Value: fmt.Sprintf("v%d\x00'", i)})
+	}
+	write(t, w, Unit{Table: schema.UsageDaily, Rows: []transform.Row{usageRow(1, 1, attrs...)}})
+	for i, k := range keys {
+		want := fmt.Sprintf("v%d\x00'", i)
+		if got := one(t, w, `SELECT column_name FROM schema_columns WHERE attribute_key = ?`, k.key); got != k.col {
+			t.Errorf("key %.40q: column %s, want %s", k.key, got, k.col)
+			continue
+		}
+		q := `SELECT ` + schema.Ident(k.col) + ` FROM usage_daily`
+		if k.col == "extra" {
+			q = `SELECT extra[?] FROM usage_daily`
+			if got := one(t, w, q, k.key); got != want {
+				t.Errorf("key %.40q: extra holds %q, want %q", k.key, got, want)
+			}
+			continue
+		}
+		if got := one(t, w, q); got != want {
+			t.Errorf("key %.40q: column %s holds %q, want %q", k.key, k.col, got, want)
+		}
+	}
+	if got := one(t, w, `SELECT count(DISTINCT coalesce(comment, '')) || '|' || min(comment) FROM duckdb_columns() c JOIN schema_columns e USING (table_name, column_name)
+		WHERE c.database_name = current_database() AND e.column_name <> 'extra'`); got != "1|"+schema.EvolvedComment {
+		t.Errorf("evolved columns' comments: %s, want the fixed text", got)
 	}
 }
 

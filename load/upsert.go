@@ -86,7 +86,10 @@ func (w *Warehouse) evolve(ctx context.Context, conn *sql.Conn, t schema.Table, 
 		known = map[string]string{}
 		w.evolved[t.Name] = known
 	}
-	taken := map[string]bool{}
+	taken, err := reservedWords(ctx, conn)
+	if err != nil {
+		return err
+	}
 	for _, c := range t.Columns {
 		taken[c.Name] = true
 	}
@@ -100,37 +103,85 @@ func (w *Warehouse) evolve(ctx context.Context, conn *sql.Conn, t schema.Table, 
 	sort.Strings(fresh)
 	for _, key := range fresh {
 		col := schema.ExtraColumn
-		if columns < schema.MaxEvolvedColumns {
-			base := schema.ColumnName(key)
-			col = base
-			for n := 2; taken[col]; n++ {
-				col = fmt.Sprintf("%s_%d", base, n)
-			}
+		base := schema.ColumnName(key)
+		switch {
+		case base == "":
+			w.log.Warn().Str("table", t.Name).Str("attribute", logKey(key)).Msg("attribute key has no letter or digit to name a column: its values go to the extra map")
+		case columns >= schema.MaxEvolvedColumns:
+			w.log.Warn().Str("table", t.Name).Str("attribute", logKey(key)).Msg("evolved column cap reached: attribute goes to the extra map")
+		default:
+			col = freeName(base, taken)
 			taken[col] = true
 			columns++
-			// The name is sanitised and quoted; the comment goes through
-			// Literal: no text from the API can change these statements.
+			// The name is made only of [a-z0-9_] and quoted; the comment
+			// is fixed text. No byte from the API is in these statements.
 			stmts := []string{
 				fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s VARCHAR", schema.Ident(t.Name), schema.Ident(col)),
-				fmt.Sprintf("COMMENT ON COLUMN %s.%s IS %s", schema.Ident(t.Name), schema.Ident(col), schema.Literal(schema.EvolvedComment(key))),
+				fmt.Sprintf("COMMENT ON COLUMN %s.%s IS %s", schema.Ident(t.Name), schema.Ident(col), schema.Literal(schema.EvolvedComment)),
 			}
 			for _, s := range stmts {
 				if _, err := conn.ExecContext(ctx, s); err != nil {
-					return fmt.Errorf("add column for attribute %q: %w", key, err)
+					return fmt.Errorf("add column %s for attribute %s: %w", col, logKey(key), err)
 				}
 			}
 			delete(w.physical, t.Name)
-			w.log.Info().Str("table", t.Name).Str("attribute", key).Str("column", col).Msg("schema evolved: new attribute key")
-		} else {
-			w.log.Warn().Str("table", t.Name).Str("attribute", key).Msg("evolved column cap reached: attribute goes to the extra map")
+			w.log.Info().Str("table", t.Name).Str("attribute", logKey(key)).Str("column", col).Msg("schema evolved: new attribute key")
 		}
+		// The key is a bound value; a value must be UTF-8 (the JSON
+		// decoder already makes it so).
 		if _, err := conn.ExecContext(ctx, `INSERT INTO schema_columns (table_name, attribute_key, column_name, first_seen_at, first_run_id)
-			VALUES (?, ?, ?, ?, ?)`, t.Name, key, col, now, runID); err != nil {
+			VALUES (?, ?, ?, ?, ?)`, t.Name, strings.ToValidUTF8(key, "\uFFFD"), col, now, runID); err != nil {
 			return fmt.Errorf("record evolved column: %w", err)
 		}
 		known[key] = col
 	}
 	return nil
+}
+
+// freeName returns base, or base with the first free numeric suffix, cut
+// so the whole stays within DuckDB's readable identifier length.
+func freeName(base string, taken map[string]bool) string {
+	if !taken[base] {
+		return base
+	}
+	for n := 2; ; n++ {
+		suffix := fmt.Sprintf("_%d", n)
+		b := base
+		if len(b)+len(suffix) > 63 {
+			b = strings.TrimRight(b[:63-len(suffix)], "_")
+		}
+		if name := b + suffix; !taken[name] {
+			return name
+		}
+	}
+}
+
+// reservedWords returns DuckDB's reserved keywords: an evolved column is
+// quoted everywhere, but one named select would have to be quoted in every
+// query a user writes.
+func reservedWords(ctx context.Context, conn *sql.Conn) (map[string]bool, error) {
+	rows, err := conn.QueryContext(ctx, `SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category = 'reserved'`)
+	if err != nil {
+		return nil, fmt.Errorf("list reserved words: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, err
+		}
+		out[strings.ToLower(k)] = true
+	}
+	return out, rows.Err()
+}
+
+// logKey is an attribute key as a log line quotes it: at most 200 bytes.
+func logKey(key string) string {
+	if len(key) > 200 {
+		return key[:200] + "…"
+	}
+	return key
 }
 
 func (w *Warehouse) layout(t schema.Table) layout {

@@ -47,13 +47,9 @@ func (t Table) Names() []string {
 	return names
 }
 
-// EvolvedComment is the comment of a column added by schema evolution.
-func EvolvedComment(key string) string {
-	// The key comes from the API: it is passed through Literal, which is
-	// safe for any text, and trimmed so a hostile key cannot bloat the
-	// catalog.
-	if len(key) > 200 {
-		key = key[:200]
-	}
-	return "Attribute " + strings.ToValidUTF8(key, "?") + " as sent (added by schema evolution; VARCHAR)."
-}
+// EvolvedComment is the comment of every column added by schema evolution.
+// It is fixed text: no byte the API sends reaches SQL text, and DuckDB takes
+// no parameter in COMMENT ON. The key as sent is in schema_columns, bound as
+// a value.
+const EvolvedComment = "Attribute the schema did not know, value as sent (added by schema evolution; VARCHAR). " +
+	"schema_columns holds its key exactly as the API sent it."

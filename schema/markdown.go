@@ -79,9 +79,11 @@ func writeEvolution(b *strings.Builder, tables []Table) {
 		"matched against the table's known keys below, ignoring case and punctuation (`MtSMS`, `MtSms` "+
 		"and `mt_sms` are one key), and goes to its typed column.\n\n", strings.Join(evolving, " and "))
 	b.WriteString("A key the schema does not know is never dropped:\n\n")
-	fmt.Fprintf(b, "1. It becomes a new `%s` column named in snake_case made only of `a-z`, `0-9` and `_` "+
-		"(`RoamingSms` → `roaming_sms`; a name already taken gets a suffix, `roaming_sms_2`), with the comment "+
-		"`%s`. The value is stored as sent. Nothing the API sends reaches SQL text.\n", Varchar, EvolvedComment("KEY"))
+	fmt.Fprintf(b, "1. It becomes a new `%s` column named in snake_case made only of `a-z`, `0-9` and `_`, "+
+		"at most 63 bytes, from the key's ASCII letters and digits (`RoamingSms` → `roaming_sms`; a name already "+
+		"taken or a reserved word of SQL gets a suffix, `roaming_sms_2`, `select_2`), with the comment "+
+		"`%s` The value is stored as sent. A key without an ASCII letter or digit (`温度`, `\"; `) gets no "+
+		"column: its values go to `%s`, as past the cap. Nothing the API sends reaches SQL text.\n", Varchar, EvolvedComment, ExtraColumn)
 	fmt.Fprintf(b, "2. The key is recorded in `%s`: the table, the key exactly as sent, its column, when and "+
 		"by which run it was first seen.\n", SchemaColumns)
 	fmt.Fprintf(b, "3. Past %d such columns in one table, further unknown keys go to the table's `%s` column "+

@@ -197,14 +197,16 @@ func Literal(s string) string {
 const maxIdentLen = 63
 
 // ColumnName turns an attribute key the schema does not know into a column
-// name: snake_case, only [a-z0-9_], never empty, never starting with a
-// digit. The result is still quoted wherever it is used.
+// name: snake_case, only [a-z0-9_], at most 63 bytes, never starting with a
+// digit. It returns "" when the key has no ASCII letter or digit to name a
+// column after (its values go to the extra map). The result is still
+// quoted wherever it is used, and the caller keeps it clear of reserved
+// words and of names already taken.
 func ColumnName(key string) string {
 	var b strings.Builder
-	rs := []rune(key)
 	prevUnderscore := true
-	emit := func(r rune) {
-		if r == '_' {
+	emit := func(c byte) {
+		if c == '_' {
 			if prevUnderscore {
 				return
 			}
@@ -212,33 +214,55 @@ func ColumnName(key string) string {
 		} else {
 			prevUnderscore = false
 		}
-		b.WriteRune(r)
+		b.WriteByte(c)
 	}
-	for i, r := range rs {
+	// Bytes, not runes: only ASCII letters and digits are kept, and every
+	// other byte (NUL, a quote, a byte of invalid UTF-8, a rune of any
+	// script) is a separator. A long key stops being read once the name
+	// is long enough.
+	for i := 0; i < len(key) && b.Len() <= maxIdentLen; i++ {
+		c := key[i]
 		switch {
-		case r >= 'A' && r <= 'Z':
+		case c >= 'A' && c <= 'Z':
 			if i > 0 {
-				prev := rs[i-1]
-				nextLower := i+1 < len(rs) && rs[i+1] >= 'a' && rs[i+1] <= 'z'
+				prev := key[i-1]
+				nextLower := i+1 < len(key) && key[i+1] >= 'a' && key[i+1] <= 'z'
 				if (prev >= 'a' && prev <= 'z') || (prev >= '0' && prev <= '9') ||
 					(prev >= 'A' && prev <= 'Z' && nextLower) {
 					emit('_')
 				}
 			}
-			emit(r + ('a' - 'A'))
-		case (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9'):
-			emit(r)
+			emit(c + ('a' - 'A'))
+		case (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'):
+			emit(c)
 		default:
 			emit('_')
 		}
 	}
 	name := strings.Trim(b.String(), "_")
-	if name == "" || (name[0] >= '0' && name[0] <= '9') {
+	if name == "" {
+		return ""
+	}
+	if name[0] >= '0' && name[0] <= '9' {
 		name = "attr_" + name
-		name = strings.TrimRight(name, "_")
 	}
 	if len(name) > maxIdentLen {
 		name = strings.TrimRight(name[:maxIdentLen], "_")
 	}
 	return name
+}
+
+// ValidColumnName reports whether name is one ColumnName can return (before
+// a suffix): the only shape of API-derived name that reaches SQL text.
+func ValidColumnName(name string) bool {
+	if name == "" || len(name) > maxIdentLen || name[0] < 'a' || name[0] > 'z' {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

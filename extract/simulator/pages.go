@@ -130,7 +130,7 @@ func usageSpan(dev *device, earliest, latest, now time.Time) (from time.Time, n 
 
 // Quirk devices: which device each data quirk affects.
 const (
-	quirkDevUnknown   = 0 // UnknownKeys, BadTimestamp, BadValue
+	quirkDevUnknown   = 0 // UnknownKeys, BadTimestamp, BadValue, HostileKeys, KeySeed
 	quirkDevOccuredAt = 1
 	quirkDevNumbers   = 4
 	quirkDevStrings   = 5
@@ -179,6 +179,15 @@ func (s *Simulator) appendUsagePage(b []byte, dev *device, earliest, latest, now
 			b = appendKVInt(b, "RoamingSms", u.mt%3, false)
 			b = append(b, ',')
 			b = appendKVEscaped(b, hostileKey, "1")
+		}
+		if dev.index == quirkDevUnknown {
+			for _, k := range s.oddKeys {
+				b = append(b, `,{"key":`...)
+				b = append(b, k.JSON...)
+				b = append(b, `,"value":`...)
+				b = appendStr(b, k.Value)
+				b = append(b, '}')
+			}
 		}
 		b = append(b, `],"smsUsed":`...)
 		b = appendInt(b, u.sms(), strs)

@@ -112,6 +112,15 @@ type Quirks struct {
 	// BadValue: device 0's usage record of 11 days before the clock's day
 	// has MoSms "lots".
 	BadValue bool
+	// HostileKeys: device 0's usage records carry attribute keys no column
+	// name or statement text can hold as they are: NUL, quotes and SQL,
+	// line breaks, invalid UTF-8, other scripts, reserved words, the empty
+	// key, a 10 KB key (OddKeys lists them).
+	HostileKeys bool
+	// KeySeed: when not 0, device 0's usage records carry
+	// RandomKeysPerRecord attribute keys of random bytes (any byte, up to
+	// 10 KB) drawn from this seed (OddKeys lists them).
+	KeySeed int64
 }
 
 func (o *Options) setDefaults() {
@@ -168,6 +177,7 @@ type Simulator struct {
 	epoch   time.Time // the clock's day when the account was generated
 	devices []device
 	byID    map[string]int // any identifier → device index
+	oddKeys []OddKey       // the HostileKeys and KeySeed quirks' keys
 
 	faults atomic.Pointer[faultSet]
 
@@ -218,6 +228,7 @@ func New(opts Options) *Simulator {
 		}
 	}
 	s.ctr.devices = make([]atomic.Int64, len(s.devices)*len(deviceEndpoints))
+	s.oddKeys = oddKeys(opts.Quirks)
 	s.SetFaults(opts.Faults)
 	return s
 }

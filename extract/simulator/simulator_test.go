@@ -857,6 +857,8 @@ func TestQuirks(t *testing.T) {
 		{"unknown event key", Quirks{UnknownKeys: true}, quirkDevUnknown, true, regexp.MustCompile(`\{"key":"NasPortType","value":"Wireless-Other"\}\]`)},
 		{"malformed timestamp", Quirks{BadTimestamp: true}, quirkDevUnknown, false, regexp.MustCompile(`"timestamp":"2026-13-45T99:00:00Z"`)},
 		{"non-numeric value", Quirks{BadValue: true}, quirkDevUnknown, false, regexp.MustCompile(`\{"key":"MoSms","value":"lots"\}`)},
+		{"hostile keys, raw bytes", Quirks{HostileKeys: true}, quirkDevUnknown, false, regexp.MustCompile(`\{"key":"x\\u0000","value":"v0"\}.*\{"key":"bad[^a-z"]{2}utf8","value":"v5"\}.*\{"key":"(?:Long){1000}(?:Long)+","value":"v16"\}`)},
+		{"random keys", Quirks{KeySeed: 7}, quirkDevUnknown, false, regexp.MustCompile(`\{"key":"[^}]*","value":"v11"\}\]`)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
