@@ -15,6 +15,7 @@ import (
 	"github.com/robfig/cron/v3"
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/thingsync/thingsync/config/logging"
 	"github.com/thingsync/thingsync/schema"
 )
 
@@ -148,7 +149,7 @@ func Load(ctx context.Context, lookuper envconfig.Lookuper, now time.Time, needs
 	}
 
 	if u, err := url.Parse(cfg.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("THINGSPACE_BASE_URL", "want an absolute http(s) URL, got %q", r.BaseURL)
+		bad("THINGSPACE_BASE_URL", "want an absolute http(s) URL, got %q", logging.RedactURL(r.BaseURL))
 	}
 	if needs.API {
 		for _, v := range []struct{ name, val string }{

@@ -56,6 +56,9 @@ type Client struct {
 	log     zerolog.Logger
 	oauth   clientcredentials.Config
 
+	// shownBase is the base URL as messages print it: without userinfo.
+	shownBase string
+
 	tokMu  sync.Mutex
 	tok    *oauth2.Token
 	tokGen int
@@ -112,8 +115,9 @@ func NewClient(cfg ClientConfig, log zerolog.Logger) (*Client, error) {
 		}}
 	}
 	c := &Client{
-		cfg:  cfg,
-		http: hc,
+		cfg:       cfg,
+		http:      hc,
+		shownBase: logging.RedactURL(cfg.BaseURL),
 		// Burst 1: the ceiling holds over any one-second window, not just on
 		// average.
 		limiter: rate.NewLimiter(rate.Limit(cfg.RateLimit), 1),
@@ -122,7 +126,7 @@ func NewClient(cfg ClientConfig, log zerolog.Logger) (*Client, error) {
 	c.oauth = clientcredentials.Config{
 		ClientID:     cfg.ClientID,
 		ClientSecret: cfg.ClientSecret,
-		TokenURL:     cfg.BaseURL + "/api/ts/v1/oauth2/token",
+		TokenURL:     cfg.BaseURL + tokenPath,
 		AuthStyle:    oauth2.AuthStyleInHeader,
 	}
 	c.counters.init()
@@ -152,9 +156,14 @@ func (t limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func (c *Client) bearer(ctx context.Context, forceGen int) (string, int, error) {
 	c.tokMu.Lock()
 	defer c.tokMu.Unlock()
-	// A minute of margin: a token must not expire between this check and
-	// the request reaching the gateway.
-	fresh := c.tok != nil && (c.tok.Expiry.IsZero() || time.Until(c.tok.Expiry) > time.Minute)
+	// A token serves until it expires or the gateway refuses it. Renewing
+	// early gains nothing: asked again inside its life, the API returns the
+	// same token with what is left of it, so a margin only re-asks on
+	// every call once inside it (every call at all for a token that lives
+	// less than the margin). A request that
+	// reaches the gateway just after the expiry is refused once and
+	// repeated with a new token (call).
+	fresh := c.tok != nil && (c.tok.Expiry.IsZero() || time.Now().Before(c.tok.Expiry))
 	if fresh && (forceGen < 0 || forceGen != c.tokGen) {
 		return c.tok.AccessToken, c.tokGen, nil
 	}
@@ -166,20 +175,43 @@ func (c *Client) bearer(ctx context.Context, forceGen int) (string, int, error) 
 	tctx := context.WithValue(ctx, oauth2.HTTPClient, hc)
 	tok, err := c.oauth.Token(tctx)
 	if err != nil {
-		var re *oauth2.RetrieveError
-		if errors.As(err, &re) && re.Response != nil {
-			return "", 0, fmt.Errorf("get bearer token: %w", parseError(re.Response.StatusCode, re.Body))
-		}
 		if ctx.Err() != nil {
 			return "", 0, ctx.Err()
 		}
-		return "", 0, fmt.Errorf("get bearer token: %w", sanitizeNetErr(err))
+		return "", 0, c.tokenError(err)
 	}
 	c.tok = tok
 	c.tokGen++
 	c.counters.tokenRefresh()
 	return tok.AccessToken, c.tokGen, nil
 }
+
+// tokenError says what the token endpoint's failure means and which
+// setting fixes it.
+func (c *Client) tokenError(err error) error {
+	tokenURL := c.shownBase + tokenPath
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response == nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return fmt.Errorf("get bearer token from %s: %w: check THINGSPACE_BASE_URL", tokenURL, sanitizeNetErr(err))
+		}
+		// A 2xx answer that is no token: not the API.
+		return fmt.Errorf("get bearer token: %w", &NotAPIError{Method: http.MethodPost, URL: tokenURL, Status: http.StatusOK, Err: err})
+	}
+	status := re.Response.StatusCode
+	apiErr := parseError(status, re.Body)
+	switch {
+	case apiErr.bearerBad() || re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client":
+		return &CredentialsError{API: apiErr}
+	case !apiErr.fromAPI() && re.ErrorCode == "":
+		return fmt.Errorf("get bearer token: %w", &NotAPIError{Method: http.MethodPost, URL: tokenURL, Status: status, ContentType: re.Response.Header.Get("Content-Type")})
+	}
+	return fmt.Errorf("get bearer token: %w", apiErr)
+}
+
+// tokenPath is where the gateway issues bearer tokens.
+const tokenPath = "/api/ts/v1/oauth2/token"
 
 // session returns the shared session token, logging in when there is none
 // or when the session gen was found bad. Only one login runs at a time;
@@ -203,8 +235,13 @@ func (c *Client) session(ctx context.Context, badGen int) (string, int, error) {
 	body := map[string]string{"username": c.cfg.Username, "password": c.cfg.Password}
 	err := c.call(ctx, "login", http.MethodPost, "/api/m2m/v1/session/login", body, &out, callOpts{noSession: true})
 	if err != nil {
+		// Only the API's own error answer (an M2M errorCode) is a rejected
+		// login; a 404 page or a proxy's error is not (NotAPIError), and
+		// the next run may try again.
 		var apiErr *APIError
-		if errors.As(err, &apiErr) && !apiErr.Fault && apiErr.Status >= 400 && apiErr.Status < 500 && apiErr.Status != http.StatusTooManyRequests {
+		var notAPI *NotAPIError
+		if errors.As(err, &apiErr) && !errors.As(err, &notAPI) && apiErr.Code != "" && !apiErr.Fault &&
+			apiErr.Status >= 400 && apiErr.Status < 500 && apiErr.Status != http.StatusTooManyRequests {
 			c.sessErr = &LoginError{API: apiErr}
 			return "", 0, c.sessErr
 		}
@@ -253,9 +290,10 @@ type bodyDecoder interface{ decodeBody([]byte) error }
 
 // response is one answered attempt.
 type response struct {
-	status     int
-	body       []byte
-	retryAfter time.Duration
+	status      int
+	contentType string
+	body        []byte
+	retryAfter  time.Duration
 }
 
 // call sends one API call with every resilience rule: rate ceiling, bearer
@@ -336,12 +374,19 @@ func (c *Client) callStatus(ctx context.Context, endpoint, method, path string, 
 					dec = func(b []byte, _ any) error { return d.decodeBody(b) }
 				}
 				if err := dec(resp.body, out); err != nil {
+					if !strings.Contains(resp.contentType, "json") {
+						return resp.status, fmt.Errorf("%s: %w", endpoint, c.notAPI(method, path, resp, err))
+					}
 					return resp.status, fmt.Errorf("decode %s answer: %w", endpoint, err)
 				}
 			}
 			return resp.status, nil
 		}
 		apiErr := parseError(resp.status, resp.body)
+		var failure error = apiErr
+		if !apiErr.fromAPI() {
+			failure = c.notAPI(method, path, resp, nil)
+		}
 		switch {
 		case apiErr.bearerBad() && !bearerRenewed:
 			// The gateway refused the bearer: renew it once and repeat.
@@ -370,10 +415,17 @@ func (c *Client) callStatus(ctx context.Context, endpoint, method, path string, 
 				}
 				continue
 			}
-			return resp.status, fmt.Errorf("%s: giving up after %d attempts: %w", endpoint, attempt, apiErr)
+			return resp.status, fmt.Errorf("%s: giving up after %d attempts: %w", endpoint, attempt, failure)
+		case strings.HasSuffix(apiErr.Code, ".AccountNotFound"):
+			return resp.status, &AccountError{Account: c.cfg.AccountName, API: apiErr}
 		}
-		return resp.status, apiErr
+		return resp.status, failure
 	}
+}
+
+// notAPI describes an answer that is not the API's.
+func (c *Client) notAPI(method, path string, resp response, err error) *NotAPIError {
+	return &NotAPIError{Method: method, URL: c.shownBase + path, Status: resp.status, ContentType: resp.contentType, Err: err}
 }
 
 func (c *Client) send(ctx context.Context, method, path string, payload []byte, bearer, session string) (response, error) {
@@ -411,7 +463,7 @@ func (c *Client) send(ctx context.Context, method, path string, payload []byte, 
 	if int64(len(b)) > c.cfg.MaxBodyBytes {
 		return response{}, fmt.Errorf("answer larger than %d bytes", c.cfg.MaxBodyBytes)
 	}
-	r := response{status: resp.StatusCode, body: b}
+	r := response{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"), body: b}
 	if ra := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ra > 0 {
 		r.retryAfter = ra
 	}

@@ -114,6 +114,21 @@ func TestClient(t *testing.T) {
 		}
 	})
 
+	t.Run("short-lived token reused until it expires", func(t *testing.T) {
+		// 30 s of life by the simulator's clock, which stands still: the
+		// token outlives the test, so one token request serves every call.
+		e := setup(t, simulator.Options{Seed: 1, Faults: simulator.Faults{BearerTTL: 30 * time.Second}}, nil)
+		id := firstActive(t, e.sim)
+		for i := 0; i < 20; i++ {
+			if _, err := e.client.UsagePage(ctx, id, t0.AddDate(0, 0, -5), t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if s := e.sim.Stats(); s.TokenRequests != 1 {
+			t.Errorf("token requests %d for 20 calls with a 30 s token, want 1", s.TokenRequests)
+		}
+	})
+
 	t.Run("expired bearer renewed once, call not lost", func(t *testing.T) {
 		e := setup(t, simulator.Options{Seed: 1}, nil)
 		id := firstActive(t, e.sim)

@@ -54,15 +54,68 @@ var (
 	ErrLoginRejected = errors.New("login rejected")
 )
 
-// LoginError is a rejected login. errors.Is(err, ErrLoginRejected) holds.
+// LoginError is a rejected login: the API's own error answer (an M2M
+// errorCode) to the login request. errors.Is(err, ErrLoginRejected) holds.
 type LoginError struct{ API *APIError }
 
 func (e *LoginError) Error() string {
-	return "login rejected by ThingSpace (not retried: five failures lock the account; check THINGSPACE_USERNAME and THINGSPACE_PASSWORD): " + e.API.Error()
+	return fmt.Sprintf("ThingSpace rejected the username or password (%s): fix THINGSPACE_USERNAME or THINGSPACE_PASSWORD; "+
+		"not retried, five failed logins lock the account", e.API.Code)
 }
 
 func (e *LoginError) Is(target error) bool { return target == ErrLoginRejected }
 func (e *LoginError) Unwrap() error        { return e.API }
+
+// NotAPIError is an answer ThingSpace does not give: a 404 page, a proxy's
+// HTML error, a body that is not the API's JSON. The base URL is wrong, or
+// something between here and ThingSpace answered.
+type NotAPIError struct {
+	Method, URL string // URL without userinfo
+	Status      int
+	ContentType string
+	Err         error // why the body was not the API's, if it was a 2xx
+}
+
+func (e *NotAPIError) Error() string {
+	what := fmt.Sprintf("HTTP %d", e.Status)
+	if ct := e.ContentType; ct != "" {
+		if i := strings.IndexByte(ct, ';'); i >= 0 {
+			ct = ct[:i]
+		}
+		what += " (" + strings.TrimSpace(ct) + ")"
+	}
+	if e.Err != nil {
+		what += ": " + e.Err.Error()
+	}
+	return fmt.Sprintf("%s %s answered %s, not as the ThingSpace API does: check THINGSPACE_BASE_URL "+
+		"(or a proxy in between)", e.Method, e.URL, what)
+}
+
+// CredentialsError is the token endpoint refusing the OAuth client
+// credentials.
+type CredentialsError struct{ API *APIError }
+
+func (e *CredentialsError) Error() string {
+	return fmt.Sprintf("ThingSpace refused the OAuth client credentials (%s): fix THINGSPACE_CLIENT_ID or THINGSPACE_CLIENT_SECRET", e.API)
+}
+
+func (e *CredentialsError) Unwrap() error { return e.API }
+
+// AccountError is the API not knowing the configured account.
+type AccountError struct {
+	Account string
+	API     *APIError
+}
+
+func (e *AccountError) Error() string {
+	return fmt.Sprintf("ThingSpace knows no account %q (%s): fix THINGSPACE_ACCOUNT_NAME", e.Account, e.API.Code)
+}
+
+func (e *AccountError) Unwrap() error { return e.API }
+
+// fromAPI tells whether an error answer has one of the API's own shapes:
+// the M2M services' errorCode or the gateway's fault.
+func (e *APIError) fromAPI() bool { return e.Fault || e.Code != "" }
 
 // parseError reads an error answer. The message is kept short: it ends up
 // in logs and in sync_checkpoints.last_error.

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/config/logging"
 	"github.com/thingsync/thingsync/load"
 )
 
@@ -33,7 +33,7 @@ func runCheck(ctx context.Context, a *App, env *Env, args []string) error {
 		}
 		fmt.Fprintf(out, "%s %-22s %s\n", mark, what, detail)
 	}
-	report(true, "configuration", fmt.Sprintf("streams %v, account %s, API %s", cfg.Streams, cfg.AccountName, cfg.BaseURL))
+	report(true, "configuration", fmt.Sprintf("streams %v, account %s, API %s", cfg.Streams, cfg.AccountName, logging.RedactURL(cfg.BaseURL)))
 
 	client, err := a.newClient(cfg, 1, env.Log)
 	if err != nil {
@@ -94,10 +94,12 @@ func runCheck(ctx context.Context, a *App, env *Env, args []string) error {
 	return nil
 }
 
+// plainLoginError is the login line's detail: each error of the client
+// names the setting to fix (a rejected login THINGSPACE_USERNAME or
+// THINGSPACE_PASSWORD, refused client credentials THINGSPACE_CLIENT_ID or
+// THINGSPACE_CLIENT_SECRET, an answer that is not the API's the URL and
+// THINGSPACE_BASE_URL).
 func plainLoginError(err error) string {
-	if errors.Is(err, extract.ErrLoginRejected) {
-		return "ThingSpace rejected the username or password (THINGSPACE_USERNAME, THINGSPACE_PASSWORD). Not retried: five failed logins lock the account."
-	}
 	return err.Error()
 }
 

@@ -5,7 +5,9 @@ package logging
 import (
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -57,4 +59,24 @@ type utcTime struct{}
 
 func (utcTime) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
 	e.Str(zerolog.TimestampFieldName, time.Now().UTC().Format(time.RFC3339Nano))
+}
+
+// RedactURL returns raw without the userinfo a URL may carry
+// (https://user:password@host): URLs are printed and logged.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// Not a URL: cut anything that could be userinfo.
+		if i := strings.LastIndex(raw, "@"); i >= 0 {
+			if j := strings.Index(raw, "://"); j >= 0 && j < i {
+				return raw[:j+3] + "xxxxx" + raw[i:]
+			}
+			return "xxxxx" + raw[i:]
+		}
+		return raw
+	}
+	if u.User != nil {
+		u.User = url.User("xxxxx")
+	}
+	return u.String()
 }

@@ -39,3 +39,17 @@ func TestNew(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"https://thingspace.verizon.com", "https://thingspace.verizon.com"},
+		{"https://user:hunter2@proxy.example:8443/base", "https://xxxxx@proxy.example:8443/base"},
+		{"http://user@host", "http://xxxxx@host"},
+		{"http://us er:pa%zz@host", "http://xxxxx@host"},
+		{"not a url user:hunter2@host", "xxxxx@host"},
+	} {
+		if got := RedactURL(tt.in); got != tt.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
