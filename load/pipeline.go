@@ -57,10 +57,10 @@ func (p *Pipeline) Batch(ctx context.Context, b extract.Batch) error {
 	switch b.Stream {
 	case schema.StreamUsage:
 		u.Table = schema.UsageDaily
-		u.Rows, u.Rejects = p.tf.Usage(b.Device, b.Usage)
+		u.Rows, u.Rejects = p.tf.Usage(b.Device, b.Usage, b.Window.To)
 	case schema.StreamConnections:
 		u.Table = schema.ConnectionEvents
-		u.Rows, u.Rejects = p.tf.Events(b.Device, b.Events)
+		u.Rows, u.Rejects = p.tf.Events(b.Device, b.Events, b.Window.To)
 	case schema.StreamRated:
 		if b.Rated == nil {
 			break

@@ -70,7 +70,7 @@ func BenchmarkEvents(b *testing.B) {
 	evs := connectionPage(b, benchPage)
 	b.ReportAllocs()
 	for b.Loop() {
-		rows, rejects := tr.Events(eventDev, evs)
+		rows, rejects := tr.Events(eventDev, evs, time.Time{})
 		if len(rows) != benchPage || len(rejects) != 0 {
 			b.Fatalf("Events = %d rows, %d rejects", len(rows), len(rejects))
 		}
@@ -83,7 +83,7 @@ func BenchmarkUsage(b *testing.B) {
 	recs := usagePage(b, benchPage)
 	b.ReportAllocs()
 	for b.Loop() {
-		rows, rejects := tr.Usage(usageDev, recs)
+		rows, rejects := tr.Usage(usageDev, recs, time.Time{})
 		if len(rows) != benchPage || len(rejects) != 0 {
 			b.Fatalf("Usage = %d rows, %d rejects", len(rows), len(rejects))
 		}

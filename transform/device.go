@@ -223,6 +223,9 @@ func (t *Transformer) Rated(dev extract.DeviceID, r extract.RatedUsage, fetchedA
 	if err != nil {
 		return Row{}, fmt.Errorf("rated usage of %s: %w", dev, err)
 	}
+	if why := implausible(start, fetchedAt); why != "" {
+		return Row{}, fmt.Errorf("rated usage of %s: billingStartDate: %s", dev, why)
+	}
 	vals := make([]any, l.width)
 	vals[l.kind] = kind
 	vals[l.id] = id
@@ -233,6 +236,9 @@ func (t *Transformer) Rated(dev extract.DeviceID, r extract.RatedUsage, fetchedA
 	vals[l.unit] = text(r.Unit)
 	if r.DataUsage.Valid {
 		v := r.DataUsage.V
+		if v < 0 {
+			return Row{}, fmt.Errorf("rated usage of %s: dataUsage: value %v %v", dev, v, errNegative)
+		}
 		factor, ok := unitBytes(r.Unit)
 		if !ok {
 			return Row{}, fmt.Errorf("rated usage of %s: unknown unit %s (want KB, MB or GB)", dev, quote(r.Unit))
@@ -289,12 +295,23 @@ func (t *Transformer) Aggregate(requestID string, p extract.PromoUsage, received
 	if err != nil {
 		return Row{}, fmt.Errorf("aggregate usage of %s: %w", ident, err)
 	}
+	if why := implausible(start, receivedAt); why != "" {
+		return Row{}, fmt.Errorf("aggregate usage of %s: startDate: %s", ident, why)
+	}
+	// The period may end after the callback (a month asked for while it
+	// runs): only its start is held to the day after receipt.
+	if why := implausible(end, time.Time{}); why != "" {
+		return Row{}, fmt.Errorf("aggregate usage of %s: endDate: %s", ident, why)
+	}
 	vals := make([]any, l.width)
 	vals[l.kind] = ident.Kind
 	vals[l.id] = ident.ID
 	vals[l.start] = start
 	vals[l.end] = end
 	if p.DataUsage.Valid {
+		if p.DataUsage.V < 0 {
+			return Row{}, fmt.Errorf("aggregate usage of %s: dataUsage: value %d %v", ident, p.DataUsage.V, errNegative)
+		}
 		vals[l.data] = p.DataUsage.V
 	}
 	for _, c := range []struct {
@@ -305,7 +322,10 @@ func (t *Transformer) Aggregate(requestID string, p extract.PromoUsage, received
 		if !c.value.Valid {
 			continue
 		}
-		if c.value.V < -1<<31 || c.value.V > 1<<31-1 {
+		if c.value.V < 0 {
+			return Row{}, fmt.Errorf("aggregate usage of %s: %s: value %d %v", ident, c.name, c.value.V, errNegative)
+		}
+		if c.value.V > 1<<31-1 {
 			return Row{}, fmt.Errorf("aggregate usage of %s: %s: value %d %v", ident, c.name, c.value.V, errInt32Range)
 		}
 		vals[c.col] = int32(c.value.V)

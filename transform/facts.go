@@ -52,12 +52,14 @@ func newEventsLayout(t schema.Table) eventsLayout {
 	return l
 }
 
-// Usage turns a device's usage history records into usage_daily rows.
-// Every record becomes exactly one row or one reject, in order: a record
-// that failed to decode (Err set), has no timestamp or carries a value that
-// does not fit its column is rejected with the reason and its raw JSON; the
-// others still make rows.
-func (t *Transformer) Usage(dev extract.DeviceID, recs []extract.UsageRecord) ([]Row, []Reject) {
+// Usage turns a device's usage history records, fetched up to asOf, into
+// usage_daily rows. Every record becomes exactly one row or one reject, in
+// order: a record that failed to decode (Err set), has no timestamp or one
+// outside the plausible window (Plausible), or carries a value that does
+// not fit its column (a negative count among them) is rejected with the
+// reason and its raw JSON; the others still make rows. A zero asOf sets no
+// upper bound.
+func (t *Transformer) Usage(dev extract.DeviceID, recs []extract.UsageRecord, asOf time.Time) ([]Row, []Reject) {
 	return records(schema.StreamUsage, dev, recs, t.usage.attrs.width,
 		func(r *extract.UsageRecord) (json.RawMessage, string) {
 			switch {
@@ -66,8 +68,33 @@ func (t *Transformer) Usage(dev extract.DeviceID, recs []extract.UsageRecord) ([
 			case r.Timestamp.IsZero():
 				return r.Raw, "timestamp: missing"
 			}
+			if why := implausible(r.Timestamp, asOf); why != "" {
+				return r.Raw, "timestamp: " + why
+			}
 			return r.Raw, ""
 		}, t.usageRow)
+}
+
+// EarliestPlausible is the first instant a record may carry: the API keeps
+// a year of history, and a date before this one is a placeholder or a
+// corrupt value, not an instant of use.
+var EarliestPlausible = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// plausibleSlack is how far past the end of what was asked for a record
+// may lie: clocks and day boundaries differ, a year does not.
+const plausibleSlack = 24 * time.Hour
+
+// implausible says why an instant cannot be one of a record fetched up to
+// asOf, or "". One rule for both ends: not before EarliestPlausible, not
+// more than a day after asOf (no upper bound when asOf is zero).
+func implausible(at, asOf time.Time) string {
+	switch {
+	case at.Before(EarliestPlausible):
+		return fmt.Sprintf("%s is before %s", at.UTC().Format(time.RFC3339), EarliestPlausible.Format(time.DateOnly))
+	case !asOf.IsZero() && at.After(asOf.Add(plausibleSlack)):
+		return fmt.Sprintf("%s is more than a day after %s, the end of the range asked for", at.UTC().Format(time.RFC3339), asOf.UTC().Format(time.RFC3339))
+	}
+	return ""
 }
 
 // records is the loop Usage and Events share: one row or one reject per
@@ -127,11 +154,17 @@ func (t *Transformer) usageRow(vals []any, r *extract.UsageRecord, kind, id any,
 	y, m, d := r.Timestamp.UTC().Date()
 	vals[l.date] = time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 	if r.BytesUsed.Valid {
+		if r.BytesUsed.V < 0 {
+			return unknown, fmt.Sprintf("bytesUsed: value %d %v", r.BytesUsed.V, errNegative)
+		}
 		vals[l.bytes] = r.BytesUsed.V
 	}
 	if r.SMSUsed.Valid {
 		v := r.SMSUsed.V
-		if v < -1<<31 || v > 1<<31-1 {
+		if v < 0 {
+			return unknown, fmt.Sprintf("smsUsed: value %d %v", v, errNegative)
+		}
+		if v > 1<<31-1 {
 			return unknown, fmt.Sprintf("smsUsed: value %d %v", v, errInt32Range)
 		}
 		vals[l.sms] = int32(v)
@@ -142,12 +175,13 @@ func (t *Transformer) usageRow(vals []any, r *extract.UsageRecord, kind, id any,
 	return l.attrs.flatten(vals, r.ExtendedAttributes, unknown, seen)
 }
 
-// Events turns a device's connection history records into
-// connection_events rows, one row or one reject per record, as Usage does.
+// Events turns a device's connection history records, fetched up to asOf,
+// into connection_events rows, one row or one reject per record, as Usage
+// does (the same plausible window for occurredAt).
 // The event column comes from the Event attribute, or AccountStatusType
 // when Event is missing or NULL; a record with neither is rejected, as is
 // one without occurredAt. account_session_id may be NULL.
-func (t *Transformer) Events(dev extract.DeviceID, recs []extract.ConnectionEvent) ([]Row, []Reject) {
+func (t *Transformer) Events(dev extract.DeviceID, recs []extract.ConnectionEvent, asOf time.Time) ([]Row, []Reject) {
 	return records(schema.StreamConnections, dev, recs, t.events.attrs.width,
 		func(r *extract.ConnectionEvent) (json.RawMessage, string) {
 			switch {
@@ -155,6 +189,9 @@ func (t *Transformer) Events(dev extract.DeviceID, recs []extract.ConnectionEven
 				return r.Raw, r.Err.Error()
 			case r.OccurredAt.IsZero():
 				return r.Raw, "occurredAt: missing"
+			}
+			if why := implausible(r.OccurredAt, asOf); why != "" {
+				return r.Raw, "occurredAt: " + why
 			}
 			return r.Raw, ""
 		}, t.eventRow)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/schema"
@@ -45,7 +46,7 @@ func FuzzTransform(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var usage []extract.UsageRecord
 		if json.Unmarshal(data, &usage) == nil {
-			rows, rejects := tr.Usage(dev, usage)
+			rows, rejects := tr.Usage(dev, usage, time.Time{})
 			checkFuzz(t, usageTab, len(usage), rows, rejects)
 			failed := 0
 			for _, r := range usage {
@@ -59,7 +60,7 @@ func FuzzTransform(f *testing.F) {
 		}
 		var events []extract.ConnectionEvent
 		if json.Unmarshal(data, &events) == nil {
-			rows, rejects := tr.Events(dev, events)
+			rows, rejects := tr.Events(dev, events, time.Time{})
 			checkFuzz(t, eventsTab, len(events), rows, rejects)
 		}
 	})

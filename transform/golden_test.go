@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -55,11 +56,11 @@ func TestGolden(t *testing.T) {
 				got.WriteString(render(tab, rows, rejects))
 			}
 			if p.UsageHistory != nil {
-				rows, rejects := tr.Usage(dev, p.UsageHistory)
+				rows, rejects := tr.Usage(dev, p.UsageHistory, time.Time{})
 				check(schema.MustLookup(schema.UsageDaily), len(p.UsageHistory), rows, rejects)
 			}
 			if p.ConnectionHistory != nil {
-				rows, rejects := tr.Events(dev, p.ConnectionHistory)
+				rows, rejects := tr.Events(dev, p.ConnectionHistory, time.Time{})
 				check(schema.MustLookup(schema.ConnectionEvents), len(p.ConnectionHistory), rows, rejects)
 			}
 			golden := strings.TrimSuffix(file, ".json") + ".golden"

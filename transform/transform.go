@@ -10,7 +10,11 @@
 //     text is stored exactly as sent.
 //   - A numeric column takes "123", "123.0", "1e3" or a JSON number; anything
 //     else rejects the record, naming the key and the value. INTEGER columns
-//     reject values outside int32.
+//     reject values outside int32. Every number the API sends is a count, a
+//     size, a duration or a code: a negative one rejects the record.
+//   - A record's instant must lie in the plausible window: not before
+//     EarliestPlausible, not more than a day after the end of the range
+//     asked for; else the record is rejected.
 //   - A key sent twice in one record: the last value wins (as for a JSON
 //     object with a repeated member); every value must still be valid for its
 //     column, so a bad first value rejects the record.
@@ -210,6 +214,9 @@ func convert(kind colKind, s string) (any, error) {
 		if !ok {
 			return nil, nil
 		}
+		if v < 0 {
+			return nil, errNegative
+		}
 		return v, nil
 	case kindInteger:
 		v, ok, err := extract.ParseInt(s)
@@ -219,7 +226,10 @@ func convert(kind colKind, s string) (any, error) {
 		if !ok {
 			return nil, nil
 		}
-		if v < -1<<31 || v > 1<<31-1 {
+		if v < 0 {
+			return nil, errNegative
+		}
+		if v > 1<<31-1 {
 			return nil, errInt32Range
 		}
 		return int32(v), nil
@@ -232,6 +242,7 @@ func convert(kind colKind, s string) (any, error) {
 const (
 	errNotInteger = valueError("is not an integer")
 	errInt32Range = valueError("is out of range for INTEGER")
+	errNegative   = valueError("is negative (a count, size, duration or code)")
 )
 
 type valueError string

@@ -58,8 +58,8 @@ func TestUsage(t *testing.T) {
 			outcome{Reject: `attribute "MtSms": value "1.5" is not an integer`}},
 		{"count beyond INTEGER", `{"timestamp":"2020-12-01T00:00:00Z","extendedAttributes":[{"key":"MtSms","value":"2147483648"}]}`,
 			outcome{Reject: `attribute "MtSms": value "2147483648" is out of range for INTEGER`}},
-		{"INTEGER bounds fit", `{"timestamp":"2020-12-01T00:00:00Z","extendedAttributes":[{"key":"MtSms","value":"2147483647"},{"key":"MoSms","value":"-2147483648"}]}`,
-			outcome{Cols: map[string]any{"mt_sms": int32(2147483647), "mo_sms": int32(-2147483648)}}},
+		{"INTEGER bounds fit", `{"timestamp":"2020-12-01T00:00:00Z","extendedAttributes":[{"key":"MtSms","value":"2147483647"},{"key":"MoSms","value":"0"}]}`,
+			outcome{Cols: map[string]any{"mt_sms": int32(2147483647), "mo_sms": int32(0)}}},
 		{"bytes beyond INTEGER fit BIGINT", `{"bytesUsed":9000000000,"timestamp":"2020-12-01T00:00:00Z","extendedAttributes":[{"key":"domesticUsage","value":"3000000000"}]}`,
 			outcome{Cols: map[string]any{"bytes_used": int64(9000000000), "domestic_usage": int64(3000000000)}}},
 		{"bytes beyond BIGINT", `{"timestamp":"2020-12-01T00:00:00Z","extendedAttributes":[{"key":"domesticUsage","value":"99999999999999999999"}]}`,
@@ -83,11 +83,69 @@ func TestUsage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rows, rejects := tr.Usage(usageDev, []extract.UsageRecord{decodeUsage(t, tt.in)})
+			rows, rejects := tr.Usage(usageDev, []extract.UsageRecord{decodeUsage(t, tt.in)}, time.Time{})
 			if d := mismatch(tab, rows, rejects, tt.want); d != "" {
 				t.Errorf("Usage(%q) = %s, want %v", tt.in, d, tt.want)
 			}
 		})
+	}
+}
+
+// One plausibility rule at both ends: an instant before 2000 or more than
+// a day past the end of the range asked for, and a negative count, reject
+// the record with a reason; the records around it still load.
+func TestPlausible(t *testing.T) {
+	tr := New()
+	asOf := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	usage := []struct{ in, reject string }{
+		{`{"bytesUsed":1,"timestamp":"2026-11-23T00:00:00Z"}`, ""},
+		{`{"bytesUsed":1,"timestamp":"2000-01-01T00:00:00Z"}`, ""},
+		{`{"bytesUsed":1,"timestamp":"9999-12-31T00:00:00Z"}`, "timestamp: 9999-12-31T00:00:00Z is more than a day after 2026-11-22T12:00:00Z"},
+		{`{"bytesUsed":1,"timestamp":"2026-11-24T00:00:00Z"}`, "timestamp: 2026-11-24T00:00:00Z is more than a day after"},
+		{`{"bytesUsed":1,"timestamp":"1999-12-31T23:59:59Z"}`, "timestamp: 1999-12-31T23:59:59Z is before 2000-01-01"},
+		{`{"bytesUsed":1,"timestamp":"0001-01-01T00:00:00Z"}`, "timestamp"},
+		{`{"bytesUsed":-4096,"timestamp":"2026-11-20T00:00:00Z"}`, "bytesUsed: value -4096 is negative"},
+		{`{"smsUsed":-1,"timestamp":"2026-11-20T00:00:00Z"}`, "smsUsed: value -1 is negative"},
+		{`{"timestamp":"2026-11-20T00:00:00Z","extendedAttributes":[{"key":"MoSms","value":"-3"}]}`, `attribute "MoSms": value "-3" is negative`},
+		{`{"timestamp":"2026-11-20T00:00:00Z","extendedAttributes":[{"key":"domesticUsage","value":-1}]}`, `attribute "domesticUsage": value "-1" is negative`},
+	}
+	var recs []extract.UsageRecord
+	for _, u := range usage {
+		recs = append(recs, decodeUsage(t, u.in))
+	}
+	rows, rejects := tr.Usage(usageDev, recs, asOf)
+	checkPlausible(t, "usage", len(rows), rejects, usage)
+
+	events := []struct{ in, reject string }{
+		{`{"connectionEventAttributes":[{"key":"Event","value":"Start"}],"occurredAt":"2026-11-22T11:00:00Z"}`, ""},
+		{`{"connectionEventAttributes":[{"key":"Event","value":"Start"}],"occurredAt":"9999-01-01T00:00:00Z"}`, "occurredAt: 9999-01-01T00:00:00Z is more than a day after"},
+		{`{"connectionEventAttributes":[{"key":"Event","value":"Start"}],"occurredAt":"1970-01-01T00:00:00Z"}`, "occurredAt: 1970-01-01T00:00:00Z is before 2000-01-01"},
+		{`{"connectionEventAttributes":[{"key":"Event","value":"Stop"},{"key":"BytesUsed","value":"-5"}],"occurredAt":"2026-11-22T11:00:00Z"}`, `attribute "BytesUsed": value "-5" is negative`},
+		{`{"connectionEventAttributes":[{"key":"Event","value":"Stop"},{"key":"AccountSessionTime","value":-60}],"occurredAt":"2026-11-22T11:00:00Z"}`, `attribute "AccountSessionTime": value "-60" is negative`},
+	}
+	var evs []extract.ConnectionEvent
+	for _, e := range events {
+		evs = append(evs, decodeEvent(t, e.in))
+	}
+	rows, rejects = tr.Events(eventDev, evs, asOf)
+	checkPlausible(t, "events", len(rows), rejects, events)
+}
+
+func checkPlausible(t *testing.T, what string, rows int, rejects []Reject, recs []struct{ in, reject string }) {
+	t.Helper()
+	var want []string
+	for _, r := range recs {
+		if r.reject != "" {
+			want = append(want, r.reject)
+		}
+	}
+	if rows != len(recs)-len(want) || len(rejects) != len(want) {
+		t.Fatalf("%s: %d rows, %d rejects; want %d and %d: %v", what, rows, len(rejects), len(recs)-len(want), len(want), rejects)
+	}
+	for i, r := range rejects {
+		if !strings.HasPrefix(r.Reason, want[i]) {
+			t.Errorf("%s: reject %d = %q, want it to start %q", what, i, r.Reason, want[i])
+		}
 	}
 }
 
@@ -145,7 +203,7 @@ func TestEvents(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rows, rejects := tr.Events(eventDev, []extract.ConnectionEvent{decodeEvent(t, tt.in)})
+			rows, rejects := tr.Events(eventDev, []extract.ConnectionEvent{decodeEvent(t, tt.in)}, time.Time{})
 			if d := mismatch(tab, rows, rejects, tt.want); d != "" {
 				t.Errorf("Events(%q) = %s, want %v", tt.in, d, tt.want)
 			}
@@ -158,7 +216,7 @@ func TestRejectReasonTruncated(t *testing.T) {
 	long := strings.Repeat("é", 300)
 	in := fmt.Sprintf(`{"timestamp":"2020-12-01T00:00:00Z","extendedAttributes":[{"key":"MoSms","value":%q}]}`, long)
 	rec := decodeUsage(t, in)
-	_, rejects := New().Usage(usageDev, []extract.UsageRecord{rec})
+	_, rejects := New().Usage(usageDev, []extract.UsageRecord{rec}, time.Time{})
 	if len(rejects) != 1 {
 		t.Fatalf("Usage(%.40q…) = %d rejects, want 1", in, len(rejects))
 	}
@@ -182,7 +240,7 @@ func TestUsageMixedPage(t *testing.T) {
 		decodeUsage(t, `{"bytesUsed":5,"timestamp":"2020-12-05T00:00:00Z"}`),
 	}
 	tab := schema.MustLookup(schema.UsageDaily)
-	rows, rejects := New().Usage(extract.DeviceID{Kind: "EID", ID: "1"}, recs)
+	rows, rejects := New().Usage(extract.DeviceID{Kind: "EID", ID: "1"}, recs, time.Time{})
 	var got []string
 	for _, r := range rows {
 		if err := rowError(tab, r); err != nil {
@@ -221,12 +279,12 @@ func TestKeyOrderVaries(t *testing.T) {
 		e.Attributes = attrs
 		recs = append(recs, e)
 	}
-	rows, rejects := tr.Events(eventDev, recs)
+	rows, rejects := tr.Events(eventDev, recs, time.Time{})
 	if len(rows) != len(recs) || len(rejects) != 0 {
 		t.Fatalf("Events(%d records) = %d rows, %d rejects", len(recs), len(rows), len(rejects))
 	}
 	for i, e := range recs {
-		alone, _ := tr.Events(eventDev, []extract.ConnectionEvent{e})
+		alone, _ := tr.Events(eventDev, []extract.ConnectionEvent{e}, time.Time{})
 		if d := cmp.Diff(alone[0], rows[i]); d != "" {
 			t.Errorf("Events(page)[%d] differs from Events(record %d alone) (-alone +page):\n%s", i, i, d)
 		}
@@ -239,10 +297,10 @@ func TestNoIdentity(t *testing.T) {
 	rec := decodeUsage(t, `{"bytesUsed":1,"timestamp":"2020-12-01T00:00:00Z"}`)
 	ev := decodeEvent(t, `{"connectionEventAttributes":[{"key":"Event","value":"Start"}],"occurredAt":"2015-12-17T19:12:36Z"}`)
 	for _, dev := range []extract.DeviceID{{}, {Kind: "iccid"}, {ID: "1"}} {
-		if rows, rejects := tr.Usage(dev, []extract.UsageRecord{rec, rec}); len(rows) != 0 || len(rejects) != 2 {
+		if rows, rejects := tr.Usage(dev, []extract.UsageRecord{rec, rec}, time.Time{}); len(rows) != 0 || len(rejects) != 2 {
 			t.Errorf("Usage(%v, 2 records) = %d rows, %d rejects, want 0, 2", dev, len(rows), len(rejects))
 		}
-		if rows, rejects := tr.Events(dev, []extract.ConnectionEvent{ev}); len(rows) != 0 || len(rejects) != 1 {
+		if rows, rejects := tr.Events(dev, []extract.ConnectionEvent{ev}, time.Time{}); len(rows) != 0 || len(rejects) != 1 {
 			t.Errorf("Events(%v, 1 record) = %d rows, %d rejects, want 0, 1", dev, len(rows), len(rejects))
 		}
 	}
@@ -418,12 +476,12 @@ func FuzzAttrKey(f *testing.F) {
 func TestConcurrentUse(t *testing.T) {
 	tr := New()
 	recs := connectionPage(t, 200)
-	want, _ := tr.Events(eventDev, recs)
+	want, _ := tr.Events(eventDev, recs, time.Time{})
 	var wg sync.WaitGroup
 	errs := make(chan string, 8)
 	for range 8 {
 		wg.Go(func() {
-			got, rejects := tr.Events(eventDev, recs)
+			got, rejects := tr.Events(eventDev, recs, time.Time{})
 			if len(rejects) != 0 || fmt.Sprint(got) != fmt.Sprint(want) {
 				errs <- fmt.Sprintf("concurrent Events = %d rows %d rejects, differs from sequential", len(got), len(rejects))
 			}

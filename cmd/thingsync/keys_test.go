@@ -133,3 +133,31 @@ func TestSyncOddKeys(t *testing.T) {
 		}
 	}
 }
+
+// A negative byte count, a date in year 9999 and the zero date are all
+// implausible: each record goes to rejected_records with its reason, the
+// device's other days load, and the run succeeds.
+func TestSyncImplausibleRecords(t *testing.T) {
+	w := newWorld(t, simulator.Options{Devices: 3, Quirks: simulator.Quirks{Implausible: true}})
+	if len(w.wantUsage(t0, w.sim.Devices()[0].Identity)) < 20 {
+		t.Fatal("device 0 has too little usage for the quirk's records")
+	}
+	if code, out := w.run("sync"); code != 0 {
+		t.Fatalf("sync: exit %d, want 0\n%s", code, out)
+	}
+	diffLines(t, "usage_daily", w.gotUsage(), w.wantUsage(t0))
+	got := w.query(`SELECT reason FROM rejected_records WHERE stream = 'usage' ORDER BY reason`)
+	want := []*regexp.Regexp{
+		regexp.MustCompile(`^bytesUsed: value -\d+ is negative`),
+		regexp.MustCompile(`^timestamp: 9999-12-31T00:00:00Z is more than a day after`),
+		regexp.MustCompile(`0001-01-01`),
+	}
+	if len(got) != len(want) {
+		t.Fatalf("rejected usage records %q, want %d", got, len(want))
+	}
+	for _, re := range want {
+		if !slices.ContainsFunc(got, re.MatchString) {
+			t.Errorf("no rejected record matches %s: %q", re, got)
+		}
+	}
+}

@@ -46,5 +46,6 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.Quirks.BadTimestamp, "quirk-bad-timestamp", false, "device 0's usage of 10 days ago has a malformed timestamp")
 	fs.BoolVar(&o.Quirks.HostileKeys, "quirk-hostile-keys", false, "device 0's usage records carry keys with any bytes: NUL, quotes and SQL, line breaks, invalid UTF-8, other scripts, reserved words, a 10 KB key")
 	fs.Int64Var(&o.Quirks.KeySeed, "quirk-random-keys", 0, "device 0's usage records carry keys of random bytes drawn from this seed (0: none)")
+	fs.BoolVar(&o.Quirks.Implausible, "quirk-implausible", false, "device 0's usage of 12, 13 and 14 days ago has a negative bytesUsed, a date in 9999, the date 0001-01-01")
 	fs.BoolVar(&o.Quirks.BadValue, "quirk-bad-value", false, "device 0's usage of 11 days ago has a non-numeric MoSms")
 }

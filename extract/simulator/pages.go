@@ -130,13 +130,28 @@ func usageSpan(dev *device, earliest, latest, now time.Time) (from time.Time, n 
 
 // Quirk devices: which device each data quirk affects.
 const (
-	quirkDevUnknown   = 0 // UnknownKeys, BadTimestamp, BadValue, HostileKeys, KeySeed
+	quirkDevUnknown   = 0 // UnknownKeys, BadTimestamp, BadValue, HostileKeys, KeySeed, Implausible
 	quirkDevOccuredAt = 1
 	quirkDevNumbers   = 4
 	quirkDevStrings   = 5
 	badTimestampAge   = 10
 	badValueAge       = 11
 )
+
+// implausibleAge says what the Implausible quirk makes of device 0's usage
+// record of age days ago: a negative byte count, a date in year 9999, the
+// zero date, or "" for none.
+func implausibleAge(age int) string {
+	switch age {
+	case 12:
+		return "negative"
+	case 13:
+		return "9999-12-31T00:00:00Z"
+	case 14:
+		return "0001-01-01T00:00:00Z"
+	}
+	return ""
+}
 
 func (s *Simulator) appendUsagePage(b []byte, dev *device, earliest, latest, now time.Time) ([]byte, bool) {
 	from, n := usageSpan(dev, earliest, latest, now)
@@ -160,8 +175,16 @@ func (s *Simulator) appendUsagePage(b []byte, dev *device, earliest, latest, now
 		}
 		u := s.usage(dev, d, now)
 		age := int(today.Sub(d) / day)
+		odd := ""
+		if q.Implausible && dev.index == quirkDevUnknown {
+			odd = implausibleAge(age)
+		}
 		b = append(b, `{"bytesUsed":`...)
-		b = appendInt(b, u.bytes, strs)
+		if odd == "negative" {
+			b = appendInt(b, -u.bytes-1, strs)
+		} else {
+			b = appendInt(b, u.bytes, strs)
+		}
 		b = append(b, `,"extendedAttributes":[`...)
 		if q.BadValue && dev.index == quirkDevUnknown && age == badValueAge {
 			b = appendKV(b, "MoSms", "lots")
@@ -192,9 +215,12 @@ func (s *Simulator) appendUsagePage(b []byte, dev *device, earliest, latest, now
 		b = append(b, `],"smsUsed":`...)
 		b = appendInt(b, u.sms(), strs)
 		b = append(b, `,"source":"Raw Usage","timestamp":"`...)
-		if q.BadTimestamp && dev.index == quirkDevUnknown && age == badTimestampAge {
+		switch {
+		case q.BadTimestamp && dev.index == quirkDevUnknown && age == badTimestampAge:
 			b = append(b, "2026-13-45T99:00:00Z"...)
-		} else {
+		case odd != "" && odd != "negative":
+			b = append(b, odd...)
+		default:
 			b = d.AppendFormat(b, time.RFC3339)
 		}
 		b = append(b, `"}`...)

@@ -117,6 +117,10 @@ type Quirks struct {
 	// line breaks, invalid UTF-8, other scripts, reserved words, the empty
 	// key, a 10 KB key (OddKeys lists them).
 	HostileKeys bool
+	// Implausible: device 0's usage record of 12 days before the clock's
+	// day has a negative bytesUsed, that of 13 days is dated 9999-12-31,
+	// that of 14 days 0001-01-01.
+	Implausible bool
 	// KeySeed: when not 0, device 0's usage records carry
 	// RandomKeysPerRecord attribute keys of random bytes (any byte, up to
 	// 10 KB) drawn from this seed (OddKeys lists them).

@@ -858,6 +858,7 @@ func TestQuirks(t *testing.T) {
 		{"malformed timestamp", Quirks{BadTimestamp: true}, quirkDevUnknown, false, regexp.MustCompile(`"timestamp":"2026-13-45T99:00:00Z"`)},
 		{"non-numeric value", Quirks{BadValue: true}, quirkDevUnknown, false, regexp.MustCompile(`\{"key":"MoSms","value":"lots"\}`)},
 		{"hostile keys, raw bytes", Quirks{HostileKeys: true}, quirkDevUnknown, false, regexp.MustCompile(`\{"key":"x\\u0000","value":"v0"\}.*\{"key":"bad[^a-z"]{2}utf8","value":"v5"\}.*\{"key":"(?:Long){1000}(?:Long)+","value":"v16"\}`)},
+		{"implausible records", Quirks{Implausible: true}, quirkDevUnknown, false, regexp.MustCompile(`"timestamp":"0001-01-01T00:00:00Z"\}.*"timestamp":"9999-12-31T00:00:00Z"\},\{"bytesUsed":-\d+,`)},
 		{"random keys", Quirks{KeySeed: 7}, quirkDevUnknown, false, regexp.MustCompile(`\{"key":"[^}]*","value":"v11"\}\]`)},
 	}
 	for _, tt := range tests {

@@ -103,7 +103,8 @@ func (s *Simulator) TruthUsage(at, from, to time.Time, only ...ID) []UsageDay {
 				Domestic: u.domestic, International: u.intl, Source: "Raw Usage",
 			}
 			if d.index == quirkDevUnknown {
-				rec.Malformed = (q.BadTimestamp && age == badTimestampAge) || (q.BadValue && age == badValueAge)
+				rec.Malformed = (q.BadTimestamp && age == badTimestampAge) || (q.BadValue && age == badValueAge) ||
+					(q.Implausible && implausibleAge(age) != "")
 				if q.UnknownKeys {
 					rec.Extra = map[string]string{"RoamingSms": strconv.FormatInt(u.mt%3, 10), hostileKey: "1"}
 				}
