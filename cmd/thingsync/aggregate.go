@@ -70,12 +70,16 @@ type callbackStore struct {
 }
 
 func (s *callbackStore) StoreCallback(ctx context.Context, cb extract.AggregateCallback) error {
+	// The request's context ends with a signal (the server's base
+	// context): a callback waiting for the file gives up, answered 503, and
+	// ThingSpace delivers it again.
 	wh, release, err := s.g.acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
-	res, err := wh.AcceptCallback(ctx, cb, s.tf, s.a.now(), s.lookback)
+	// A commit under way finishes: it takes milliseconds.
+	res, err := wh.AcceptCallback(context.WithoutCancel(ctx), cb, s.tf, s.a.now(), s.lookback)
 	if errors.Is(err, load.ErrUnknownRequest) {
 		return fmt.Errorf("%w: %v", extract.ErrNotPending, err)
 	}

@@ -24,20 +24,28 @@ type gate struct {
 	// holds the file; patience bounds the wait (0: until ctx ends).
 	retry, patience time.Duration
 
-	mu   sync.Mutex
+	// turn is the gate's lock, a channel so that waiting for it ends with
+	// ctx: whoever opens the file keeps it while waiting for another
+	// process to let go, and a signal must reach the others waiting behind.
+	turn chan struct{}
 	wh   *load.Warehouse
 	refs int
 }
 
 func newGate(path string, log zerolog.Logger) *gate {
-	return &gate{path: path, log: log, retry: 2 * time.Second}
+	return &gate{path: path, log: log, retry: 2 * time.Second, turn: make(chan struct{}, 1)}
 }
 
 // acquire opens the warehouse (or shares the open one) and returns a
-// release function.
+// release function. Every wait in it (for the gate, for the file) ends
+// when ctx does.
 func (g *gate) acquire(ctx context.Context) (*load.Warehouse, func(), error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	select {
+	case g.turn <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, fmt.Errorf("waiting for %s: %w", g.path, ctx.Err())
+	}
+	defer func() { <-g.turn }()
 	if g.wh == nil {
 		wh, err := g.open(ctx)
 		if err != nil {
@@ -51,9 +59,11 @@ func (g *gate) acquire(ctx context.Context) (*load.Warehouse, func(), error) {
 	return wh, func() { once.Do(g.release) }, nil
 }
 
+// release never waits long: while a holder has the file open, nobody
+// keeps the gate's lock beyond counting a reference.
 func (g *gate) release() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.turn <- struct{}{}
+	defer func() { <-g.turn }()
 	g.refs--
 	if g.refs == 0 && g.wh != nil {
 		if err := g.wh.Close(); err != nil {
