@@ -1,14 +1,18 @@
 package extract
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -35,10 +39,36 @@ type Receiver struct {
 	// MaxBody caps a delivery's size (default 4 MiB: a 200-device
 	// answer is ~60 KB).
 	MaxBody int64
+	// MaxConcurrent caps the deliveries handled at once, slow ones
+	// included (default 16); past it a delivery is answered 503 with
+	// Retry-After, and ThingSpace sends it again.
+	MaxConcurrent int
+	// StoreWait bounds how long a delivery waits for its commit (the
+	// warehouse file may be held by a reader); past it, 503 with
+	// Retry-After (default 20 s, under the server's write timeout so the
+	// answer still reaches the sender).
+	StoreWait time.Duration
+
+	once  sync.Once
+	slots chan struct{}
 }
+
+// retryAfter is the Retry-After of a 503: ThingSpace re-sends on its own
+// schedule; this says when trying again makes sense.
+const retryAfter = "30"
 
 func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log := rc.Log.With().Str("remote", r.RemoteAddr).Logger()
+	rc.once.Do(func() { rc.slots = make(chan struct{}, cmp.Or(rc.MaxConcurrent, 16)) })
+	select {
+	case rc.slots <- struct{}{}:
+		defer func() { <-rc.slots }()
+	default:
+		log.Warn().Int("max_concurrent", cap(rc.slots)).Msg("callback refused: too many deliveries at once; ThingSpace will re-send it")
+		w.Header().Set("Retry-After", retryAfter)
+		writeStatus(w, http.StatusServiceUnavailable, "busy")
+		return
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		refuse(w, log, http.StatusMethodNotAllowed, "method not allowed", "")
@@ -75,12 +105,15 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, log, http.StatusBadRequest, "callback without requestId", "")
 		return
 	}
-	if err := rc.Store.StoreCallback(r.Context(), cb); err != nil {
+	ctx, cancel := context.WithTimeout(r.Context(), cmp.Or(rc.StoreWait, 20*time.Second))
+	defer cancel()
+	if err := rc.Store.StoreCallback(ctx, cb); err != nil {
 		if errors.Is(err, ErrNotPending) {
 			refuse(w, log, http.StatusNotFound, "requestId is not pending", cb.RequestID)
 			return
 		}
 		log.Error().Err(err).Str("request_id", printable(cb.RequestID)).Msg("callback not stored; ThingSpace will re-send it")
+		w.Header().Set("Retry-After", retryAfter)
 		writeStatus(w, http.StatusServiceUnavailable, "not stored")
 		return
 	}
@@ -120,4 +153,38 @@ func printable(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// ServerLimits bound what a client of the listener can hold: a connection
+// that sends its headers or body slowly, or stays idle, is closed after
+// these times, whatever it sends.
+type ServerLimits struct {
+	ReadHeaderTimeout time.Duration // the request line and headers
+	ReadTimeout       time.Duration // the whole request, body included
+	WriteTimeout      time.Duration // from the end of the headers to the end of the answer
+	IdleTimeout       time.Duration // a kept-alive connection between requests
+	MaxHeaderBytes    int
+}
+
+// DefaultServerLimits are the listener's limits: a callback body (at most
+// MaxBody, ~60 KB in practice) arrives in well under ReadTimeout, and the
+// write timeout leaves room for a Receiver's StoreWait.
+func DefaultServerLimits() ServerLimits {
+	return ServerLimits{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 64 << 10}
+}
+
+// NewServer serves h with the limits l (zero fields take the defaults);
+// every request's context ends when ctx does.
+func NewServer(ctx context.Context, h http.Handler, l ServerLimits) *http.Server {
+	d := DefaultServerLimits()
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cmp.Or(l.ReadHeaderTimeout, d.ReadHeaderTimeout),
+		ReadTimeout:       cmp.Or(l.ReadTimeout, d.ReadTimeout),
+		WriteTimeout:      cmp.Or(l.WriteTimeout, d.WriteTimeout),
+		IdleTimeout:       cmp.Or(l.IdleTimeout, d.IdleTimeout),
+		MaxHeaderBytes:    cmp.Or(l.MaxHeaderBytes, d.MaxHeaderBytes),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
 }

@@ -94,14 +94,14 @@ func (s *callbackStore) StoreCallback(ctx context.Context, cb extract.AggregateC
 
 // listen serves the callback path on THINGSYNC_HTTP_ADDR for a one-shot
 // run; stop shuts it down.
-func (a *App) listen(env *Env, g *gate) (stop func(), err error) {
+func (a *App) listen(ctx context.Context, env *Env, g *gate) (stop func(), err error) {
 	ln, err := net.Listen("tcp", env.Config.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("callback listener on %s: %w", env.Config.HTTPAddr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle(callbackPath(env), a.callbackHandler(env, g))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := extract.NewServer(ctx, mux, extract.ServerLimits{})
 	go func() { _ = srv.Serve(ln) }()
 	env.Log.Info().Str("addr", ln.Addr().String()).Str("path", callbackPath(env)).Msg("callback listener up")
 	return func() {

@@ -120,10 +120,9 @@ func serveDaemon(ctx context.Context, d *daemon, ln net.Listener, mux http.Handl
 	id := c.Schedule(sched, cron.FuncJob(func() { d.trigger(ctx, "schedule") }))
 	d.next = func() time.Time { return c.Entry(id).Next }
 
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute,
-		// A signal ends every request's context: a callback waiting for
-		// the warehouse file gives up instead of holding the exit.
-		BaseContext: func(net.Listener) context.Context { return ctx }}
+	// A signal ends every request's context: a callback waiting for the
+	// warehouse file gives up instead of holding the exit.
+	srv := extract.NewServer(ctx, mux, extract.ServerLimits{})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	// Tests and operators learn the bound address (":0" picks a port) here.

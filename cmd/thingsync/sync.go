@@ -315,7 +315,7 @@ func (a *App) syncOnce(ctx context.Context, env *Env, g *gate, spec runSpec) (ru
 // daemon's, or one of its own for a one-shot run, which then waits.
 func (a *App) aggregateStep(ctx context.Context, env *Env, g *gate, wh *load.Warehouse, client *extract.Client, started time.Time, serving bool, log zerolog.Logger) (aggregateReport, error) {
 	if !serving {
-		stop, err := a.listen(env, g)
+		stop, err := a.listen(ctx, env, g)
 		if err != nil {
 			return aggregateReport{}, err
 		}
