@@ -108,7 +108,10 @@ type Progress struct {
 
 // Result is what a walk did.
 type Result struct {
-	Devices       int
+	Devices int // listed
+	// DevicesDone counts the devices whose every stream was fetched (or
+	// failed): fewer than Devices when the run was cut short.
+	DevicesDone   int
 	DevicesFailed int
 	Records       int64
 	// Failures holds one error per failed device and stream, by device.
@@ -256,6 +259,7 @@ func (w *Walk) Run(ctx context.Context) (Result, error) {
 	<-lister
 	err := g.Wait()
 	res.Devices = int(listed.Load())
+	res.DevicesDone = int(done.Load())
 	res.Records = records.Load()
 	res.DevicesFailed = len(res.Failures)
 	switch {

@@ -212,10 +212,21 @@ func NewRunID(now time.Time) string {
 	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
 }
 
-// StartRun records a run as running.
+// StartRun records a run as running. Runs still marked running are
+// marked abandoned first: this process holds the file, so their processes
+// are gone (killed, or the machine stopped) without recording an outcome.
 func (w *Warehouse) StartRun(ctx context.Context, kind string, streams []string, startedAt time.Time) (string, error) {
+	res, err := w.db.ExecContext(ctx, `UPDATE sync_runs SET status = 'abandoned',
+		error = coalesce(error, 'the process ended without recording an outcome (killed, or the machine stopped)')
+		WHERE status = 'running'`)
+	if err != nil {
+		return "", fmt.Errorf("record abandoned runs: %w", err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n > 0 {
+		w.log.Warn().Int64("runs", n).Msg("earlier runs ended without an outcome (killed?): marked abandoned in sync_runs; this run resumes from the checkpoints")
+	}
 	id := NewRunID(startedAt)
-	_, err := w.db.ExecContext(ctx, `INSERT INTO sync_runs (run_id, kind, streams, started_at, status,
+	_, err = w.db.ExecContext(ctx, `INSERT INTO sync_runs (run_id, kind, streams, started_at, status,
 		devices, devices_failed, requests, retries, usage_inserted, usage_updated, events_inserted, events_updated,
 		rated_upserted, aggregate_upserted, rejected)
 		VALUES (?, ?, ?, ?, 'running', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)`, id, kind, strings.Join(streams, ","), startedAt.UTC())

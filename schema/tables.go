@@ -256,7 +256,7 @@ func syncRunsTable() Table {
 			{Name: "started_at", Type: TimestampTZ, Comment: "When the run started (UTC)."},
 			{Name: "finished_at", Type: TimestampTZ, Comment: "When the run ended (UTC); NULL while running or if the process died."},
 			{Name: "wanted_from", Type: TimestampTZ, Comment: "First instant the run wanted for a device without a checkpoint: THINGSYNC_START, never before the 12-month retention (coverage_days counts missing days from the latest run's)."},
-			{Name: "status", Type: Varchar, Comment: "running, ok, partial (some devices failed), failed or interrupted."},
+			{Name: "status", Type: Varchar, Comment: "running, ok, partial (some devices failed), failed, interrupted, or abandoned (its process ended without recording an outcome; marked by the next run)."},
 			{Name: "devices", Type: Integer, Comment: "Devices the run walked."},
 			{Name: "devices_failed", Type: Integer, Comment: "Devices with at least one failed stream."},
 			{Name: "requests", Type: BigInt, Comment: "API requests made, retries included."},

@@ -249,11 +249,16 @@ func (a *App) syncOnce(ctx context.Context, env *Env, g *gate, spec runSpec) (ru
 		schema.StreamUsage:       {Now: started, Start: cfg.Start, Step: cfg.WindowUsage, Lookback: cfg.LookbackUsage, Daily: true},
 		schema.StreamConnections: {Now: started, Start: cfg.Start, Step: cfg.WindowConnections, Lookback: cfg.LookbackConnections},
 	}
-	progress, finishProgress := a.progress(log, spec.kind)
+	// status reads this file while the run holds the warehouse.
+	pf := startProgressFile(cfg.DB, log, a.now, func() int { return client.Counters().TotalRequests() }, runID, spec.kind, started)
+	defer pf.remove()
+	show, finishProgress := a.progress(log, spec.kind)
+	progress := func(p extract.Progress) { pf.update(p); show(p) }
 	w := &extract.Walk{Client: client, Sink: sink, Log: log, Concurrency: cfg.Concurrency, Streams: streams,
 		Plans: plans, Backfill: spec.backfill, Ranges: spec.ranges, Only: spec.only, Now: a.now, Progress: progress}
 	res, walkErr := w.Run(ctx)
 	finishProgress()
+	pf.phase("finishing")
 	totals, closeErr := wr.Close(wctx)
 	var (
 		agg    aggregateReport
@@ -326,7 +331,14 @@ func (a *App) aggregateStep(ctx context.Context, env *Env, g *gate, wh *load.War
 
 func summary(kind string, res extract.Result, c extract.Counters, t load.Totals, d time.Duration) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %d devices (%d failed), %d requests, %d retries", kind, res.Devices, res.DevicesFailed, c.TotalRequests(), c.TotalRetries())
+	if res.DevicesDone == res.Devices {
+		fmt.Fprintf(&b, "%s: %d devices (%d failed)", kind, res.Devices, res.DevicesFailed)
+	} else {
+		// Cut short (a signal, a broken list): what was done, not what
+		// was listed.
+		fmt.Fprintf(&b, "%s: %d listed, %d done, %d failed", kind, res.Devices, res.DevicesDone, res.DevicesFailed)
+	}
+	fmt.Fprintf(&b, ", %d requests, %d retries", c.TotalRequests(), c.TotalRetries())
 	for _, table := range []string{schema.Devices, schema.UsageDaily, schema.ConnectionEvents, schema.RatedUsage} {
 		tt, ok := t.Tables[table]
 		if !ok && table == schema.RatedUsage {
