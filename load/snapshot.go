@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // PublishSnapshot publishes a consistent read-only copy of the warehouse at
@@ -87,6 +88,7 @@ func copyAtomically(src, dst string) (err error) {
 		return fmt.Errorf("stat warehouse: %w", err)
 	}
 	dir := filepath.Dir(dst)
+	removeStaleCopies(dir, filepath.Base(dst))
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("create temporary copy: %w", err)
@@ -126,4 +128,29 @@ func copyAtomically(src, dst string) (err error) {
 		d.Close()
 	}
 	return nil
+}
+
+// removeStaleCopies removes the temporary copies a publication killed
+// part-way left in dir: only regular files named as this snapshot's own
+// temporary files are (".<base>.<digits>.tmp", what os.CreateTemp makes of
+// the pattern above). One process publishes a snapshot at a time (it holds
+// the warehouse), so none of them is being written.
+func removeStaleCopies(dir, base string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return // the copy that follows says what is wrong
+	}
+	prefix := "." + base + "."
+	for _, e := range entries {
+		name := e.Name()
+		mid, ok := strings.CutPrefix(name, prefix)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		digits, ok := strings.CutSuffix(mid, ".tmp")
+		if !ok || digits == "" || strings.Trim(digits, "0123456789") != "" {
+			continue
+		}
+		_ = os.Remove(filepath.Join(dir, name))
+	}
 }

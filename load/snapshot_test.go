@@ -84,3 +84,37 @@ func TestPublishSnapshotOverTheWarehouse(t *testing.T) {
 		t.Errorf("warehouse after the refused snapshot: %s", got)
 	}
 }
+
+// Temporary copies left by a publication killed part-way are removed by
+// the next one; files that are not this snapshot's temporary copies stay.
+func TestPublishSnapshotRemovesStaleCopies(t *testing.T) {
+	w := open(t, filepath.Join(t.TempDir(), "w.duckdb"))
+	defer w.Close()
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "snap.duckdb")
+	// What os.CreateTemp makes of the snapshot's pattern, as a kill leaves it.
+	stale := []string{".snap.duckdb.1234567.tmp", ".snap.duckdb.9.tmp"}
+	kept := []string{".snap.duckdb.notes.tmp", ".other.duckdb.123.tmp", "snap.duckdb.123.tmp", ".snap.duckdb.123.tmp.keep"}
+	for _, name := range append(append([]string{}, stale...), kept...) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("partial copy"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.PublishSnapshot(ctx, snap); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range stale {
+		if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
+			t.Errorf("stale copy %s: %v, want it removed", name, err)
+		}
+	}
+	for _, name := range kept {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s, not a temporary copy of the snapshot: %v, want it kept", name, err)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != len(kept)+1 {
+		t.Errorf("%d files in the snapshot's directory, want %d (the kept ones and the snapshot)", len(entries), len(kept)+1)
+	}
+}
