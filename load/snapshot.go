@@ -154,3 +154,39 @@ func removeStaleCopies(dir, base string) {
 		_ = os.Remove(filepath.Join(dir, name))
 	}
 }
+
+// CheckSnapshotPath tells whether a snapshot can be published at path for
+// the warehouse at db, before any run: its directory exists, is a
+// directory and takes a new file; path is not a directory, nor db itself.
+func CheckSnapshotPath(path, db string) error {
+	abs, err1 := filepath.Abs(path)
+	absDB, err2 := filepath.Abs(db)
+	if err1 == nil && err2 == nil && abs == absDB {
+		return errors.New("it is the warehouse file itself; the snapshot is a copy published beside it")
+	}
+	if same, err := sameFile(db, path); err == nil && same {
+		return errors.New("it is the warehouse file itself; the snapshot is a copy published beside it")
+	}
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("directory %s does not exist", dir)
+	case err != nil:
+		return fmt.Errorf("directory %s: %w", dir, err)
+	case !st.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("%s is a directory; name the snapshot file", path)
+	}
+	// A file named as the publication's own temporary copies: one left
+	// behind is removed by the next publication.
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("directory %s does not take a new file: %w", dir, err)
+	}
+	tmp.Close()
+	os.Remove(tmp.Name())
+	return nil
+}

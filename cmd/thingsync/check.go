@@ -66,6 +66,13 @@ func runCheck(ctx context.Context, a *App, env *Env, args []string) error {
 	} else {
 		report(true, "warehouse", cfg.DB+" is writable")
 	}
+	if cfg.Snapshot != "" {
+		if err := load.CheckSnapshotPath(cfg.Snapshot, cfg.DB); err != nil {
+			report(false, "snapshot", "THINGSYNC_SNAPSHOT="+cfg.Snapshot+": "+err.Error())
+		} else {
+			report(true, "snapshot", cfg.Snapshot+" can be published")
+		}
+	}
 
 	switch {
 	case cfg.CallbackURL == "":

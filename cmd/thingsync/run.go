@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/thingsync/thingsync/config"
 	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/load"
 	"github.com/thingsync/thingsync/schema"
 )
 
@@ -37,8 +37,11 @@ func runDaemon(ctx context.Context, a *App, env *Env, args []string) error {
 	if err != nil {
 		return usageErr("run: THINGSYNC_SCHEDULE: %v", err)
 	}
-	if cfg.Snapshot != "" && samePath(cfg.Snapshot, cfg.DB) {
-		return usageErr("run: THINGSYNC_SNAPSHOT is THINGSYNC_DB; the snapshot is a copy published beside it")
+	// Checked now rather than found after the first run's hours of work.
+	if cfg.Snapshot != "" {
+		if err := load.CheckSnapshotPath(cfg.Snapshot, cfg.DB); err != nil {
+			return usageErr("run: THINGSYNC_SNAPSHOT=%s: %v", cfg.Snapshot, err)
+		}
 	}
 	cbPath := ""
 	if cfg.CallbackURL != "" {
@@ -98,14 +101,6 @@ func (a *App) registerAtStartup(ctx context.Context, env *Env) error {
 		env.Log.Warn().Err(err).Msg("could not make sure the callback listener is registered; the next run tries again")
 	}
 	return nil
-}
-
-// samePath tells whether two paths name one file (by name: the snapshot
-// need not exist yet).
-func samePath(a, b string) bool {
-	aa, err1 := filepath.Abs(a)
-	bb, err2 := filepath.Abs(b)
-	return err1 == nil && err2 == nil && aa == bb
 }
 
 // serveDaemon serves mux on ln and starts runs on sched until ctx ends,
