@@ -186,7 +186,7 @@ func (a *App) requestAggregates(ctx context.Context, env *Env, wh *load.Warehous
 			return sent, reasked, err
 		}
 		reasked++
-		log.Warn().Str("request_id", r.ID).Str("new_request_id", id).Dur("age", now.Sub(r.RequestedAt)).
+		log.Warn().Str("request_id", r.ID).Str("new_request_id", id).Float64("age_s", now.Sub(r.RequestedAt).Seconds()).
 			Msg("aggregate request got no callback before its deadline; asked again")
 		for _, d := range r.Devices {
 			covered[d.String()+"|"+r.Start.Format(time.RFC3339)] = true
@@ -266,7 +266,7 @@ func (a *App) awaitCallbacks(ctx context.Context, wh *load.Warehouse, ids []stri
 		}
 	}
 	if pending > 0 {
-		log.Warn().Int("pending", pending).Dur("waited", a.aggregateWait()).
+		log.Warn().Int("pending", pending).Float64("waited_s", a.aggregateWait().Seconds()).
 			Msg("aggregate callbacks still pending; a later run stores them or asks again")
 	}
 	return received, pending

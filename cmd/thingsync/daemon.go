@@ -227,7 +227,7 @@ func (d *daemon) finish(res attempt, took time.Duration) {
 	case res.err != nil:
 		ev = d.log.Warn().Err(res.err)
 	}
-	ev.Str("run_id", rep.RunID).Str("status", rep.Status).Dur("took", took).Msg(runLine(rep))
+	ev.Str("run_id", rep.RunID).Str("status", rep.Status).Float64("took_s", took.Seconds()).Msg(runLine(rep))
 	if res.snapErr != nil {
 		d.log.Error().Err(res.snapErr).Msg("snapshot not published; analysts see the previous one")
 	}
@@ -258,7 +258,7 @@ func (d *daemon) finish(res attempt, took time.Duration) {
 }
 
 func runLine(rep runReport) string {
-	if rep.Summary != "" {
+	if rep.Summary != "" && rep.Status != "failed" {
 		return rep.Summary
 	}
 	return "run " + rep.Status

@@ -88,7 +88,7 @@ func (g *gate) open(ctx context.Context) (*load.Warehouse, error) {
 		if g.patience > 0 && time.Since(start) > g.patience {
 			return nil, fmt.Errorf("waited %s: %w", time.Since(start).Round(time.Second), err)
 		}
-		g.log.Warn().Str("db", g.path).Dur("retry_in", g.retry).
+		g.log.Warn().Str("db", g.path).Float64("retry_in_s", g.retry.Seconds()).
 			Msg("the warehouse file is held by another process (an open read-only session blocks writers); waiting")
 		select {
 		case <-ctx.Done():

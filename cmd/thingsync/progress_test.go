@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -11,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/extract/simulator"
 )
 
@@ -166,4 +171,40 @@ func TestKilledRunIsAbandoned(t *testing.T) {
 		t.Errorf("sync_runs after the next run = %v; want the killed run %s abandoned, the next ok", got, p.RunID)
 	}
 	diffLines(t, "usage_daily after a killed run", w.gotUsage(), w.wantUsage(t0))
+}
+
+// The progress log lines name their units: eta_s and devices_per_s, not
+// a bare number of milliseconds.
+func TestProgressLogNamesUnits(t *testing.T) {
+	var buf strings.Builder
+	log := zerolog.New(&buf)
+	progressLog(log, "sync")(extract.Progress{DevicesTotal: 10, DevicesDone: 10, Records: 5})
+	var line map[string]any
+	if err := json.Unmarshal([]byte(buf.String()), &line); err != nil {
+		t.Fatalf("progress line %q: %v", buf.String(), err)
+	}
+	for _, k := range []string{"eta_s", "devices_per_s"} {
+		if _, ok := line[k]; !ok {
+			t.Errorf("progress line %s lacks %s", buf.String(), k)
+		}
+	}
+	if _, ok := line["eta"]; ok {
+		t.Errorf("progress line %s has a unit-less eta", buf.String())
+	}
+}
+
+// A run that fails (exit 3) prints the error, not a summary of zeros.
+func TestFailedRunPrintsNoSummary(t *testing.T) {
+	w := newWorld(t, simulator.Options{Devices: 2})
+	w.env["THINGSPACE_PASSWORD"] = "wrong-password"
+	var out, errb bytes.Buffer
+	a := &App{Stdout: &out, Stderr: &errb, Now: w.clock.Now, TuneClient: fastClient,
+		LookupEnv: func(k string) (string, bool) { v, ok := w.env[k]; return v, ok }}
+	code := ExitCode(a.Run(context.Background(), []string{"sync"}), &errb)
+	if code != exitCannotRun || !strings.Contains(errb.String(), "thingsync: ") {
+		t.Fatalf("sync with a wrong password: exit %d, stderr %q; want 3 and the error", code, errb.String())
+	}
+	if out.Len() != 0 {
+		t.Errorf("a failed run printed on stdout: %q", out.String())
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -141,10 +142,17 @@ func (a *App) backfillGaps(ctx context.Context, env *Env, streams []string, only
 	g := newGate(env.Config.DB, env.Log)
 	g.patience = time.Nanosecond
 	rep, err := a.syncOnce(ctx, env, g, runSpec{kind: "backfill", streams: history, backfill: &span, only: targets, ranges: ranges})
-	if rep.Summary != "" {
-		fmt.Fprintln(a.Stdout, rep.Summary)
-	}
+	printSummary(a.Stdout, rep)
 	return err
+}
+
+// printSummary prints a run's summary line on stdout, unless the run
+// failed: then the error (on stderr, exit 3) is the whole story, and a
+// summary of zeros would read like a quiet success.
+func printSummary(w io.Writer, rep runReport) {
+	if rep.Summary != "" && rep.Status != "failed" {
+		fmt.Fprintln(w, rep.Summary)
+	}
 }
 
 // walked are the streams fetched per device and window.
@@ -194,9 +202,7 @@ func (a *App) walk(ctx context.Context, env *Env, kind string, streams []string,
 	g := newGate(env.Config.DB, env.Log)
 	g.patience = time.Nanosecond // a one-shot command says the file is busy instead of waiting
 	rep, err := a.syncOnce(ctx, env, g, runSpec{kind: kind, streams: streams, backfill: backfill, only: only})
-	if rep.Summary != "" {
-		fmt.Fprintln(a.Stdout, rep.Summary)
-	}
+	printSummary(a.Stdout, rep)
 	return err
 }
 
@@ -412,7 +418,7 @@ func progressLog(log zerolog.Logger, kind string) func(extract.Progress) {
 			Int("devices_failed", p.DevicesFailed).Int64("records", p.Records)
 		if el := time.Since(start).Seconds(); el > 0 && p.DevicesDone > 0 && !p.Listing {
 			rate := float64(p.DevicesDone) / el
-			ev = ev.Float64("devices_per_s", rate).Dur("eta", time.Duration(float64(p.DevicesTotal-p.DevicesDone)/rate*float64(time.Second)))
+			ev = ev.Float64("devices_per_s", rate).Float64("eta_s", math.Round(float64(p.DevicesTotal-p.DevicesDone)/rate))
 		}
 		ev.Msg(kind + " progress")
 	}
