@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -81,6 +82,61 @@ func TestStatus(t *testing.T) {
 	// The newest run comes first.
 	if i, j := strings.Index(out, "partial"), strings.Index(out, "backfill"); i < 0 || j < i {
 		t.Errorf("runs not newest first")
+	}
+
+	// --format json: the same, under the documented field names.
+	code, out, errOut = runCLI(t, now, "", env, "status", "--format", "json")
+	if code != 0 {
+		t.Fatalf("--format json: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("--format json: %v\n%s", err, out)
+	}
+	get := func(path ...any) any {
+		var v any = doc
+		for _, k := range path {
+			switch k := k.(type) {
+			case string:
+				m, _ := v.(map[string]any)
+				v = m[k]
+			case int:
+				a, _ := v.([]any)
+				if k >= len(a) {
+					return nil
+				}
+				v = a[k]
+			}
+		}
+		return v
+	}
+	for _, c := range []struct {
+		path []any
+		want any
+	}{
+		{[]any{"source"}, "warehouse"},
+		{[]any{"in_use"}, false},
+		{[]any{"progress"}, nil},
+		{[]any{"streams", 0, "stream"}, "usage"},
+		{[]any{"streams", 0, "devices"}, 3.0},
+		{[]any{"streams", 0, "behind"}, 1.0},
+		{[]any{"streams", 0, "oldest_settled"}, "2026-05-31T12:00:00Z"},
+		{[]any{"failing_devices_total"}, 13.0},
+		{[]any{"failing_devices", 0, "device_id"}, "350000000000002"},
+		{[]any{"runs", 0, "status"}, "partial"},
+		{[]any{"runs", 0, "rows", "usage_inserted"}, 1000.0},
+		{[]any{"runs", 1, "kind"}, "backfill"},
+		{[]any{"pending_requests_total"}, 1.0},
+		{[]any{"pending_requests", 0, "request_id"}, "req-pending"},
+		{[]any{"rejected_total"}, 1.0},
+		{[]any{"rejected_by_stream", "usage"}, 1.0},
+	} {
+		if got := get(c.path...); got != c.want {
+			t.Errorf("--format json: %v = %v, want %v", c.path, got, c.want)
+		}
+	}
+	if strings.Contains(out, secret) {
+		t.Errorf("status --format json printed the client secret")
 	}
 }
 
