@@ -161,8 +161,12 @@ func TestKilledRunIsAbandoned(t *testing.T) {
 	}
 
 	w.sim.SetFaults(simulator.Faults{}) // the next run need not be slow
-	if code, out := w.run("sync"); code != 0 {
+	code, out = w.run("sync")
+	if code != 0 {
 		t.Fatalf("next sync: exit %d\n%s", code, out)
+	}
+	if !strings.Contains(out, "marked abandoned") {
+		t.Errorf("the next run does not say it found an abandoned run:\n%s", out)
 	}
 	// (The child's clock and this process's start at the same simulated
 	// instant: order by outcome, not time.)
