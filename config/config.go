@@ -2,9 +2,11 @@
 package config
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
 	"slices"
@@ -116,7 +118,24 @@ func (e *Error) Error() string {
 type Needs struct {
 	// API: the ThingSpace credentials and account (sync, backfill, run, check).
 	API bool
+	// ScheduleFloor is the shortest @every interval accepted (0:
+	// MinScheduleInterval); the daemon's tests lower it to run often.
+	ScheduleFloor time.Duration
 }
+
+// MinScheduleInterval is the shortest interval between scheduled runs:
+// cron's own resolution. A shorter @every would start runs back to back.
+const MinScheduleInterval = time.Minute
+
+// Rate bounds. A request, the bearer token's included, may wait at most
+// requestWait for its turn under the ceiling (the client's per-request
+// timeout); with every device in flight queued ahead of it, the ceiling
+// must let THINGSYNC_CONCURRENCY requests through in that time, or token
+// renewals fail. The top is far above any account's real ceiling.
+const (
+	requestWait = 60 * time.Second
+	MaxRate     = 100000
+)
 
 // Load reads and validates the environment. now fixes "12 months ago", the
 // default of THINGSYNC_START.
@@ -170,8 +189,10 @@ func Load(ctx context.Context, lookuper envconfig.Lookuper, now time.Time, needs
 	if cfg.Snapshot != "" && cfg.Snapshot == cfg.DB {
 		bad("THINGSYNC_SNAPSHOT", "must differ from THINGSYNC_DB")
 	}
-	if _, err := ParseSchedule(cfg.Schedule); err != nil {
+	if sch, err := ParseSchedule(cfg.Schedule); err != nil {
 		bad("THINGSYNC_SCHEDULE", "%v", err)
+	} else if floor := cmp.Or(needs.ScheduleFloor, MinScheduleInterval); interval(sch) > 0 && interval(sch) < floor {
+		bad("THINGSYNC_SCHEDULE", "%q runs more often than once every %s", cfg.Schedule, strings.TrimSuffix(floor.String(), "0s"))
 	}
 
 	streams, err := ParseStreams(r.Streams)
@@ -220,8 +241,8 @@ func Load(ctx context.Context, lookuper envconfig.Lookuper, now time.Time, needs
 	} else {
 		cfg.Concurrency = n
 	}
-	if f, err := strconv.ParseFloat(strings.TrimSpace(r.RateLimit), 64); err != nil || f <= 0 || f > 100000 {
-		bad("THINGSYNC_RATE_LIMIT", "want requests per second above 0, got %q", r.RateLimit)
+	if f, err := ParseRate(r.RateLimit, cfg.Concurrency); err != nil {
+		bad("THINGSYNC_RATE_LIMIT", "%v", err)
 	} else {
 		cfg.RateLimit = f
 	}
@@ -329,16 +350,66 @@ func ParseDuration(s string) (time.Duration, error) {
 	if d < 0 {
 		return 0, fmt.Errorf("negative duration %q", s)
 	}
+	if total+d < total {
+		return 0, fmt.Errorf("bad duration %q: too long", s)
+	}
 	return total + d, nil
 }
 
+// ParseRate reads THINGSYNC_RATE_LIMIT: requests per second, a finite
+// number from what concurrency devices in flight need (see requestWait)
+// up to MaxRate. concurrency 0: not known, at least one device.
+func ParseRate(s string, concurrency int) (float64, error) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, fmt.Errorf("want requests per second as a number, got %q", s)
+	}
+	least := float64(max(concurrency, 1)) / requestWait.Seconds()
+	switch {
+	case f <= 0 || f > MaxRate:
+		return 0, fmt.Errorf("want requests per second above 0 and at most %d, got %q", MaxRate, s)
+	case f < least:
+		return 0, fmt.Errorf("%s requests per second cannot serve %d devices in flight (THINGSYNC_CONCURRENCY): a request may wait %g s for its turn; "+
+			"want at least %.3g, or fewer devices in flight", strings.TrimSpace(s), max(concurrency, 1), requestWait.Seconds(), least)
+	}
+	return f, nil
+}
+
 // ParseSchedule parses a cron spec: five fields, descriptors such as
-// @daily or @every 1h, and an optional CRON_TZ= prefix.
+// @daily or @every 1h, and an optional CRON_TZ= prefix. @every takes the
+// durations of the other variables (30d, 1d12h, 90m) and must be positive.
 func ParseSchedule(spec string) (cron.Schedule, error) {
+	orig := spec
+	spec = strings.TrimSpace(spec)
+	tz, rest := "", spec
+	if strings.HasPrefix(rest, "CRON_TZ=") || strings.HasPrefix(rest, "TZ=") {
+		tz, rest, _ = strings.Cut(rest, " ")
+		tz, rest = tz+" ", strings.TrimSpace(rest)
+	}
+	if every, ok := strings.CutPrefix(rest, "@every"); ok && (every == "" || every[0] == ' ' || every[0] == '\t') {
+		d, err := ParseDuration(every)
+		if err != nil {
+			return nil, fmt.Errorf("bad cron spec %q: %v", orig, err)
+		}
+		if d < time.Second {
+			return nil, fmt.Errorf("bad cron spec %q: @every wants an interval of at least a second", orig)
+		}
+		// cron reads Go durations only: hand it the days as hours.
+		spec = tz + "@every " + d.String()
+	}
 	p := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 	sch, err := p.Parse(spec)
 	if err != nil {
-		return nil, fmt.Errorf("bad cron spec %q: %v", spec, err)
+		return nil, fmt.Errorf("bad cron spec %q: %v", orig, err)
 	}
 	return sch, nil
+}
+
+// interval is an @every schedule's period; 0 for calendar schedules,
+// which cron cannot fire more than once a minute.
+func interval(s cron.Schedule) time.Duration {
+	if c, ok := s.(cron.ConstantDelaySchedule); ok {
+		return c.Delay
+	}
+	return 0
 }

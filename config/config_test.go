@@ -188,3 +188,108 @@ func TestParseSchedule(t *testing.T) {
 		}
 	}
 }
+
+// A rate that is not a number, or too low to serve the devices in flight
+// (a request waits at most 60 s for its turn), stops the program at start
+// with the others; one that works is kept.
+func TestRateLimitBounds(t *testing.T) {
+	for _, tt := range []struct {
+		rate, concurrency string
+		ok                bool
+	}{
+		{"10", "8", true},
+		{"0.5", "8", true},
+		{"0.14", "8", true},
+		{"0.1", "8", false}, // 8 devices in flight need 8 requests in 60 s
+		{"0.1", "6", true},
+		{"100000", "8", true},
+		{"NaN", "8", false},
+		{"nan", "1", false},
+		{"Inf", "8", false},
+		{"-Inf", "8", false},
+		{"1e-9", "1", false},
+		{"0", "1", false},
+		{"-1", "1", false},
+		{"100001", "8", false},
+		{"auto", "8", false}, // adaptive rate: not read yet
+	} {
+		env := base()
+		env["THINGSYNC_RATE_LIMIT"] = tt.rate
+		env["THINGSYNC_CONCURRENCY"] = tt.concurrency
+		env["THINGSYNC_SCHEDULE"] = "@every 0s" // bad too: reported together
+		_, err := load(t, env)
+		if err == nil || !strings.Contains(err.Error(), "THINGSYNC_SCHEDULE") {
+			t.Fatalf("@every 0s accepted: %v", err)
+		}
+		if got := strings.Contains(err.Error(), "THINGSYNC_RATE_LIMIT"); got == tt.ok {
+			t.Errorf("THINGSYNC_RATE_LIMIT=%s with THINGSYNC_CONCURRENCY=%s: accepted %v, want %v (%v)", tt.rate, tt.concurrency, !got, tt.ok, err)
+		}
+	}
+}
+
+// @every takes the durations the other variables take, and no interval
+// shorter than a minute (cron's resolution) unless the caller lowers it.
+func TestScheduleBounds(t *testing.T) {
+	for _, tt := range []struct {
+		spec  string
+		floor time.Duration
+		want  time.Duration // between runs; 0: refused
+	}{
+		{"@every 1d", 0, 24 * time.Hour},
+		{"@every 1d12h", 0, 36 * time.Hour},
+		{"@every 6h", 0, 6 * time.Hour},
+		{"CRON_TZ=Europe/Paris @every 2d", 0, 48 * time.Hour},
+		{"@every 1m", 0, time.Minute},
+		{"@every 0s", 0, 0},
+		{"@every 0", 0, 0},
+		{"@every 30s", 0, 0},
+		{"@every 59s", 0, 0},
+		{"@every", 0, 0},
+		{"@every 1x", 0, 0},
+		{"@every 1s", time.Second, time.Second},
+		{"@every 0s", time.Second, 0},
+	} {
+		env := base()
+		env["THINGSYNC_SCHEDULE"] = tt.spec
+		cfg, err := Load(context.Background(), envconfig.MapLookuper(env), now, Needs{API: true, ScheduleFloor: tt.floor})
+		if tt.want == 0 {
+			if err == nil || !strings.Contains(err.Error(), "THINGSYNC_SCHEDULE") {
+				t.Errorf("%q (floor %v) accepted: %v", tt.spec, tt.floor, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tt.spec, err)
+			continue
+		}
+		sch, err := ParseSchedule(cfg.Schedule)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next := sch.Next(now); next.Sub(now) != tt.want {
+			t.Errorf("%q: next run %v after now, want %v", tt.spec, next.Sub(now), tt.want)
+		}
+	}
+}
+
+// Every variable has a meaning for the help texts, and the defaults are
+// the ones Load applies.
+func TestVariables(t *testing.T) {
+	vars := Variables()
+	if len(vars) < 20 {
+		t.Fatalf("%d variables", len(vars))
+	}
+	defaults := map[string]string{}
+	for _, v := range vars {
+		if v.Meaning == "" {
+			t.Errorf("%s has no meaning", v.Name)
+		}
+		defaults[v.Name] = v.Default
+	}
+	for name, want := range map[string]string{"THINGSYNC_STREAMS": "usage,connections,rated,aggregate",
+		"THINGSYNC_RATE_LIMIT": "10", "THINGSYNC_DB": "thingsync.duckdb", "THINGSYNC_SNAPSHOT": "", "THINGSYNC_SCHEDULE": "0 2 * * *"} {
+		if got, ok := defaults[name]; !ok || got != want {
+			t.Errorf("%s default = %q (listed %v), want %q", name, got, ok, want)
+		}
+	}
+}

@@ -1,0 +1,55 @@
+package config
+
+import (
+	"reflect"
+	"strings"
+)
+
+// Variable is one environment variable the program reads.
+type Variable struct {
+	Name    string
+	Default string // empty: none
+	Meaning string
+}
+
+// Variables lists every variable the program reads, with its default as
+// Load applies it, for help texts.
+func Variables() []Variable {
+	meaning := map[string]string{
+		"THINGSPACE_BASE_URL":            "scheme and host of the API",
+		"THINGSPACE_CLIENT_ID":           "OAuth2 client id for the bearer token (required)",
+		"THINGSPACE_CLIENT_SECRET":       "OAuth2 client secret (required; secret)",
+		"THINGSPACE_USERNAME":            "M2M session login (required)",
+		"THINGSPACE_PASSWORD":            "M2M session password (required; secret)",
+		"THINGSPACE_ACCOUNT_NAME":        "billing account whose devices are walked, leading zeros kept (required)",
+		"THINGSYNC_DB":                   "the DuckDB file written",
+		"THINGSYNC_SNAPSHOT":             "read-only copy published for analysts after each successful run",
+		"THINGSYNC_SCHEDULE":             "cron spec for run: 5 fields, @daily, @every 6h (at least 1m), CRON_TZ= prefix",
+		"THINGSYNC_STREAMS":              "streams: usage,connections,rated,aggregate",
+		"THINGSYNC_START":                "first day fetched for a device without a checkpoint, YYYY-MM-DD (default: 12 months ago)",
+		"THINGSYNC_WINDOW_USAGE":         "longest usage range one request asks for",
+		"THINGSYNC_WINDOW_CONNECTIONS":   "longest connection-history range one request asks for",
+		"THINGSYNC_LOOKBACK_USAGE":       "settlement period of usage: younger data is re-read",
+		"THINGSYNC_LOOKBACK_CONNECTIONS": "settlement period of connection events",
+		"THINGSYNC_CONCURRENCY":          "devices in flight",
+		"THINGSYNC_RATE_LIMIT":           "ceiling on API requests per second, all endpoints; at least THINGSYNC_CONCURRENCY/60",
+		"THINGSYNC_HTTP_ADDR":            "listen address for callbacks (and the daemon's /healthz, /metrics)",
+		"THINGSYNC_CALLBACK_URL":         "public URL registered for callbacks; unset: aggregate stream off",
+		"THINGSYNC_CALLBACK_USERNAME":    "user name callbacks must carry",
+		"THINGSYNC_CALLBACK_PASSWORD":    "password callbacks must carry (secret)",
+		"THINGSYNC_LOG_LEVEL":            "debug, info, warn or error",
+		"THINGSYNC_LOG_FORMAT":           "json or console (default: json unless stderr is a terminal)",
+	}
+	t := reflect.TypeFor[raw]()
+	out := make([]Variable, 0, t.NumField())
+	for i := range t.NumField() {
+		name, opts, _ := strings.Cut(t.Field(i).Tag.Get("env"), ",")
+		v := Variable{Name: name, Meaning: meaning[name]}
+		// The default runs to the end of the tag: it may hold commas.
+		if _, def, ok := strings.Cut(opts, "default="); ok {
+			v.Default = def
+		}
+		out = append(out, v)
+	}
+	return out
+}
