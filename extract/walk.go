@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -116,6 +117,9 @@ type Result struct {
 	Records       int64
 	// Failures holds one error per failed device and stream, by device.
 	Failures map[DeviceID]error
+	// Unmatched are the devices of Walk.Only that no device of the
+	// account's list matched (known once the whole list is read).
+	Unmatched []DeviceID
 }
 
 type target struct {
@@ -163,9 +167,11 @@ func (w *Walk) Run(ctx context.Context) (Result, error) {
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, w.Concurrency))
+	// only holds the devices w.Only names, each true once a listed device
+	// matched it.
 	only := make(map[DeviceID]bool, len(w.Only))
 	for _, id := range w.Only {
-		only[DeviceID{Kind: strings.ToLower(id.Kind), ID: id.ID}] = true
+		only[DeviceID{Kind: strings.ToLower(id.Kind), ID: id.ID}] = false
 	}
 	// A lister reads device pages and their checkpoints one chunk ahead
 	// of the workers, so that they do not wait while the next chunk is
@@ -262,6 +268,13 @@ func (w *Walk) Run(ctx context.Context) (Result, error) {
 	res.DevicesDone = int(done.Load())
 	res.Records = records.Load()
 	res.DevicesFailed = len(res.Failures)
+	if listErr == nil && ctx.Err() == nil {
+		for _, id := range w.Only {
+			if id = (DeviceID{Kind: strings.ToLower(id.Kind), ID: id.ID}); !only[id] && !slices.Contains(res.Unmatched, id) {
+				res.Unmatched = append(res.Unmatched, id)
+			}
+		}
+	}
 	switch {
 	case err != nil:
 	case errors.Is(listErr, errStop):
@@ -329,13 +342,17 @@ func idOf(d Device, kind string) string {
 	return ""
 }
 
+// matchesAny tells whether one of the device's identifiers is in only,
+// and marks those that are as matched.
 func matchesAny(d Device, only map[DeviceID]bool) bool {
+	hit := false
 	for _, id := range d.DeviceIDs {
-		if only[id] {
-			return true
+		if _, ok := only[id]; ok {
+			only[id] = true
+			hit = true
 		}
 	}
-	return false
+	return hit
 }
 
 func deactivated(d Device) bool {

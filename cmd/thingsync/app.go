@@ -6,6 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -54,11 +57,17 @@ type App struct {
 	Stdout, Stderr io.Writer
 	LookupEnv      func(string) (string, bool)
 	Version        string
+	// Program is the program as it was invoked (os.Args[0]), for the
+	// command lines it suggests; empty: thingsync.
+	Program string
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 	// TuneClient, if set, adjusts the API client's settings (tests shorten
 	// backoffs and pauses with it).
 	TuneClient func(*extract.ClientConfig)
+	// ScheduleFloor, if set, replaces the shortest @every interval
+	// THINGSYNC_SCHEDULE may have (tests run the daemon every second).
+	ScheduleFloor time.Duration
 	// AggregateDeadline is how long an aggregate request may wait for its
 	// callback before it is asked again (0: 6 hours); AggregateWait bounds
 	// how long a one-shot sync waits for its callbacks (0: 2 minutes).
@@ -79,6 +88,13 @@ func (a *App) newClient(cfg *config.Config, concurrency int, log zerolog.Logger)
 	return extract.NewClient(cc, log)
 }
 
+func (a *App) program() string {
+	if a.Program == "" {
+		return "thingsync"
+	}
+	return a.Program
+}
+
 func (a *App) now() time.Time {
 	if a.Now != nil {
 		return a.Now().UTC()
@@ -94,7 +110,9 @@ type command struct {
 	needsAPI bool
 	// noConfig: the command reads no environment (help, version, simulate).
 	noConfig bool
-	run      func(ctx context.Context, a *App, env *Env, args []string) error
+	// env lists the variables the command reads, for its help.
+	env []string
+	run func(ctx context.Context, a *App, env *Env, args []string) error
 }
 
 // Env is what a command gets before it starts: configuration and logger.
@@ -104,55 +122,84 @@ type Env struct {
 }
 
 func commands() []command {
+	api := []string{"THINGSPACE_BASE_URL", "THINGSPACE_CLIENT_ID", "THINGSPACE_CLIENT_SECRET", "THINGSPACE_USERNAME", "THINGSPACE_PASSWORD", "THINGSPACE_ACCOUNT_NAME"}
+	fetch := []string{"THINGSYNC_DB", "THINGSYNC_STREAMS", "THINGSYNC_START", "THINGSYNC_WINDOW_USAGE", "THINGSYNC_WINDOW_CONNECTIONS",
+		"THINGSYNC_LOOKBACK_USAGE", "THINGSYNC_LOOKBACK_CONNECTIONS", "THINGSYNC_CONCURRENCY", "THINGSYNC_RATE_LIMIT"}
+	callbacks := []string{"THINGSYNC_HTTP_ADDR", "THINGSYNC_CALLBACK_URL", "THINGSYNC_CALLBACK_USERNAME", "THINGSYNC_CALLBACK_PASSWORD"}
+	logs := []string{"THINGSYNC_LOG_LEVEL", "THINGSYNC_LOG_FORMAT"}
+	reads := []string{"THINGSYNC_DB", "THINGSYNC_SNAPSHOT"}
+	join := func(lists ...[]string) []string { return slices.Concat(lists...) }
 	return []command{
-		{name: "sync", summary: "one incremental run of the configured streams over every device", needsAPI: true, run: runSync},
-		{name: "backfill", summary: "re-fetch a closed range of dates and upsert it", needsAPI: true, run: runBackfill},
-		{name: "run", summary: "the daemon: sync on THINGSYNC_SCHEDULE, serve callbacks, /healthz, /metrics", needsAPI: true, run: runDaemon},
-		{name: "status", summary: "per stream: devices, checkpoints, last runs, failing devices", run: runStatus},
-		{name: "sql", summary: "run a read-only query on the warehouse", run: runSQL},
-		{name: "export", summary: "write the warehouse as Hive-partitioned Parquet files", run: runExport},
+		{name: "sync", summary: "one incremental run of the configured streams over every device", needsAPI: true,
+			env: join(api, fetch, callbacks, logs), run: runSync},
+		{name: "backfill", summary: "re-fetch a closed range of dates, or the coverage ledger's gaps, and upsert it", needsAPI: true,
+			env: join(api, slices.DeleteFunc(slices.Clone(fetch), func(v string) bool { return v == "THINGSYNC_START" }), logs), run: runBackfill},
+		{name: "run", summary: "the daemon: sync on THINGSYNC_SCHEDULE, serve callbacks, /healthz, /metrics", needsAPI: true,
+			env: join(api, fetch, []string{"THINGSYNC_SNAPSHOT", "THINGSYNC_SCHEDULE"}, callbacks, logs), run: runDaemon},
+		{name: "status", summary: "per stream: devices, checkpoints, last runs, failing devices", env: join(reads, logs), run: runStatus},
+		{name: "sql", summary: "run a read-only query on the warehouse", env: join(reads, logs), run: runSQL},
+		{name: "export", summary: "write the warehouse as Hive-partitioned Parquet files", env: join(reads, logs), run: runExport},
 		{name: "schema", summary: "print the warehouse's tables, views and columns (Markdown)", noConfig: true, run: runSchema},
-		{name: "check", summary: "validate configuration, login, database and callback registration", needsAPI: true, run: runCheck},
+		{name: "check", summary: "validate configuration, login, database and callback registration", needsAPI: true,
+			env: join(api, []string{"THINGSYNC_DB", "THINGSYNC_SNAPSHOT", "THINGSYNC_STREAMS", "THINGSYNC_RATE_LIMIT", "THINGSYNC_CALLBACK_URL"}, logs), run: runCheck},
 		{name: "simulate", summary: "serve the ThingSpace simulator until stopped", noConfig: true, run: runSimulate},
 		{name: "demo", summary: "simulator + full sync into demo.duckdb + a few analyst queries", noConfig: true, run: runDemo},
-		{name: "version", summary: "print the version", noConfig: true, run: func(_ context.Context, a *App, _ *Env, _ []string) error {
-			fmt.Fprintln(a.Stdout, "thingsync", a.Version)
-			return nil
-		}},
+		{name: "version", summary: "print the version (also --version)", noConfig: true, run: runVersion},
 	}
+}
+
+func runVersion(_ context.Context, a *App, _ *Env, args []string) error {
+	fs := a.flagSet("version", "version")
+	if help, err := parse(fs, args); help || err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("version: unexpected arguments %v", fs.Args())
+	}
+	fmt.Fprintln(a.Stdout, "thingsync", a.Version)
+	return nil
+}
+
+func findCommand(name string) *command {
+	for _, c := range commands() {
+		if c.name == name {
+			return &c
+		}
+	}
+	return nil
 }
 
 // Run runs one command line.
 func (a *App) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
+		// Not asked for: the overview goes with the error.
+		a.usage(a.Stderr)
+		return usageErr("no command given")
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
+			if findCommand(args[1]) == nil {
+				return unknownCommand(args[1])
+			}
 			return a.Run(ctx, []string{args[1], "-h"})
 		}
 		a.usage(a.Stdout)
-		if len(args) == 0 {
-			return &ExitError{Code: exitUsage}
-		}
 		return nil
+	case "-version", "--version":
+		args = append([]string{"version"}, args[1:]...)
 	}
-	var cmd *command
-	for _, c := range commands() {
-		if c.name == args[0] {
-			cmd = &c
-			break
-		}
-	}
+	cmd := findCommand(args[0])
 	if cmd == nil {
-		a.usage(a.Stderr)
-		return usageErr("unknown command %q", args[0])
+		return unknownCommand(args[0])
 	}
 	env := &Env{Log: zerolog.Nop()}
-	isHelp := len(args) > 1 && (args[1] == "-h" || args[1] == "--help" || args[1] == "-help")
-	if !cmd.noConfig && !isHelp {
+	if !cmd.noConfig && !asksHelp(args[1:]) {
 		lookup := a.LookupEnv
 		if lookup == nil {
 			lookup = func(string) (string, bool) { return "", false }
 		}
-		cfg, err := config.Load(ctx, envconfig.LookuperFunc(lookup), a.now(), config.Needs{API: cmd.needsAPI})
+		cfg, err := config.Load(ctx, envconfig.LookuperFunc(lookup), a.now(), config.Needs{API: cmd.needsAPI, ScheduleFloor: a.ScheduleFloor})
 		if err != nil {
 			return &ExitError{Code: exitUsage, Err: err}
 		}
@@ -171,35 +218,162 @@ func (a *App) Run(ctx context.Context, args []string) error {
 	return cmd.run(ctx, a, env, args[1:])
 }
 
+// asksHelp tells whether the flags ask for help: then the command prints
+// it without reading the environment, which may not be set up yet.
+func asksHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// unknownCommand is the error for a command name that is not one, with
+// the nearest command when a typo is likely.
+func unknownCommand(name string) error {
+	best, bestDist := "", 3
+	for _, c := range commands() {
+		if d := editDistance(strings.ToLower(name), c.name); d < bestDist {
+			best, bestDist = c.name, d
+		}
+	}
+	if best != "" && bestDist < len(best) {
+		return usageErr("unknown command %q; did you mean %s? (thingsync help lists the commands)", name, best)
+	}
+	return usageErr("unknown command %q (thingsync help lists the commands)", name)
+}
+
+// editDistance counts the insertions, deletions, substitutions and swaps
+// of adjacent letters that turn a into b (snyc -> sync is one).
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range rb {
+		d[0][j+1] = j + 1
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
+}
+
 func (a *App) usage(w io.Writer) {
 	fmt.Fprintln(w, "thingsync keeps a DuckDB warehouse in step with Verizon ThingSpace.")
-	fmt.Fprintln(w, "\nUsage: thingsync <command> [flags]   (thingsync <command> -h for its flags)")
+	fmt.Fprintln(w, "\nUsage: thingsync <command> [flags]   (thingsync help <command>, or thingsync <command> -h, for its flags)")
 	fmt.Fprintln(w, "\nCommands:")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nConfiguration comes from the environment; see README.md.")
+	fmt.Fprintln(w, "\nConfiguration comes from the environment (each command's help names what it reads; see README.md).")
 }
 
-// flagSet builds a command's flag set: errors are returned, not printed
-// with os.Exit, and -h prints the command's usage.
+// flagSet builds a command's flag set. usage is the command's synopsis
+// lines (without "thingsync "), then after a blank line what it does.
+// -h prints, to stdout, the synopsis, the description, every flag with
+// its default and the variables the command reads; a bad flag is an error
+// (exit 2) naming the flag, without the listing.
 func (a *App) flagSet(name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(a.Stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(a.Stderr, "Usage: thingsync %s\n\n", usage)
-		fs.PrintDefaults()
-	}
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() { a.help(a.Stdout, fs, usage) }
 	return fs
 }
 
-// parse parses flags, mapping -h to success and errors to exit status 2.
+// help writes a command's help.
+func (a *App) help(w io.Writer, fs *flag.FlagSet, usage string) {
+	synopsis, desc, _ := strings.Cut(usage, "\n\n")
+	for i, line := range strings.Split(synopsis, "\n") {
+		lead := "Usage: "
+		if i > 0 {
+			lead = "       "
+		}
+		fmt.Fprintf(w, "%sthingsync %s\n", lead, strings.TrimSpace(line))
+	}
+	if desc = strings.TrimSpace(desc); desc != "" {
+		fmt.Fprintf(w, "\n%s\n", desc)
+	}
+	n := 0
+	fs.VisitAll(func(f *flag.Flag) {
+		if n == 0 {
+			fmt.Fprintln(w, "\nFlags:")
+		}
+		n++
+		kind, text := flag.UnquoteUsage(f)
+		head := "  --" + f.Name
+		if _, isBool := f.Value.(interface{ IsBoolFlag() bool }); !isBool && kind != "" {
+			head += " " + kind
+		}
+		low := strings.ToLower(text)
+		if !strings.Contains(low, "default") && !strings.Contains(low, "required") {
+			def := f.DefValue
+			if def == "" {
+				def = "none"
+			}
+			text += " (default: " + def + ")"
+		}
+		fmt.Fprintf(w, "%s\n      %s\n", head, text)
+	})
+	if n == 0 {
+		fmt.Fprintln(w, "\nFlags: none")
+	}
+	var names []string
+	if c := findCommand(fs.Name()); c != nil {
+		names = c.env
+	}
+	if len(names) == 0 {
+		fmt.Fprintln(w, "\nEnvironment: none read")
+		return
+	}
+	vars := map[string]config.Variable{}
+	for _, v := range config.Variables() {
+		vars[v.Name] = v
+	}
+	fmt.Fprintln(w, "\nEnvironment:")
+	for _, name := range names {
+		v := vars[name]
+		text := v.Meaning
+		if v.Default != "" {
+			text += " (default: " + v.Default + ")"
+		}
+		fmt.Fprintf(w, "  %-31s %s\n", name, text)
+	}
+}
+
+// flagStyle matches a flag as the flag package names it in its errors.
+var flagStyle = regexp.MustCompile(`(^|[ :])-([A-Za-z][\w-]*)`)
+
+// parse parses flags: help is printed and reported as such (exit 0); an
+// error is exit status 2, naming flags as --flag like the help does.
 func parse(fs *flag.FlagSet, args []string) (help bool, err error) {
-	if err := fs.Parse(args); err != nil {
+	// The flag package prints the usage on every error; only -h wants it.
+	usage := fs.Usage
+	fs.Usage = func() {}
+	err = fs.Parse(args)
+	fs.Usage = usage
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			usage()
 			return true, nil
 		}
-		return false, &ExitError{Code: exitUsage, Err: err, Quiet: true}
+		msg := flagStyle.ReplaceAllString(err.Error(), "$1--$2")
+		return false, usageErr("%s: %s (thingsync %s -h lists the flags)", fs.Name(), msg, fs.Name())
 	}
 	return false, nil
 }

@@ -20,7 +20,8 @@ func TestMain(m *testing.M) {
 		// tests' does, so the retention floor does not depend on today.
 		start := time.Now()
 		now := func() time.Time { return t0.Add(time.Since(start)) }
-		app := &App{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, Version: "test", Now: now, TuneClient: fastClient}
+		app := &App{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, Version: "test", Now: now, TuneClient: fastClient,
+			ScheduleFloor: time.Second, Program: os.Args[0]}
 		os.Exit(runMain(app, os.Args[1:]))
 	}
 	os.Exit(m.Run())

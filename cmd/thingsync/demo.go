@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
@@ -16,6 +17,10 @@ import (
 	"github.com/thingsync/thingsync/extract/simulator"
 	"github.com/thingsync/thingsync/load"
 )
+
+// demoRateLimit is the request ceiling of the demo's sync, and the one
+// simulate suggests: the simulator has no ceiling of its own unless told.
+const demoRateLimit = "2000"
 
 // demoQueries are what an analyst asks first.
 var demoQueries = []struct{ title, sql string }{
@@ -35,7 +40,10 @@ var demoQueries = []struct{ title, sql string }{
 }
 
 func runDemo(ctx context.Context, a *App, _ *Env, args []string) error {
-	fs := a.flagSet("demo", "demo [--devices N] [--seed S] [--db FILE]")
+	fs := a.flagSet("demo", "demo [--devices N] [--seed S] [--db FILE]\n\n"+
+		"What make demo runs: starts the simulator on loopback, syncs 12 months of a small simulated\n"+
+		"account into FILE, then prints a few analyst queries, each with its SQL and its result.\n"+
+		"Reads no environment: the demo sets its own.")
 	devices := fs.Int("devices", 50, "devices in the simulated account")
 	seed := fs.Int64("seed", 1, "seed of the simulated account")
 	db := fs.String("db", "demo.duckdb", "warehouse file to create (replaced if it exists)")
@@ -64,7 +72,7 @@ func runDemo(ctx context.Context, a *App, _ *Env, args []string) error {
 	env := map[string]string{
 		"THINGSPACE_BASE_URL": "http://" + ln.Addr().String(), "THINGSPACE_CLIENT_ID": id, "THINGSPACE_CLIENT_SECRET": secret,
 		"THINGSPACE_USERNAME": user, "THINGSPACE_PASSWORD": pass, "THINGSPACE_ACCOUNT_NAME": sim.AccountName(),
-		"THINGSYNC_DB": *db, "THINGSYNC_RATE_LIMIT": "2000", "THINGSYNC_STREAMS": "usage,connections,rated",
+		"THINGSYNC_DB": *db, "THINGSYNC_RATE_LIMIT": demoRateLimit, "THINGSYNC_STREAMS": "usage,connections,rated",
 		"THINGSYNC_LOG_LEVEL": "warn",
 	}
 	cfg, err := config.Load(ctx, envconfig.MapLookuper(env), a.now(), config.Needs{API: true})
@@ -85,7 +93,7 @@ func runDemo(ctx context.Context, a *App, _ *Env, args []string) error {
 	}
 	defer rdb.Close()
 	for _, q := range demoQueries {
-		fmt.Fprintf(a.Stdout, "\n%s\n", q.title)
+		fmt.Fprintf(a.Stdout, "\n-- %s\n%s;\n\n", q.title, sqlText(q.sql))
 		rows, err := rdb.QueryContext(ctx, q.sql)
 		if err != nil {
 			return cannotRun(fmt.Errorf("demo query: %w", err))
@@ -96,6 +104,26 @@ func runDemo(ctx context.Context, a *App, _ *Env, args []string) error {
 			return cannotRun(err)
 		}
 	}
-	fmt.Fprintf(a.Stdout, "\nTry: THINGSYNC_DB=%s thingsync sql 'SELECT * FROM connection_sessions LIMIT 5'\n", *db)
+	fmt.Fprintf(a.Stdout, "\nTry: THINGSYNC_DB=%s %s sql 'SELECT * FROM connection_sessions LIMIT 5'\n", shellWord(*db), shellWord(a.program()))
 	return nil
+}
+
+// sqlText is a query as written in the source, without its Go indentation.
+func sqlText(q string) string {
+	lines := strings.Split(strings.TrimSpace(q), "\n")
+	for i, l := range lines {
+		if l = strings.TrimLeft(l, "\t "); i > 0 {
+			l = "  " + l
+		}
+		lines[i] = l
+	}
+	return strings.Join(lines, "\n")
+}
+
+// shellWord quotes s for a POSIX shell when it needs it.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -31,7 +31,7 @@ func main() {
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
 		startHeapTuner(128<<20, 2.5)
 	}
-	app := &App{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, Version: version}
+	app := &App{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, Version: version, Program: os.Args[0]}
 	os.Exit(runMain(app, os.Args[1:]))
 }
 

@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/thingsync/thingsync/extract/simulator"
 )
 
 func runSimulate(ctx context.Context, a *App, _ *Env, args []string) error {
-	fs := a.flagSet("simulate", "simulate [--addr A] [--devices N] [--seed S] [faults]")
+	fs := a.flagSet("simulate", "simulate [--addr A] [--devices N] [--seed S] [faults]\n\n"+
+		"Serves a deterministic simulated ThingSpace account (same --seed, same data) until stopped,\n"+
+		"with every endpoint thingsync uses, and injects the faults and quirks below on demand.\n"+
+		"Prints the environment a sync against it needs, rate included, on standard error.")
 	addr := fs.String("addr", "127.0.0.1:9090", "listen address")
 	var opts simulator.Options
 	opts.RegisterFlags(fs)
@@ -34,8 +38,8 @@ func runSimulate(ctx context.Context, a *App, _ *Env, args []string) error {
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	id, secret, user, pass := sim.Credentials()
 	fmt.Fprintf(a.Stderr, "thingsync simulate: serving %d devices of account %s on http://%s\n", opts.Devices, sim.AccountName(), ln.Addr())
-	fmt.Fprintf(a.Stderr, "  THINGSPACE_BASE_URL=http://%s THINGSPACE_CLIENT_ID=%s THINGSPACE_CLIENT_SECRET=%s THINGSPACE_USERNAME=%s THINGSPACE_PASSWORD=%s THINGSPACE_ACCOUNT_NAME=%s\n",
-		ln.Addr(), id, secret, user, pass, sim.AccountName())
+	fmt.Fprintf(a.Stderr, "  THINGSPACE_BASE_URL=http://%s THINGSPACE_CLIENT_ID=%s THINGSPACE_CLIENT_SECRET=%s THINGSPACE_USERNAME=%s THINGSPACE_PASSWORD=%s THINGSPACE_ACCOUNT_NAME=%s THINGSYNC_RATE_LIMIT=%s\n",
+		ln.Addr(), id, secret, user, pass, sim.AccountName(), simulatorRate(opts.Faults.RateCeiling))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -49,4 +53,15 @@ func runSimulate(ctx context.Context, a *App, _ *Env, args []string) error {
 		return cannotRun(fmt.Errorf("simulate: shut down: %w", err))
 	}
 	return nil
+}
+
+// simulatorRate is the THINGSYNC_RATE_LIMIT to sync against the simulator
+// with: the demo's, or under a --rate-ceiling a tenth below it, since the
+// simulator counts requests over a sliding second and the client's evenly
+// spaced ones would graze it.
+func simulatorRate(ceiling float64) string {
+	if ceiling <= 0 {
+		return demoRateLimit
+	}
+	return strconv.FormatFloat(max(ceiling*0.9, 1.0/60), 'g', 4, 64)
 }

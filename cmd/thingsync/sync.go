@@ -25,7 +25,12 @@ import (
 )
 
 func runSync(ctx context.Context, a *App, env *Env, args []string) error {
-	fs := a.flagSet("sync", "sync")
+	fs := a.flagSet("sync", "sync\n\n"+
+		"One incremental run of THINGSYNC_STREAMS over every device of the account: each device\n"+
+		"from its checkpoint (THINGSYNC_START without one) to now, re-reading what is younger than\n"+
+		"the lookback. The aggregate stream listens for its callbacks on THINGSYNC_HTTP_ADDR.\n"+
+		"Ends with one summary line. Exit 0 all devices ok, 1 some failed (the others are loaded),\n"+
+		"2 usage or configuration, 3 could not run (login, database).")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
@@ -36,13 +41,20 @@ func runSync(ctx context.Context, a *App, env *Env, args []string) error {
 }
 
 func runBackfill(ctx context.Context, a *App, env *Env, args []string) error {
-	fs := a.flagSet("backfill", "backfill --from YYYY-MM-DD --to YYYY-MM-DD [--streams usage,connections] [--device KIND:ID]...")
-	from := fs.String("from", "", "first UTC date to re-fetch (required)")
-	to := fs.String("to", "", "last UTC date to re-fetch, included (required)")
-	streams := fs.String("streams", "", "streams to re-fetch (default: the configured usage and connections streams)")
-	gaps := fs.Bool("gaps", false, "re-fetch exactly the missing device-days of the coverage ledger (instead of --from/--to)")
+	fs := a.flagSet("backfill", "backfill --from YYYY-MM-DD --to YYYY-MM-DD [--streams usage,connections] [--device KIND:ID]...\n"+
+		"backfill --gaps [--streams usage,connections] [--device KIND:ID]...\n\n"+
+		"Re-fetches a closed range of UTC dates (--to included), or with --gaps exactly the missing\n"+
+		"device-days of the coverage ledger, and upserts it; never moves a checkpoint backwards.\n"+
+		"Usage and connection history only: rated usage is the current billing cycle, which every\n"+
+		"sync fetches, and aggregate usage is asked by sync. A --from after today is refused; a --to\n"+
+		"after today is fetched up to today. A --device that matches no device of the account's\n"+
+		"list ends the run with exit 1, naming it. Exit statuses as sync.")
+	from := fs.String("from", "", "first UTC date to re-fetch, as `YYYY-MM-DD` (required unless --gaps)")
+	to := fs.String("to", "", "last UTC date to re-fetch, included, as `YYYY-MM-DD`; after today means today (required unless --gaps)")
+	streams := fs.String("streams", "", "history `STREAMS` to re-fetch: usage, connections or usage,connections (default: those of THINGSYNC_STREAMS)")
+	gaps := fs.Bool("gaps", false, "re-fetch exactly the missing device-days of the coverage ledger, instead of --from/--to")
 	var devices []extract.DeviceID
-	fs.Func("device", "only this device, as KIND:ID (repeatable)", func(v string) error {
+	fs.Func("device", "only this device, as `KIND:ID` such as imei:990000000000001 (repeatable; default: every device)", func(v string) error {
 		kind, id, ok := strings.Cut(v, ":")
 		if !ok || kind == "" || id == "" {
 			return fmt.Errorf("want KIND:ID, got %q", v)
@@ -53,15 +65,21 @@ func runBackfill(ctx context.Context, a *App, env *Env, args []string) error {
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return usageErr("backfill: unexpected arguments %v", fs.Args())
+	}
 	var problems []string
 	var f, t time.Time
 	var err error
+	today := a.now().Truncate(24 * time.Hour)
 	switch {
 	case *gaps && (*from != "" || *to != ""):
 		problems = append(problems, "--gaps takes no --from or --to (the ledger says which days)")
 	case !*gaps:
 		if f, err = extract.ParseDate(*from); err != nil {
 			problems = append(problems, "--from: "+err.Error())
+		} else if f.After(today) {
+			problems = append(problems, fmt.Sprintf("--from %s is after today (%s): there is no data to fetch yet", *from, today.Format(time.DateOnly)))
 		}
 		if t, err = extract.ParseDate(*to); err != nil {
 			problems = append(problems, "--to: "+err.Error())
@@ -70,14 +88,32 @@ func runBackfill(ctx context.Context, a *App, env *Env, args []string) error {
 			problems = append(problems, "--to is before --from")
 		}
 	}
-	ss := env.Config.Streams
+	var ss []string
 	if *streams != "" {
 		if ss, err = config.ParseStreams(*streams); err != nil {
 			problems = append(problems, "--streams: "+err.Error())
 		}
+		for _, s := range ss {
+			if s != schema.StreamUsage && s != schema.StreamConnections {
+				problems = append(problems, fmt.Sprintf("--streams: %s has no dates to re-fetch (backfill takes usage and connections; sync fetches %s)", s, s))
+			}
+		}
+	} else {
+		for _, s := range env.Config.Streams {
+			if s == schema.StreamUsage || s == schema.StreamConnections {
+				ss = append(ss, s)
+			}
+		}
+		if len(ss) == 0 {
+			problems = append(problems, "THINGSYNC_STREAMS has neither usage nor connections; name them with --streams")
+		}
 	}
 	if len(problems) > 0 {
 		return usageErr("backfill: %s", strings.Join(problems, "; "))
+	}
+	if !*gaps && t.After(today) {
+		env.Log.Warn().Str("to", *to).Msg("backfill: --to is after today; fetching up to today, " + today.Format(time.DateOnly))
+		t = today
 	}
 	if *gaps {
 		return a.backfillGaps(ctx, env, ss, devices)
@@ -308,6 +344,22 @@ func (a *App) syncOnce(ctx context.Context, env *Env, g *gate, spec runSpec) (ru
 	case aggErr != nil:
 		out.Status, out.Error = "partial", "aggregate: "+aggErr.Error()
 		final = &ExitError{Code: exitPartial, Err: fmt.Errorf("aggregate usage: %w", aggErr)}
+	}
+	if len(res.Unmatched) > 0 && (final == nil || out.Status == "partial") {
+		// A device named that the account does not list is a mistake in
+		// the command, not an ok run of nothing.
+		names := make([]string, len(res.Unmatched))
+		for i, id := range res.Unmatched {
+			names[i] = id.String()
+		}
+		msg := "no device of the account matches --device " + strings.Join(names, ", ")
+		if final == nil {
+			out.Status, out.Error = "partial", msg
+			final = &ExitError{Code: exitPartial, Err: errors.New(msg)}
+		} else {
+			out.Error = strings.TrimPrefix(out.Error+"; "+msg, "; ")
+			final = &ExitError{Code: exitPartial, Err: fmt.Errorf("%w; %s", errors.Unwrap(final), msg)}
+		}
 	}
 	if err := wh.FinishRun(wctx, runID, out); err != nil && final == nil {
 		out.Status = "failed"
