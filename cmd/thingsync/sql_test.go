@@ -181,9 +181,8 @@ func TestSQLErrors(t *testing.T) {
 		{"missing query", env, []string{"sql", "--format", "csv"}, 2, []string{"missing query"}},
 		{"extra arguments", env, []string{"sql", "SELECT", "1"}, 2, []string{"expected one query, got 2 arguments"}},
 		{"empty query", env, []string{"sql", "  "}, 2, []string{"the query is empty"}},
-		{"unknown flag", env, []string{"sql", "--fromat", "csv", "SELECT 1"}, 2, []string{"flag provided but not defined: -fromat"}},
+		{"unknown flag", env, []string{"sql", "--fromat", "csv", "SELECT 1"}, 2, []string{"flag provided but not defined: --fromat"}},
 		{"missing database", map[string]string{"THINGSYNC_DB": missing}, []string{"sql", "SELECT 1"}, 3, []string{missing, "does not exist"}},
-		{"help", env, []string{"sql", "-h"}, 0, []string{"Usage: thingsync sql", "-format"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
