@@ -15,7 +15,11 @@ import (
 // callback registration. It logs in at most once: a rejected login is
 // never retried (five failures lock the account).
 func runCheck(ctx context.Context, a *App, env *Env, args []string) error {
-	fs := a.flagSet("check", "check")
+	fs := a.flagSet("check", "check\n\n"+
+		"Validates what a run needs, one plain line per check: the configuration, one login (never\n"+
+		"retried: five failed logins lock the account), the first device page, a writable warehouse,\n"+
+		"and the callback listener's registration when THINGSYNC_CALLBACK_URL is set.\n"+
+		"Exit 0 all good, 2 configuration, 3 a check failed.")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
