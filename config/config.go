@@ -377,7 +377,8 @@ func ParseRate(s string, concurrency int) (float64, error) {
 
 // ParseSchedule parses a cron spec: five fields, descriptors such as
 // @daily or @every 1h, and an optional CRON_TZ= prefix. @every takes the
-// durations of the other variables (30d, 1d12h, 90m) and must be positive.
+// durations of the other variables (30d, 1d12h, 90m) and must be positive
+// (cron runs a shorter one than a second every second).
 func ParseSchedule(spec string) (cron.Schedule, error) {
 	orig := spec
 	spec = strings.TrimSpace(spec)
@@ -391,8 +392,8 @@ func ParseSchedule(spec string) (cron.Schedule, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bad cron spec %q: %v", orig, err)
 		}
-		if d < time.Second {
-			return nil, fmt.Errorf("bad cron spec %q: @every wants an interval of at least a second", orig)
+		if d <= 0 {
+			return nil, fmt.Errorf("bad cron spec %q: @every needs an interval above zero", orig)
 		}
 		// cron reads Go durations only: hand it the days as hours.
 		spec = tz + "@every " + d.String()
