@@ -141,7 +141,7 @@ func commands() []command {
 		{name: "export", summary: "write the warehouse as Hive-partitioned Parquet files", env: join(reads, logs), run: runExport},
 		{name: "schema", summary: "print the warehouse's tables, views and columns (Markdown)", noConfig: true, run: runSchema},
 		{name: "check", summary: "validate configuration, login, database and callback registration", needsAPI: true,
-			env: join(api, []string{"THINGSYNC_DB", "THINGSYNC_STREAMS", "THINGSYNC_RATE_LIMIT", "THINGSYNC_CALLBACK_URL"}, logs), run: runCheck},
+			env: join(api, []string{"THINGSYNC_DB", "THINGSYNC_SNAPSHOT", "THINGSYNC_STREAMS", "THINGSYNC_RATE_LIMIT", "THINGSYNC_CALLBACK_URL"}, logs), run: runCheck},
 		{name: "simulate", summary: "serve the ThingSpace simulator until stopped", noConfig: true, run: runSimulate},
 		{name: "demo", summary: "simulator + full sync into demo.duckdb + a few analyst queries", noConfig: true, run: runDemo},
 		{name: "version", summary: "print the version (also --version)", noConfig: true, run: runVersion},
