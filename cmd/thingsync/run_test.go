@@ -379,8 +379,9 @@ func TestRunSIGTERMThenResume(t *testing.T) {
 	// --now runs at once; the yearly schedule does not fire during the test.
 	yearly := map[string]string{"THINGSYNC_SCHEDULE": "0 0 1 1 *"}
 	d := startDaemon(t, w, yearly, "--now")
-	waitFor(t, 30*time.Second, "the run to start", func() bool { _, h := d.health(); return h.Running })
-	time.Sleep(500 * time.Millisecond)
+	// A run that has asked for history has opened the warehouse and started
+	// its run record; the signal must land in the middle of the fetching.
+	waitFor(t, 30*time.Second, "the run to fetch history", func() bool { return w.sim.Stats().Requests["connections"] >= 20 })
 	code, took := d.signal(syscall.SIGTERM)
 	if code != 0 || took > 10*time.Second {
 		t.Fatalf("SIGTERM during a run: exit %d after %v, want 0 within seconds", code, took)
