@@ -60,6 +60,9 @@ type Config struct {
 
 	Concurrency int
 	RateLimit   float64
+	// MaxAnswerBytes caps one API answer, and the pages of one window
+	// together.
+	MaxAnswerBytes int64
 
 	HTTPAddr         string
 	CallbackURL      string
@@ -97,6 +100,7 @@ type raw struct {
 
 	Concurrency string `env:"THINGSYNC_CONCURRENCY, default=8"`
 	RateLimit   string `env:"THINGSYNC_RATE_LIMIT, default=10"`
+	MaxAnswerMB string `env:"THINGSYNC_MAX_ANSWER_MB, default=16"`
 
 	HTTPAddr         string `env:"THINGSYNC_HTTP_ADDR, default=:8080"`
 	CallbackURL      string `env:"THINGSYNC_CALLBACK_URL"`
@@ -245,6 +249,12 @@ func Load(ctx context.Context, lookuper envconfig.Lookuper, now time.Time, needs
 		bad("THINGSYNC_RATE_LIMIT", "%v", err)
 	} else {
 		cfg.RateLimit = f
+	}
+
+	if n, err := strconv.Atoi(strings.TrimSpace(r.MaxAnswerMB)); err != nil || n < 1 || n > 4096 {
+		bad("THINGSYNC_MAX_ANSWER_MB", "want whole MiB from 1 to 4096, got %q", r.MaxAnswerMB)
+	} else {
+		cfg.MaxAnswerBytes = int64(n) << 20
 	}
 
 	if cfg.CallbackURL != "" {

@@ -300,7 +300,7 @@ func TestClient(t *testing.T) {
 		e := setup(t, simulator.Options{Seed: 1, Devices: 45, DevicePageSize: 10}, nil)
 		var n, pages int
 		seen := map[string]bool{}
-		err := e.client.Devices(ctx, func(ds []extract.Device) error {
+		err := e.client.Devices(ctx, func(ds []extract.Device, _ bool) error {
 			pages++
 			for _, d := range ds {
 				id, _ := extract.Identity(d.DeviceIDs)

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"time"
+	"unsafe"
 )
 
 // DevicePage is one answer of the device list.
@@ -49,15 +51,19 @@ func (c *Client) DevicePage(ctx context.Context, largestDeviceIDSeen int64) (Dev
 	return p, nil
 }
 
-// Devices walks every device page and hands each to fn.
-func (c *Client) Devices(ctx context.Context, fn func([]Device) error) error {
+// Devices walks every device page and hands each to fn, with whether more
+// pages follow.
+func (c *Client) Devices(ctx context.Context, fn func(page []Device, more bool) error) error {
 	cursor := int64(-1)
 	for {
 		page, err := c.DevicePage(ctx, cursor)
 		if err != nil {
 			return fmt.Errorf("device page after %d: %w", cursor, err)
 		}
-		if err := fn(page.Devices); err != nil {
+		if err := fn(page.Devices, page.HasMore); err != nil {
+			if errors.Is(err, ErrListRepeats) {
+				return fmt.Errorf("device page after %d: %w", cursor, err)
+			}
 			return err
 		}
 		if !page.HasMore {
@@ -76,6 +82,10 @@ func apiTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 type UsagePage struct {
 	Records []UsageRecord
 	HasMore bool
+	// Bytes is about what the records hold in memory: the answer they
+	// point into (or the copy of their part of a padded one), their
+	// structs and attribute slices.
+	Bytes int
 }
 
 // UsagePage fetches one page of a device's usage history.
@@ -86,13 +96,14 @@ func (c *Client) UsagePage(ctx context.Context, id DeviceID, earliest, latest ti
 	if err != nil {
 		return UsagePage{}, err
 	}
-	return UsagePage{Records: out.UsageHistory, HasMore: out.HasMoreData || status == http.StatusAccepted}, nil
+	return UsagePage{Records: out.UsageHistory, HasMore: out.HasMoreData || status == http.StatusAccepted, Bytes: out.bytes}, nil
 }
 
 // ConnectionPage is one answer of the connection history.
 type ConnectionPage struct {
 	Events  []ConnectionEvent
 	HasMore bool
+	Bytes   int // as UsagePage.Bytes
 }
 
 // ConnectionPage fetches one page of a device's connection history.
@@ -103,35 +114,89 @@ func (c *Client) ConnectionPage(ctx context.Context, id DeviceID, earliest, late
 	if err != nil {
 		return ConnectionPage{}, err
 	}
-	return ConnectionPage{Events: out.ConnectionHistory, HasMore: out.HasMoreData || status == http.StatusAccepted}, nil
+	return ConnectionPage{Events: out.ConnectionHistory, HasMore: out.HasMoreData || status == http.StatusAccepted, Bytes: out.bytes}, nil
 }
 
 type usagePageWire struct {
 	HasMoreData  bool          `json:"hasMoreData"`
 	UsageHistory []UsageRecord `json:"usageHistory"`
+	bytes        int
 }
 
 func (p *usagePageWire) decodeBody(b []byte) error {
+	p.bytes = len(b)
 	if recs, more, ok := decodeUsagePage(b); ok {
 		p.UsageHistory, p.HasMoreData = recs, more
-		return nil
+		if c, ok := compact(b, recs, func(r UsageRecord) []byte { return r.Raw }, "usageHistory"); ok {
+			if recs, _, ok := decodeUsagePage(c); ok {
+				p.UsageHistory, p.bytes = recs, len(c)
+			}
+		}
+	} else if err := json.Unmarshal(b, p); err != nil {
+		return err
 	}
-	return json.Unmarshal(b, p)
+	for _, r := range p.UsageHistory {
+		p.bytes += recordOverhead(unsafe.Sizeof(r), r.ExtendedAttributes)
+	}
+	return nil
+}
+
+// recordOverhead is what a decoded record holds beyond the bytes of its
+// answer: its struct and its attribute slice.
+func recordOverhead(size uintptr, attrs []Attribute) int {
+	return int(size) + cap(attrs)*int(unsafe.Sizeof(Attribute{}))
 }
 
 type connectionPageWire struct {
 	HasMoreData       bool              `json:"hasMoreData"`
 	ConnectionHistory []ConnectionEvent `json:"connectionHistory"`
+	bytes             int
 }
 
 // decodeBody reads the page with the one-pass scanner, falling back to
 // encoding/json for shapes it does not take.
 func (p *connectionPageWire) decodeBody(b []byte) error {
+	p.bytes = len(b)
 	if evs, more, ok := decodeConnectionPage(b); ok {
 		p.ConnectionHistory, p.HasMoreData = evs, more
-		return nil
+		if c, ok := compact(b, evs, func(e ConnectionEvent) []byte { return e.Raw }, "connectionHistory"); ok {
+			if evs, _, ok := decodeConnectionPage(c); ok {
+				p.ConnectionHistory, p.bytes = evs, len(c)
+			}
+		}
+	} else if err := json.Unmarshal(b, p); err != nil {
+		return err
 	}
-	return json.Unmarshal(b, p)
+	for _, e := range p.ConnectionHistory {
+		p.bytes += recordOverhead(unsafe.Sizeof(e), e.Attributes)
+	}
+	return nil
+}
+
+// compact copies the records of a page that is mostly something else
+// (padding, members nobody reads) into a page of their own, for decoding
+// again: the fast decoder's records point into the answer they came from,
+// so a few small records would otherwise keep a whole large answer alive
+// until they are stored. ok is false when the records are most of the page.
+func compact[R any](b []byte, recs []R, raw func(R) []byte, list string) ([]byte, bool) {
+	n := 0
+	for _, r := range recs {
+		n += len(raw(r)) + 1
+	}
+	if len(b) < 1<<20 || n >= len(b)/2 {
+		return nil, false
+	}
+	c := make([]byte, 0, n+len(list)+8)
+	c = append(c, `{"`...)
+	c = append(c, list...)
+	c = append(c, `":[`...)
+	for i, r := range recs {
+		if i > 0 {
+			c = append(c, ',')
+		}
+		c = append(c, raw(r)...)
+	}
+	return append(c, "]}"...), true
 }
 
 // pager follows the history endpoints' paging: the next request starts at
@@ -170,13 +235,33 @@ func (p *pager) advance(times []time.Time, raws [][]byte) error {
 	return nil
 }
 
+// Paging limits. A window may take at most max(minPages, its days ×
+// the stream's records a day / 500) pages: far more than any device needs
+// (usage is one record a day; 25,000 connection events a day is one every
+// 3.5 s), so a history that keeps answering hasMoreData with records that
+// stay inside the window fails the device instead of running on.
+const (
+	minPages          = 100
+	usagePerDay       = 24
+	connectionsPerDay = 25_000
+)
+
+// maxPages is the page ceiling of a window [earliest, latest].
+func maxPages(earliest, latest time.Time, perDay int) int {
+	days := math.Ceil(latest.Sub(earliest).Hours() / 24)
+	return max(minPages, int(math.Ceil(days*float64(perDay)/float64(pageSize))))
+}
+
+// pageSize is the most records a history page holds.
+const pageSize = 500
+
 // UsageHistory fetches every page of a device's usage in [earliest, latest].
 func (c *Client) UsageHistory(ctx context.Context, id DeviceID, earliest, latest time.Time) ([]UsageRecord, error) {
-	recs, err := history(earliest, func(from time.Time) ([]UsageRecord, bool, error) {
+	recs, err := history(earliest, latest, maxPages(earliest, latest, usagePerDay), c.cfg.MaxBodyBytes, func(from time.Time) ([]UsageRecord, bool, int, error) {
 		p, err := c.UsagePage(ctx, id, from, latest)
-		return p.Records, p.HasMore, err
+		return p.Records, p.HasMore, p.Bytes, err
 	}, func(r UsageRecord) (time.Time, []byte) { return r.Timestamp, r.Raw })
-	if errors.Is(err, ErrNoProgress) {
+	if pagingError(err) {
 		err = fmt.Errorf("usage of %s: %w", id, err)
 	}
 	return recs, err
@@ -185,44 +270,72 @@ func (c *Client) UsageHistory(ctx context.Context, id DeviceID, earliest, latest
 // ConnectionHistory fetches every page of a device's connection events in
 // [earliest, latest].
 func (c *Client) ConnectionHistory(ctx context.Context, id DeviceID, earliest, latest time.Time) ([]ConnectionEvent, error) {
-	evs, err := history(earliest, func(from time.Time) ([]ConnectionEvent, bool, error) {
+	evs, err := history(earliest, latest, maxPages(earliest, latest, connectionsPerDay), c.cfg.MaxBodyBytes, func(from time.Time) ([]ConnectionEvent, bool, int, error) {
 		p, err := c.ConnectionPage(ctx, id, from, latest)
-		return p.Events, p.HasMore, err
+		return p.Events, p.HasMore, p.Bytes, err
 	}, func(e ConnectionEvent) (time.Time, []byte) { return e.OccurredAt, e.Raw })
-	if errors.Is(err, ErrNoProgress) {
+	if pagingError(err) {
 		err = fmt.Errorf("connections of %s: %w", id, err)
 	}
 	return evs, err
 }
 
+// pagingError tells the errors of the paging itself, which do not say
+// which device they are about.
+func pagingError(err error) bool {
+	var big *TooLargeError
+	return errors.Is(err, ErrNoProgress) || errors.Is(err, ErrTooManyPages) || (errors.As(err, &big) && big.Window)
+}
+
 // history is the paging loop of both history endpoints: fetch a page from
 // the cursor, keep what is new, move the cursor to the last record's time.
-func history[R any](earliest time.Time, page func(from time.Time) ([]R, bool, error), at func(R) (time.Time, []byte)) ([]R, error) {
+// It ends when a page says there is no more or holds a record after latest
+// (the API answers none there: such records are dropped and nothing past
+// them is asked for), and fails when the window takes more than maxPages
+// pages or its records more than maxBytes.
+func history[R any](earliest, latest time.Time, maxPages int, maxBytes int64, page func(from time.Time) ([]R, bool, int, error), at func(R) (time.Time, []byte)) ([]R, error) {
 	p := pager{cursor: earliest}
-	var out []R
+	var (
+		out   []R
+		held  int64
+		pages int
+	)
 	for {
-		recs, more, err := page(p.cursor)
-		if err != nil {
-			return out, err
+		if pages++; pages > maxPages {
+			return nil, fmt.Errorf("%w: still more after %d pages, the most a window of %s may take (the API keeps answering hasMoreData); cursor %s",
+				ErrTooManyPages, maxPages, latest.Sub(earliest).Round(time.Second), p.cursor.Format(time.RFC3339))
 		}
-		if out == nil && !more {
+		recs, more, size, err := page(p.cursor)
+		if err != nil {
+			return nil, err
+		}
+		if held += int64(size); held > maxBytes {
+			return nil, &TooLargeError{Limit: maxBytes, Window: true}
+		}
+		times := make([]time.Time, len(recs))
+		raws := make([][]byte, len(recs))
+		past := false
+		for i, r := range recs {
+			times[i], raws[i] = at(r)
+			if times[i].After(latest) {
+				past = true
+			}
+		}
+		if out == nil && !more && !past {
 			// One page, the usual answer: nothing to drop (only a later
 			// page repeats records) and nowhere to move on to.
 			return recs, nil
 		}
-		times := make([]time.Time, len(recs))
-		raws := make([][]byte, len(recs))
 		for i, r := range recs {
-			times[i], raws[i] = at(r)
-			if p.keep(times[i], bytes.TrimSpace(raws[i])) {
+			if !times[i].After(latest) && p.keep(times[i], bytes.TrimSpace(raws[i])) {
 				out = append(out, r)
 			}
 		}
-		if !more {
+		if !more || past {
 			return out, nil
 		}
 		if err := p.advance(times, raws); err != nil {
-			return out, err
+			return nil, err
 		}
 	}
 }

@@ -49,10 +49,47 @@ var (
 	ErrRangeTimeout = errors.New("range timed out")
 	// ErrNoProgress: a page did not move the paging cursor forward.
 	ErrNoProgress = errors.New("paging cursor did not advance")
+	// ErrTooManyPages: a window's history kept answering hasMoreData past
+	// the most pages a window of its length can need.
+	ErrTooManyPages = errors.New("too many pages")
+	// ErrListRepeats: a device-list page said there was more but listed
+	// only devices already listed.
+	ErrListRepeats = errors.New("device list repeats itself")
 	// ErrLoginRejected: the API refused the username or password. It is
 	// never retried: five failures lock the account.
 	ErrLoginRejected = errors.New("login rejected")
 )
+
+// TooLargeError is an answer, or the pages of one window together, larger
+// than the client's cap (ClientConfig.MaxBodyBytes): what the API sends
+// must not decide how much memory a run takes.
+type TooLargeError struct {
+	Limit int64
+	// Size is the announced size of a refused answer (-1: unknown, the
+	// answer was cut off at the cap).
+	Size int64
+	// Window is set when the pages of one window together passed the cap.
+	Window bool
+}
+
+func (e *TooLargeError) Error() string {
+	what := "answer larger than"
+	switch {
+	case e.Window:
+		what = "the window's pages together hold more than"
+	case e.Size >= 0:
+		what = fmt.Sprintf("answer of %d bytes is larger than", e.Size)
+	}
+	return fmt.Sprintf("%s the %s cap (THINGSYNC_MAX_ANSWER_MB)", what, sizeText(e.Limit))
+}
+
+// sizeText writes a byte count in MiB when it is a whole number of them.
+func sizeText(n int64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d-byte", n)
+}
 
 // LoginError is a rejected login: the API's own error answer (an M2M
 // errorCode) to the login request. errors.Is(err, ErrLoginRejected) holds.

@@ -332,6 +332,11 @@ func fastEventAt(s *scan, e *ConnectionEvent) (ok bool) {
 	if err != nil {
 		return false
 	}
+	if cap(attrs)-len(attrs) > 8 {
+		// An event with few attributes does not keep room for 40: a page
+		// of such events would hold ten times what it weighs.
+		attrs = append([]Attribute(nil), attrs...)
+	}
 	e.Attributes = attrs
 	switch {
 	case proper != nil:

@@ -220,9 +220,16 @@ func (w *Walk) Run(ctx context.Context) (Result, error) {
 			pending = nil
 			return nil
 		}
-		listErr = w.Client.Devices(gctx, func(page []Device) error {
+		listErr = w.Client.Devices(gctx, func(page []Device, more bool) error {
+			targets, fresh := w.pageTargets(page, only, seen)
+			if more && len(page) > 0 && fresh == 0 {
+				// A list that says there is more but lists only devices it
+				// already listed would never end: the run goes on with
+				// what it has, as with a list that breaks off.
+				return fmt.Errorf("%w: none of the page's %d devices is new", ErrListRepeats, len(page))
+			}
 			listing = append(listing, page...)
-			pending = append(pending, w.pageTargets(page, only, seen)...)
+			pending = append(pending, targets...)
 			if len(pending) < size && len(listing) < size {
 				return nil
 			}
@@ -291,15 +298,12 @@ func (w *Walk) Run(ctx context.Context) (Result, error) {
 
 // pageTargets picks the devices of a page to fetch: each identity once a
 // run (seen holds a 128-bit digest of every identity listed, 16 bytes a
-// device instead of the list), those w.Only names if it names any.
-func (w *Walk) pageTargets(page []Device, only map[DeviceID]bool, seen map[[16]byte]struct{}) []target {
-	var out []target
+// device instead of the list), those w.Only names if it names any. fresh
+// counts the page's identities not listed before.
+func (w *Walk) pageTargets(page []Device, only map[DeviceID]bool, seen map[[16]byte]struct{}) (out []target, fresh int) {
 	for _, d := range page {
 		id, ok := Identity(d.DeviceIDs)
 		if !ok {
-			continue
-		}
-		if len(only) > 0 && !matchesAny(d, only) {
 			continue
 		}
 		h := sha256.Sum256([]byte(id.Kind + "\x00" + id.ID))
@@ -308,9 +312,13 @@ func (w *Walk) pageTargets(page []Device, only map[DeviceID]bool, seen map[[16]b
 			continue
 		}
 		seen[key] = struct{}{}
+		fresh++
+		if len(only) > 0 && !matchesAny(d, only) {
+			continue
+		}
 		out = append(out, target{id: id, mdn: idOf(d, "mdn"), iccid: idOf(d, "iccid"), deactive: deactivated(d)})
 	}
-	return out
+	return out, fresh
 }
 
 // pageStates reads where the devices of a chunk stand, by stream.

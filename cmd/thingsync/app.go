@@ -80,7 +80,7 @@ func (a *App) newClient(cfg *config.Config, concurrency int, log zerolog.Logger)
 	cc := extract.ClientConfig{
 		BaseURL: cfg.BaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
 		Username: cfg.Username, Password: cfg.Password.Reveal(), AccountName: cfg.AccountName,
-		RateLimit: cfg.RateLimit, Concurrency: concurrency,
+		RateLimit: cfg.RateLimit, Concurrency: concurrency, MaxBodyBytes: cfg.MaxAnswerBytes,
 	}
 	if a.TuneClient != nil {
 		a.TuneClient(&cc)

@@ -2,6 +2,8 @@ package simulator
 
 import (
 	"flag"
+	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -37,6 +39,19 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.Faults.BearerTTL, "bearer-ttl", 0, "bearer token lifetime (default the API's hour)")
 	fs.BoolVar(&o.Faults.RejectLogin, "reject-login", false, "reject every login")
 	fs.IntVar(&o.Faults.LoseCallbacks, "lose-callbacks", 0, "never send the callbacks of the first N promo aggregate requests")
+	fs.IntVar(&o.Faults.HostileDevices, "hostile-devices", 1, "how many devices (the first of the list) the hostile history answers affect")
+	fs.DurationVar(&o.Faults.EndlessHistory, "endless-history", 0, "hostile devices' history never ends: 202 with a full page of made-up records this far apart, running past latest (e.g. 1s, 1h)")
+	fs.Func("oversized-pages", "hostile devices' history pages are padded to this size, valid JSON with Content-Length (e.g. 60MB)", func(v string) error {
+		n, err := parseSize(v)
+		o.Faults.OversizedPages = n
+		return err
+	})
+	fs.Func("giant-answer", "hostile devices' usage answers are this size, chunked without Content-Length (e.g. 200MB)", func(v string) error {
+		n, err := parseSize(v)
+		o.Faults.GiantAnswer = n
+		return err
+	})
+	fs.BoolVar(&o.Faults.RepeatDeviceList, "repeat-device-list", false, "the device list never ends: 202 with devices already listed, largestDeviceIdSeen advancing")
 	fs.DurationVar(&o.CallbackDelay, "callback-delay", 0, "delay before an aggregate request's callbacks (default 50ms)")
 	fs.DurationVar(&o.CallbackRetryInterval, "callback-retry", 0, "pause between re-deliveries of a refused callback (default 5 min)")
 	fs.BoolVar(&o.Quirks.OccuredAt, "quirk-occuredat", false, "device 1's events use the key occuredAt")
@@ -48,4 +63,25 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&o.Quirks.KeySeed, "quirk-random-keys", 0, "device 0's usage records carry keys of random bytes drawn from this seed (0: none)")
 	fs.BoolVar(&o.Quirks.Implausible, "quirk-implausible", false, "device 0's usage of 12, 13 and 14 days ago has a negative bytesUsed, a date in 9999, the date 0001-01-01")
 	fs.BoolVar(&o.Quirks.BadValue, "quirk-bad-value", false, "device 0's usage of 11 days ago has a non-numeric MoSms")
+}
+
+// parseSize reads a byte count: a number with an optional unit, KB, MB and
+// GB decimal, KiB, MiB and GiB binary ("60MB", "1.5GiB", "4096").
+func parseSize(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	mult := 1.0
+	for _, u := range []struct {
+		suffix string
+		mult   float64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}} {
+		if len(s) > len(u.suffix) && strings.EqualFold(s[len(s)-len(u.suffix):], u.suffix) {
+			s, mult = strings.TrimSpace(s[:len(s)-len(u.suffix)]), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || f*mult > 1<<40 {
+		return 0, fmt.Errorf("want a size such as 60MB or 1GiB, got %q", v)
+	}
+	return int64(f * mult), nil
 }

@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -360,4 +361,85 @@ func (s *Simulator) deviceJSON(d *device) deviceJSON {
 		IPAddress:           "0.0.0.0",
 		LastActivationDate:  created.Add(day).Format(time.RFC3339),
 	}
+}
+
+// appendEndlessPage is the EndlessHistory fault's answer: a full page of
+// made-up records step apart from earliest + step, and always more.
+func (s *Simulator) appendEndlessPage(b []byte, ep int, dev *device, earliest time.Time, step time.Duration) ([]byte, bool) {
+	list := "usageHistory"
+	if ep == epConnections {
+		list = "connectionHistory"
+	}
+	b = append(b, `{"hasMoreData":true,`...)
+	b = s.appendDeviceID(b, dev)
+	b = append(b, `,"`...)
+	b = append(b, list...)
+	b = append(b, `":[`...)
+	for i := 1; i <= s.opts.HistoryPageSize; i++ {
+		at := earliest.Add(time.Duration(i) * step).UTC()
+		if i > 1 {
+			b = append(b, ',')
+		}
+		if ep == epUsage {
+			b = append(b, `{"bytesUsed":1024,"extendedAttributes":[`...)
+			b = appendKVInt(b, "MoSms", 0, false)
+			b = append(b, `],"smsUsed":0,"source":"Raw Usage","timestamp":"`...)
+			b = at.AppendFormat(b, time.RFC3339)
+			b = append(b, `"}`...)
+			continue
+		}
+		b = append(b, `{"connectionEventAttributes":[`...)
+		b = appendKV(b, "Event", "Start")
+		b = append(b, ',')
+		b = appendKV(b, "AccountSessionId", strconv.FormatInt(at.Unix(), 16))
+		b = append(b, `],"extendedAttributes":null,"occurredAt":"`...)
+		b = at.AppendFormat(b, time.RFC3339)
+		b = append(b, `"}`...)
+	}
+	return append(b, "]}"...), true
+}
+
+// padding is what writePadded sends, a slice at a time.
+var padding = func() []byte {
+	b := make([]byte, 64<<10)
+	for i := range b {
+		b[i] = 'x'
+	}
+	return b
+}()
+
+// writePadded answers a history page padded to size bytes (or its own
+// size, if larger) with a "padding" member before its closing brace,
+// written in slices so that the simulator holds none of it. withLength
+// sends the Content-Length; without it the answer is chunked.
+func writePadded(w http.ResponseWriter, page []byte, more bool, size int64, withLength bool) {
+	const open, closing = `,"padding":"`, `"}`
+	body := page[:len(page)-1] // without the closing brace
+	n := size - int64(len(body)+len(open)+len(closing))
+	if n < 0 {
+		n = 0
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if withLength {
+		w.Header().Set("Content-Length", strconv.FormatInt(int64(len(body)+len(open)+len(closing))+n, 10))
+	}
+	if more {
+		w.WriteHeader(http.StatusAccepted)
+	} else {
+		w.WriteHeader(http.StatusOK)
+	}
+	if _, err := w.Write(body); err != nil {
+		return
+	}
+	if _, err := io.WriteString(w, open); err != nil {
+		return
+	}
+	for n > 0 {
+		k := min(n, int64(len(padding)))
+		if _, err := w.Write(padding[:k]); err != nil {
+			return // the client went away, as a client refusing it should
+		}
+		n -= k
+	}
+	_, _ = io.WriteString(w, closing)
 }

@@ -85,6 +85,34 @@ type Faults struct {
 	// when the vendor loses a request (counted from when the faults are
 	// set).
 	LoseCallbacks int
+
+	// The hostile answers below affect the first HostileDevices devices
+	// of the list (0: the first one); the others are served as usual.
+	HostileDevices int
+	// EndlessHistory: the usage and connection history of the hostile
+	// devices never ends: every answer is 202 with hasMoreData and a full
+	// page of made-up records EndlessHistory apart, the first one that far
+	// after the request's earliest, so the records run on past its latest
+	// (0: off).
+	EndlessHistory time.Duration
+	// OversizedPages: every usage and connection page of the hostile
+	// devices is padded to this many bytes with a "padding" member: valid
+	// JSON, the records unchanged, sent with its Content-Length (0: off).
+	OversizedPages int64
+	// GiantAnswer: every usage answer of the hostile devices is this many
+	// bytes, padded as OversizedPages but sent without a Content-Length
+	// (chunked), so a client learns its size only by reading it (0: off).
+	GiantAnswer int64
+	// RepeatDeviceList: the device list never ends: past the account's
+	// last device it keeps answering 202 with hasMoreData and the first
+	// page's devices again, their DeviceId moved past the request's
+	// largestDeviceIdSeen so that the cursor advances.
+	RepeatDeviceList bool
+}
+
+// hostile tells whether the hostile history answers apply to dev.
+func (f *faultSet) hostile(dev *device) bool {
+	return dev.index < max(1, f.HostileDevices)
 }
 
 // Quirks switch on oddities of real payloads, each on one device, for the
@@ -581,6 +609,18 @@ func (s *Simulator) serveDevices(w http.ResponseWriter, r *http.Request, f *faul
 	for i := lo; i < end; i++ {
 		page.Devices = append(page.Devices, s.deviceJSON(&s.devices[i]))
 	}
+	if f.RepeatDeviceList {
+		page.HasMoreData = true
+		if lo >= len(s.devices) {
+			// Past the end: the first devices again, renumbered past the
+			// cursor.
+			for i := range min(limit, len(s.devices)) {
+				d := s.devices[i]
+				d.apiID = after + 1 + int64(i)
+				page.Devices = append(page.Devices, s.deviceJSON(&d))
+			}
+		}
+	}
 	status := http.StatusOK
 	if page.HasMoreData {
 		status = http.StatusAccepted
@@ -634,12 +674,23 @@ func (s *Simulator) serveHistory(w http.ResponseWriter, r *http.Request, ep int,
 	bp := getBuf()
 	defer putBuf(bp)
 	var more bool
-	if ep == epUsage {
+	hostile := f.hostile(dev)
+	switch {
+	case hostile && f.EndlessHistory > 0:
+		*bp, more = s.appendEndlessPage(*bp, ep, dev, earliest, f.EndlessHistory)
+	case ep == epUsage:
 		*bp, more = s.appendUsagePage(*bp, dev, earliest, latest, now)
-	} else {
+	default:
 		*bp, more = s.appendConnectionPage(*bp, dev, earliest, latest, now)
 	}
-	writePage(w, *bp, more)
+	switch {
+	case hostile && ep == epUsage && f.GiantAnswer > 0:
+		writePadded(w, *bp, more, f.GiantAnswer, false)
+	case hostile && f.OversizedPages > 0:
+		writePadded(w, *bp, more, f.OversizedPages, true)
+	default:
+		writePage(w, *bp, more)
+	}
 }
 
 // cachedRepeat tells whether a too-long request is answered because the
