@@ -83,8 +83,7 @@ type UsagePage struct {
 	Records []UsageRecord
 	HasMore bool
 	// Bytes is about what the records hold in memory: the answer they
-	// point into (or the copy of their part of a padded one), their
-	// structs and attribute slices.
+	// point into, their structs and their attribute slices.
 	Bytes int
 }
 
@@ -127,11 +126,6 @@ func (p *usagePageWire) decodeBody(b []byte) error {
 	p.bytes = len(b)
 	if recs, more, ok := decodeUsagePage(b); ok {
 		p.UsageHistory, p.HasMoreData = recs, more
-		if c, ok := compact(b, recs, func(r UsageRecord) []byte { return r.Raw }, "usageHistory"); ok {
-			if recs, _, ok := decodeUsagePage(c); ok {
-				p.UsageHistory, p.bytes = recs, len(c)
-			}
-		}
 	} else if err := json.Unmarshal(b, p); err != nil {
 		return err
 	}
@@ -159,11 +153,6 @@ func (p *connectionPageWire) decodeBody(b []byte) error {
 	p.bytes = len(b)
 	if evs, more, ok := decodeConnectionPage(b); ok {
 		p.ConnectionHistory, p.HasMoreData = evs, more
-		if c, ok := compact(b, evs, func(e ConnectionEvent) []byte { return e.Raw }, "connectionHistory"); ok {
-			if evs, _, ok := decodeConnectionPage(c); ok {
-				p.ConnectionHistory, p.bytes = evs, len(c)
-			}
-		}
 	} else if err := json.Unmarshal(b, p); err != nil {
 		return err
 	}
@@ -171,32 +160,6 @@ func (p *connectionPageWire) decodeBody(b []byte) error {
 		p.bytes += recordOverhead(unsafe.Sizeof(e), e.Attributes)
 	}
 	return nil
-}
-
-// compact copies the records of a page that is mostly something else
-// (padding, members nobody reads) into a page of their own, for decoding
-// again: the fast decoder's records point into the answer they came from,
-// so a few small records would otherwise keep a whole large answer alive
-// until they are stored. ok is false when the records are most of the page.
-func compact[R any](b []byte, recs []R, raw func(R) []byte, list string) ([]byte, bool) {
-	n := 0
-	for _, r := range recs {
-		n += len(raw(r)) + 1
-	}
-	if len(b) < 1<<20 || n >= len(b)/2 {
-		return nil, false
-	}
-	c := make([]byte, 0, n+len(list)+8)
-	c = append(c, `{"`...)
-	c = append(c, list...)
-	c = append(c, `":[`...)
-	for i, r := range recs {
-		if i > 0 {
-			c = append(c, ',')
-		}
-		c = append(c, raw(r)...)
-	}
-	return append(c, "]}"...), true
 }
 
 // pager follows the history endpoints' paging: the next request starts at
