@@ -39,7 +39,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.Faults.BearerTTL, "bearer-ttl", 0, "bearer token lifetime (default the API's hour)")
 	fs.BoolVar(&o.Faults.RejectLogin, "reject-login", false, "reject every login")
 	fs.IntVar(&o.Faults.LoseCallbacks, "lose-callbacks", 0, "never send the callbacks of the first N promo aggregate requests")
-	fs.IntVar(&o.Faults.HostileDevices, "hostile-devices", 1, "how many devices (the first of the list) the hostile history answers affect")
+	fs.IntVar(&o.Faults.HostileDevices, "hostile-devices", 0, "how many devices (the first of the list) the hostile history answers affect (0: one)")
 	fs.DurationVar(&o.Faults.EndlessHistory, "endless-history", 0, "hostile devices' history never ends: 202 with a full page of made-up records this far apart, running past latest (e.g. 1s, 1h)")
 	fs.Func("oversized-pages", "hostile devices' history pages are padded to this size, valid JSON with Content-Length (e.g. 60MB)", func(v string) error {
 		n, err := parseSize(v)
