@@ -223,7 +223,8 @@ func (c *Client) UsageHistory(ctx context.Context, id DeviceID, earliest, latest
 	recs, err := history(earliest, latest, maxPages(earliest, latest, usagePerDay), c.cfg.MaxBodyBytes, func(from time.Time) ([]UsageRecord, bool, int, error) {
 		p, err := c.UsagePage(ctx, id, from, latest)
 		return p.Records, p.HasMore, p.Bytes, err
-	}, func(r UsageRecord) (time.Time, []byte) { return r.Timestamp, r.Raw })
+	}, func(r UsageRecord) (time.Time, []byte) { return r.Timestamp, r.Raw },
+		func(r *UsageRecord, why string) { r.Err = errors.New("timestamp: " + why) })
 	if pagingError(err) {
 		err = fmt.Errorf("usage of %s: %w", id, err)
 	}
@@ -236,7 +237,8 @@ func (c *Client) ConnectionHistory(ctx context.Context, id DeviceID, earliest, l
 	evs, err := history(earliest, latest, maxPages(earliest, latest, connectionsPerDay), c.cfg.MaxBodyBytes, func(from time.Time) ([]ConnectionEvent, bool, int, error) {
 		p, err := c.ConnectionPage(ctx, id, from, latest)
 		return p.Events, p.HasMore, p.Bytes, err
-	}, func(e ConnectionEvent) (time.Time, []byte) { return e.OccurredAt, e.Raw })
+	}, func(e ConnectionEvent) (time.Time, []byte) { return e.OccurredAt, e.Raw },
+		func(e *ConnectionEvent, why string) { e.Err = errors.New("occurredAt: " + why) })
 	if pagingError(err) {
 		err = fmt.Errorf("connections of %s: %w", id, err)
 	}
@@ -253,10 +255,12 @@ func pagingError(err error) bool {
 // history is the paging loop of both history endpoints: fetch a page from
 // the cursor, keep what is new, move the cursor to the last record's time.
 // It ends when a page says there is no more or holds a record after latest
-// (the API answers none there: such records are dropped and nothing past
-// them is asked for), and fails when the window takes more than maxPages
-// pages or its records more than maxBytes.
-func history[R any](earliest, latest time.Time, maxPages int, maxBytes int64, page func(from time.Time) ([]R, bool, int, error), at func(R) (time.Time, []byte)) ([]R, error) {
+// (the API answers none there: nothing past it is asked for, and reject
+// marks each such record, for the loader to keep aside with the reason),
+// and fails when the window takes more than maxPages pages or its records
+// more than maxBytes.
+func history[R any](earliest, latest time.Time, maxPages int, maxBytes int64, page func(from time.Time) ([]R, bool, int, error),
+	at func(R) (time.Time, []byte), reject func(r *R, why string)) ([]R, error) {
 	p := pager{cursor: earliest}
 	var (
 		out   []R
@@ -290,7 +294,10 @@ func history[R any](earliest, latest time.Time, maxPages int, maxBytes int64, pa
 			return recs, nil
 		}
 		for i, r := range recs {
-			if !times[i].After(latest) && p.keep(times[i], bytes.TrimSpace(raws[i])) {
+			if times[i].After(latest) {
+				reject(&r, fmt.Sprintf("%s is after %s, the latest asked for", times[i].Format(time.RFC3339), latest.UTC().Format(time.RFC3339)))
+				out = append(out, r)
+			} else if p.keep(times[i], bytes.TrimSpace(raws[i])) {
 				out = append(out, r)
 			}
 		}
