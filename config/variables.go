@@ -33,6 +33,7 @@ func Variables() []Variable {
 		"THINGSYNC_LOOKBACK_CONNECTIONS": "settlement period of connection events",
 		"THINGSYNC_CONCURRENCY":          "devices in flight",
 		"THINGSYNC_RATE_LIMIT":           "ceiling on API requests per second, all endpoints; at least THINGSYNC_CONCURRENCY/60",
+		"THINGSYNC_MAX_ANSWER_MB":        "largest API answer accepted, and most one window's pages may hold together, in MiB: bounds memory",
 		"THINGSYNC_HTTP_ADDR":            "listen address for callbacks (and the daemon's /healthz, /metrics)",
 		"THINGSYNC_CALLBACK_URL":         "public URL registered for callbacks; unset: aggregate stream off",
 		"THINGSYNC_CALLBACK_USERNAME":    "user name callbacks must carry",
