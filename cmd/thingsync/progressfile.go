@@ -31,8 +31,9 @@ type runProgress struct {
 	Kind      string    `json:"kind"`
 	StartedAt time.Time `json:"started_at"`
 	UpdatedAt time.Time `json:"updated_at"`
-	// Phase: listing (the device list is still being read), fetching,
-	// finishing (committing, the aggregate step, recording the outcome).
+	// Phase: started (nothing reported yet), listing (the device list is
+	// still being read), fetching, finishing (committing, the aggregate
+	// step, recording the outcome).
 	Phase            string  `json:"phase"`
 	Listing          bool    `json:"listing"`
 	DevicesListed    int     `json:"devices_listed"`
@@ -107,15 +108,39 @@ type progressFile struct {
 	p       runProgress
 	written time.Time
 	failed  bool // a write failed: said once, then quiet
+
+	stop, stopped chan struct{}
 }
 
 func startProgressFile(db string, log zerolog.Logger, now func() time.Time, requests func() int, runID, kind string, started time.Time) *progressFile {
 	host, _ := os.Hostname()
 	f := &progressFile{path: progressPath(db), log: log, now: now, requests: requests, start: time.Now(),
-		p: runProgress{PID: os.Getpid(), Host: host, RunID: runID, Kind: kind, StartedAt: started, Phase: "listing", Listing: true}}
+		p: runProgress{PID: os.Getpid(), Host: host, RunID: runID, Kind: kind, StartedAt: started, Phase: "started", Listing: true}}
 	f.mu.Lock()
 	f.write()
 	f.mu.Unlock()
+	// The walk reports when a device is done, which can take minutes
+	// (a first sync of a long history): the file is rewritten every
+	// second meanwhile, so that requests and updated_at show the run is
+	// alive.
+	f.stop, f.stopped = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(f.stopped)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-f.stop:
+				return
+			case <-tick.C:
+				f.mu.Lock()
+				if time.Since(f.written) >= time.Second {
+					f.write()
+				}
+				f.mu.Unlock()
+			}
+		}
+	}()
 	return f
 }
 
@@ -144,6 +169,8 @@ func (f *progressFile) phase(name string) {
 
 // remove deletes the file at the end of the run.
 func (f *progressFile) remove() {
+	close(f.stop)
+	<-f.stopped
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := os.Remove(f.path); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -45,7 +45,9 @@ func runStatus(ctx context.Context, a *App, env *Env, args []string) error {
 		return cannotRun(fmt.Errorf("status: %w", err))
 	}
 	now := a.now()
-	doc := statusDoc{Warehouse: cfg.DB, At: now, Source: "warehouse"}
+	// Lists are [] rather than null when empty: scripts iterate them.
+	doc := statusDoc{Warehouse: cfg.DB, At: now, Source: "warehouse", Streams: []streamStatus{},
+		FailingDevices: []failingDevice{}, Runs: []runRow{}, Pending: []pendingStatus{}, Rejected: map[string]int{}}
 	prog, perr := readProgress(progressPath(cfg.DB))
 	if perr != nil {
 		env.Log.Warn().Err(perr).Msg("status: the run's progress file is unreadable")
@@ -277,7 +279,7 @@ func (r *statusReport) streams(ctx context.Context, doc *statusDoc) error {
 		}
 		doc.FailingTotal += s.Failing
 	}
-	doc.Streams = streams
+	doc.Streams = append(doc.Streams, streams...)
 	if doc.FailingTotal == 0 {
 		return nil
 	}
@@ -411,7 +413,6 @@ func (r *statusReport) rejected(ctx context.Context, doc *statusDoc) error {
 		return fmt.Errorf("read rejected records: %w", err)
 	}
 	defer rows.Close()
-	doc.Rejected = map[string]int{}
 	for rows.Next() {
 		var stream sql.NullString
 		var n int
