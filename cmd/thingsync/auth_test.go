@@ -121,20 +121,39 @@ func TestAuthErrorsNameTheSetting(t *testing.T) {
 	}
 }
 
-// A daemon whose base URL answers 404 at the login path keeps running and
-// tries again at the next run: only a rejected login stops it.
-func TestRunKeepsGoingWhenLoginIsNotThingSpace(t *testing.T) {
-	w := newWorld(t, simulator.Options{Devices: 3})
-	srv, logins := notThingSpace(t, w.sim, http.StatusNotFound, "text/plain; charset=utf-8", "404 page not found\n")
-	w.env["THINGSPACE_BASE_URL"] = srv.URL
-	d := startDaemon(t, w, map[string]string{"THINGSYNC_SCHEDULE": "@every 1s"})
-	waitFor(t, 30*time.Second, "a second run's login", func() bool { return logins.Load() >= 2 })
-	code, h := d.health()
-	if code != http.StatusServiceUnavailable || !strings.Contains(h.Reason, "THINGSPACE_BASE_URL") || strings.Contains(h.Reason, "rejected") {
-		t.Errorf("/healthz = %d %+v; want 503 naming THINGSPACE_BASE_URL, not a rejected login", code, h)
+// A daemon keeps running, and runs again at its next time, when the base
+// URL answers 404 or a proxy's page at the login path, the client secret is
+// refused or the account is unknown: /healthz names the setting to fix.
+// Only a rejected login stops it (TestRunLoginRejected).
+func TestRunKeepsGoingUnlessLoginRejected(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   func(w *world)
+		setting string
+	}{
+		{"404 at the login path", func(w *world) {
+			srv, _ := notThingSpace(t, w.sim, http.StatusNotFound, "text/plain; charset=utf-8", "404 page not found\n")
+			w.env["THINGSPACE_BASE_URL"] = srv.URL
+		}, "THINGSPACE_BASE_URL"},
+		{"bad client secret", func(w *world) { w.env["THINGSPACE_CLIENT_SECRET"] = "wrong-client-secret" }, "THINGSPACE_CLIENT_SECRET"},
+		{"unknown account", func(w *world) { w.env["THINGSPACE_ACCOUNT_NAME"] = "0000999999-00001" }, "THINGSPACE_ACCOUNT_NAME"},
 	}
-	if strings.Contains(d.log(), "no further runs") {
-		t.Errorf("the daemon stopped running:\n%s", d.log())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, simulator.Options{Devices: 3})
+			tt.setup(w)
+			d := startDaemon(t, w, map[string]string{"THINGSYNC_SCHEDULE": "@every 1s"})
+			waitFor(t, 30*time.Second, "a second failed run", func() bool {
+				return sample(t, d.metrics(), "thingsync_runs_total", "status=failed") >= 2
+			})
+			code, h := d.health()
+			if code != http.StatusServiceUnavailable || !strings.Contains(h.Reason, tt.setting) || strings.Contains(h.Reason, "rejected the") {
+				t.Errorf("/healthz = %d %+v; want 503 naming %s, not a rejected login", code, h, tt.setting)
+			}
+			if strings.Contains(d.log(), "no further runs") || strings.Contains(d.log(), "wrong-client-secret") {
+				t.Errorf("the daemon stopped running, or logged the secret:\n%s", d.log())
+			}
+		})
 	}
 }
 
