@@ -129,6 +129,31 @@ func TestClient(t *testing.T) {
 		}
 	})
 
+	t.Run("a rejected login is sticky; a locked user says so", func(t *testing.T) {
+		e := setup(t, simulator.Options{Seed: 1}, func(c *extract.ClientConfig) { c.Password = "wrong" })
+		for i := 0; i < 2; i++ {
+			if err := e.client.Login(ctx); !errors.Is(err, extract.ErrLoginRejected) || !strings.Contains(err.Error(), "THINGSPACE_PASSWORD") {
+				t.Fatalf("login %d: %v, want a rejected login naming THINGSPACE_PASSWORD", i, err)
+			}
+		}
+		if n := e.sim.Stats().Logins; n != 1 {
+			t.Errorf("%d login attempts, want 1: a rejected login is never repeated", n)
+		}
+		// Four more clients, four more failures: the user is locked.
+		id, secret, user, _ := e.sim.Credentials()
+		for i := 0; i < 5; i++ {
+			c, err := extract.NewClient(extract.ClientConfig{BaseURL: e.srv.URL, ClientID: id, ClientSecret: secret,
+				Username: user, Password: "wrong", RateLimit: 1000}, zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.Login(ctx)
+			if i == 4 && (!errors.Is(err, extract.ErrLoginRejected) || !strings.Contains(err.Error(), "locked")) {
+				t.Errorf("sixth login: %v, want a rejected login that says the user is locked", err)
+			}
+		}
+	})
+
 	t.Run("expired bearer renewed once, call not lost", func(t *testing.T) {
 		e := setup(t, simulator.Options{Seed: 1}, nil)
 		id := firstActive(t, e.sim)

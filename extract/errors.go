@@ -96,6 +96,10 @@ func sizeText(n int64) string {
 type LoginError struct{ API *APIError }
 
 func (e *LoginError) Error() string {
+	if strings.Contains(e.API.Code, "Locked") {
+		return fmt.Sprintf("ThingSpace refused the login: the user is locked after failed logins (%s); ThingSpace support unlocks it, "+
+			"then fix THINGSPACE_USERNAME or THINGSPACE_PASSWORD", e.API.Code)
+	}
 	return fmt.Sprintf("ThingSpace rejected the username or password (%s): fix THINGSPACE_USERNAME or THINGSPACE_PASSWORD; "+
 		"not retried, five failed logins lock the account", e.API.Code)
 }
