@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -176,12 +177,13 @@ func reservedWords(ctx context.Context, conn *sql.Conn) (map[string]bool, error)
 	return out, rows.Err()
 }
 
-// logKey is an attribute key as a log line quotes it: at most 200 bytes.
+// logKey is an attribute key as a log line shows it: Go-quoted, so no
+// control byte reaches a terminal, and at most 200 bytes of it.
 func logKey(key string) string {
 	if len(key) > 200 {
-		return key[:200] + "…"
+		return strconv.Quote(strings.ToValidUTF8(key[:200], "\uFFFD")) + "…"
 	}
-	return key
+	return strconv.Quote(key)
 }
 
 func (w *Warehouse) layout(t schema.Table) layout {
