@@ -88,6 +88,11 @@ type logSet struct {
 
 func (l *logSet) add(b *syncBuffer) { l.mu.Lock(); l.bufs = append(l.bufs, b); l.mu.Unlock() }
 
+// wallClock is the simulator's clock when a test is about real time.
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
 func firstActive(t *testing.T, sim *simulator.Simulator) extract.DeviceID {
 	for _, d := range sim.Devices() {
 		if !d.Silent && d.Identity.Kind == "iccid" {
@@ -126,6 +131,28 @@ func TestClient(t *testing.T) {
 		}
 		if s := e.sim.Stats(); s.TokenRequests != 1 {
 			t.Errorf("token requests %d for 20 calls with a 30 s token, want 1", s.TokenRequests)
+		}
+	})
+
+	t.Run("one token request per token life, by the wall clock", func(t *testing.T) {
+		// Tokens live 2 s on the wall clock; the client calls for 4 s. It
+		// asks for a token when its token expires or is refused, about
+		// once every 2 s, not before every call.
+		const ttl = 2 * time.Second
+		e := setup(t, simulator.Options{Seed: 1, Clock: wallClock{}, Faults: simulator.Faults{BearerTTL: ttl, Latency: 5 * time.Millisecond}}, nil)
+		id := firstActive(t, e.sim)
+		start, calls := time.Now(), 0
+		for time.Since(start) < 2*ttl {
+			if _, err := e.client.UsagePage(ctx, id, time.Now().AddDate(0, 0, -2), time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			calls++
+		}
+		elapsed := time.Since(start)
+		tokens := e.sim.Stats().TokenRequests
+		t.Logf("%d calls, %d token requests in %v", calls, tokens, elapsed.Round(time.Millisecond))
+		if limit := int(elapsed/ttl) + 2; tokens > limit {
+			t.Errorf("%d token requests for %d calls in %v with a %v token, want at most %d", tokens, calls, elapsed, ttl, limit)
 		}
 	})
 
