@@ -3,12 +3,15 @@ package extract
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 	"unsafe"
 )
@@ -129,10 +132,81 @@ func (p *usagePageWire) decodeBody(b []byte) error {
 	} else if err := json.Unmarshal(b, p); err != nil {
 		return err
 	}
-	for _, r := range p.UsageHistory {
+	recs := p.UsageHistory
+	if oversized(recs, func(r UsageRecord) []byte { return r.Raw }) {
+		p.bytes = 0
+		for i := range recs {
+			if len(recs[i].Raw) > MaxRecordBytes {
+				recs[i] = UsageRecord{Timestamp: recs[i].Timestamp, TimestampText: strings.Clone(recs[i].TimestampText),
+					Raw: tooLargeRaw(recs[i].Raw), Err: tooLargeErr(len(recs[i].Raw))}
+			} else {
+				recs[i].detach()
+			}
+			p.bytes += len(recs[i].Raw)
+		}
+	}
+	for _, r := range recs {
 		p.bytes += recordOverhead(unsafe.Sizeof(r), r.ExtendedAttributes)
 	}
 	return nil
+}
+
+// MaxRecordBytes is the largest history record loaded: a connection event
+// is about 2 KB, a usage record 300 bytes. A larger one is rejected with
+// its reason (and a summary of it as its raw record): a few such values
+// of megabytes each, under the answer cap, took a sync to 2.7 GB and made
+// DuckDB's commit fail for want of memory, stopping the whole run.
+const MaxRecordBytes = 16 << 10
+
+// oversized tells whether a page holds a record over MaxRecordBytes.
+func oversized[R any](recs []R, raw func(R) []byte) bool {
+	for _, r := range recs {
+		if len(raw(r)) > MaxRecordBytes {
+			return true
+		}
+	}
+	return false
+}
+
+func tooLargeErr(n int) error {
+	return fmt.Errorf("record of %d bytes is larger than %d KiB, the most a record may be", n, MaxRecordBytes>>10)
+}
+
+// tooLargeRaw stands for an oversized record in rejected_records: valid
+// JSON with its size, digest (records differ where their first bytes do
+// not) and first bytes.
+func tooLargeRaw(raw []byte) json.RawMessage {
+	head := raw[:min(len(raw), 256)]
+	sum := sha256.Sum256(raw)
+	b, _ := json.Marshal(struct {
+		Truncated bool   `json:"truncated"`
+		Bytes     int    `json:"bytes"`
+		SHA256    string `json:"sha256"`
+		Head      string `json:"head"`
+	}{true, len(raw), hex.EncodeToString(sum[:]), string(head)})
+	return b
+}
+
+// detach copies what the record holds out of the answer it was decoded
+// from, so that the answer can be freed.
+func (r *UsageRecord) detach() {
+	r.Raw = bytes.Clone(r.Raw)
+	r.TimestampText, r.Source = strings.Clone(r.TimestampText), strings.Clone(r.Source)
+	r.ExtendedAttributes = detachAttrs(r.ExtendedAttributes)
+}
+
+func (e *ConnectionEvent) detach() {
+	e.Raw = bytes.Clone(e.Raw)
+	e.OccurredAtText = strings.Clone(e.OccurredAtText)
+	e.Attributes = detachAttrs(e.Attributes)
+}
+
+func detachAttrs(attrs []Attribute) []Attribute {
+	out := make([]Attribute, len(attrs))
+	for i, a := range attrs {
+		out[i] = Attribute{Key: strings.Clone(a.Key), Value: strings.Clone(a.Value), Null: a.Null}
+	}
+	return out
 }
 
 // recordOverhead is what a decoded record holds beyond the bytes of its
@@ -156,7 +230,20 @@ func (p *connectionPageWire) decodeBody(b []byte) error {
 	} else if err := json.Unmarshal(b, p); err != nil {
 		return err
 	}
-	for _, e := range p.ConnectionHistory {
+	evs := p.ConnectionHistory
+	if oversized(evs, func(e ConnectionEvent) []byte { return e.Raw }) {
+		p.bytes = 0
+		for i := range evs {
+			if len(evs[i].Raw) > MaxRecordBytes {
+				evs[i] = ConnectionEvent{OccurredAt: evs[i].OccurredAt, OccurredAtText: strings.Clone(evs[i].OccurredAtText),
+					Raw: tooLargeRaw(evs[i].Raw), Err: tooLargeErr(len(evs[i].Raw))}
+			} else {
+				evs[i].detach()
+			}
+			p.bytes += len(evs[i].Raw)
+		}
+	}
+	for _, e := range evs {
 		p.bytes += recordOverhead(unsafe.Sizeof(e), e.Attributes)
 	}
 	return nil

@@ -275,3 +275,44 @@ func TestSyncGiantAnswerCutOff(t *testing.T) {
 		t.Errorf("hostile device's connection events: %s, want %d (only its usage fails)", got[0], want)
 	}
 }
+
+// Records carrying values of megabytes, in answers under the cap: each is
+// rejected with its reason (and a summary as its raw record), the rest of
+// the device's records load, and memory stays bounded. Before, 8 MB
+// values on 78 pages took the sync past 2 GB, until DuckDB's commit ran
+// out of memory and the whole run stopped (exit 3).
+func TestSyncHugeValuesRejected(t *testing.T) {
+	w, hostile, others := hostileWorld(t, 10, 6, simulator.Faults{HugeValues: 8 << 20})
+	delete(w.env, "THINGSYNC_START") // 13 usage windows a device
+	code, out, peak := w.syncProcess(map[string]string{"THINGSYNC_STREAMS": "usage", "THINGSYNC_CONCURRENCY": "4"}, 90*time.Second)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0: %.2000s", code, out)
+	}
+	if peak > 400<<20 {
+		t.Errorf("peak RSS %d MB, want under 400", peak>>20)
+	}
+	not := map[string]bool{}
+	for _, id := range hostile {
+		not[id.ID] = true
+	}
+	var got []string
+	for _, l := range w.gotUsage() {
+		if !not[strings.Split(l, "|")[1]] {
+			got = append(got, l)
+		}
+	}
+	diffLines(t, "usage of the other devices", got, w.wantUsage(t0, others...))
+	// The fault puts a huge value on the first record of each page: a
+	// device with history loses one record a window (13) to rejection.
+	for _, id := range hostile {
+		want := len(w.wantUsage(t0, id))
+		rej := w.query(`SELECT count(*), count(*) FILTER (WHERE reason LIKE 'record of % bytes is larger than 16 KiB%' AND json_extract_string(raw, '$.truncated') = 'true') FROM rejected_records WHERE device_id = ?`, id.ID)
+		rows := w.query(`SELECT count(*) FROM usage_daily WHERE device_id = ?`, id.ID)
+		var n, big, loaded int
+		fmt.Sscanf(rej[0], "%d|%d", &n, &big)
+		fmt.Sscan(rows[0], &loaded)
+		if n != big || loaded+n != want || (want > 13 && n < 12) {
+			t.Errorf("%s: %d rejected (%d as too large), %d loaded; want %d records in all, about one a window rejected as too large", id, n, big, loaded, want)
+		}
+	}
+}

@@ -51,6 +51,11 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 		o.Faults.GiantAnswer = n
 		return err
 	})
+	fs.Func("huge-values", "the first usage record of each of the hostile devices' pages carries an attribute value of this size (e.g. 12MB)", func(v string) error {
+		n, err := parseSize(v)
+		o.Faults.HugeValues = n
+		return err
+	})
 	fs.BoolVar(&o.Faults.RepeatDeviceList, "repeat-device-list", false, "the device list never ends: 202 with devices already listed, largestDeviceIdSeen advancing")
 	fs.DurationVar(&o.CallbackDelay, "callback-delay", 0, "delay before an aggregate request's callbacks (default 50ms)")
 	fs.DurationVar(&o.CallbackRetryInterval, "callback-retry", 0, "pause between re-deliveries of a refused callback (default 5 min)")

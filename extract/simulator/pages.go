@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -442,4 +443,38 @@ func writePadded(w http.ResponseWriter, page []byte, more bool, size int64, with
 		n -= k
 	}
 	_, _ = io.WriteString(w, closing)
+}
+
+// writeHugeValue answers a usage page whose first record carries the
+// attribute {"key":"Note","value":"xxx…"} of size bytes, written in slices.
+func writeHugeValue(w http.ResponseWriter, page []byte, more bool, size int64) {
+	const at, open, closing = `"extendedAttributes":[`, `{"key":"Note","value":"`, `"}`
+	i := bytes.Index(page, []byte(at))
+	if i < 0 {
+		writePage(w, page, more) // no record to carry it
+		return
+	}
+	head, tail := page[:i+len(at)], page[i+len(at):]
+	sep := ""
+	if len(tail) > 0 && tail[0] != ']' {
+		sep = ","
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.FormatInt(int64(len(page)+len(open)+len(closing)+len(sep))+size, 10))
+	if more {
+		w.WriteHeader(http.StatusAccepted)
+	} else {
+		w.WriteHeader(http.StatusOK)
+	}
+	_, _ = w.Write(head)
+	_, _ = io.WriteString(w, open)
+	for n := size; n > 0; {
+		k := min(n, int64(len(padding)))
+		if _, err := w.Write(padding[:k]); err != nil {
+			return
+		}
+		n -= k
+	}
+	_, _ = io.WriteString(w, closing+sep)
+	_, _ = w.Write(tail)
 }

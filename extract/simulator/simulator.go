@@ -103,6 +103,10 @@ type Faults struct {
 	// bytes, padded as OversizedPages but sent without a Content-Length
 	// (chunked), so a client learns its size only by reading it (0: off).
 	GiantAnswer int64
+	// HugeValues: the first record of every usage page of the hostile
+	// devices carries an attribute "Note" whose value is this many bytes:
+	// valid JSON, a record that loads (0: off).
+	HugeValues int64
 	// RepeatDeviceList: the device list never ends: past the account's
 	// last device it keeps answering 202 with hasMoreData and the first
 	// page's devices again, their DeviceId moved past the request's
@@ -686,6 +690,8 @@ func (s *Simulator) serveHistory(w http.ResponseWriter, r *http.Request, ep int,
 	switch {
 	case hostile && ep == epUsage && f.GiantAnswer > 0:
 		writePadded(w, *bp, more, f.GiantAnswer, false)
+	case hostile && ep == epUsage && f.HugeValues > 0:
+		writeHugeValue(w, *bp, more, f.HugeValues)
 	case hostile && f.OversizedPages > 0:
 		writePadded(w, *bp, more, f.OversizedPages, true)
 	default:

@@ -914,12 +914,12 @@ func TestFlags(t *testing.T) {
 		"--fail-device", "a,b", "--fail-device", "c", "--session-expiry-every", "4", "--max-range", "72h", "--cache-repeats",
 		"--rate-ceiling", "50", "--device-page-size", "100", "--history-page-size", "50", "--reject-login", "--bearer-ttl", "1m", "--quirk-occuredat", "--quirk-numbers",
 		"--quirk-number-strings", "--quirk-unknown-keys", "--quirk-bad-timestamp", "--quirk-bad-value",
-		"--hostile-devices", "3", "--endless-history", "1s", "--oversized-pages", "60MB", "--giant-answer", "1.5GiB", "--repeat-device-list"})
+		"--hostile-devices", "3", "--endless-history", "1s", "--oversized-pages", "60MB", "--giant-answer", "1.5GiB", "--huge-values", "2KiB", "--repeat-device-list"})
 	want := Options{Seed: 9, Devices: 7, AccountName: "0000123456-00001", ClientID: "sim-client", ClientSecret: "sim-secret", Username: "sim-user",
 		Password: "sim-password", DevicePageSize: 100, HistoryPageSize: 50, Faults: Faults{Latency: 5 * time.Millisecond, Rate429: 0.1, RetryAfter: 2 * time.Second,
 			Rate5xx: 0.2, FailDevices: []string{"a", "b", "c"}, SessionExpiryEvery: 4, MaxRange: 72 * time.Hour, CacheRepeats: true,
 			RateCeiling: 50, RejectLogin: true, BearerTTL: time.Minute,
-			HostileDevices: 3, EndlessHistory: time.Second, OversizedPages: 60_000_000, GiantAnswer: 3 << 29, RepeatDeviceList: true},
+			HostileDevices: 3, EndlessHistory: time.Second, OversizedPages: 60_000_000, GiantAnswer: 3 << 29, HugeValues: 2048, RepeatDeviceList: true},
 		Quirks: Quirks{OccuredAt: true, NumbersAsNumbers: true, NumbersAsStrings: true, UnknownKeys: true, BadTimestamp: true, BadValue: true}}
 	if err != nil || fmt.Sprintf("%+v", o) != fmt.Sprintf("%+v", want) {
 		t.Errorf("err %v\n got %+v\nwant %+v", err, o, want)
