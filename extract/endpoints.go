@@ -152,11 +152,12 @@ func (p *usagePageWire) decodeBody(b []byte) error {
 }
 
 // MaxRecordBytes is the largest history record loaded: a connection event
-// is about 2 KB, a usage record 300 bytes. A larger one is rejected with
-// its reason (and a summary of it as its raw record): a few such values
-// of megabytes each, under the answer cap, took a sync to 2.7 GB and made
+// is about 2 KB, a usage record 300 bytes, one with a dozen odd keys of
+// kilobytes each (escaped six times over) some 100 KB. A larger one is
+// rejected with its reason (and a summary of it as its raw record): values
+// of megabytes, under the answer cap, took a sync to 2.7 GB and made
 // DuckDB's commit fail for want of memory, stopping the whole run.
-const MaxRecordBytes = 16 << 10
+const MaxRecordBytes = 1 << 20
 
 // oversized tells whether a page holds a record over MaxRecordBytes.
 func oversized[R any](recs []R, raw func(R) []byte) bool {
@@ -169,7 +170,7 @@ func oversized[R any](recs []R, raw func(R) []byte) bool {
 }
 
 func tooLargeErr(n int) error {
-	return fmt.Errorf("record of %d bytes is larger than %d KiB, the most a record may be", n, MaxRecordBytes>>10)
+	return fmt.Errorf("record of %d bytes is larger than %d MiB, the most a record may be", n, MaxRecordBytes>>20)
 }
 
 // tooLargeRaw stands for an oversized record in rejected_records: valid

@@ -306,7 +306,7 @@ func TestSyncHugeValuesRejected(t *testing.T) {
 	// device with history loses one record a window (13) to rejection.
 	for _, id := range hostile {
 		want := len(w.wantUsage(t0, id))
-		rej := w.query(`SELECT count(*), count(*) FILTER (WHERE reason LIKE 'record of % bytes is larger than 16 KiB%' AND json_extract_string(raw, '$.truncated') = 'true') FROM rejected_records WHERE device_id = ?`, id.ID)
+		rej := w.query(`SELECT count(*), count(*) FILTER (WHERE reason LIKE 'record of % bytes is larger than 1 MiB%' AND json_extract_string(raw, '$.truncated') = 'true') FROM rejected_records WHERE device_id = ?`, id.ID)
 		rows := w.query(`SELECT count(*) FROM usage_daily WHERE device_id = ?`, id.ID)
 		var n, big, loaded int
 		fmt.Sscanf(rej[0], "%d|%d", &n, &big)
