@@ -10,6 +10,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
 	"strings"
 	"time"
 
@@ -39,6 +42,9 @@ type Warehouse struct {
 // Open opens (creating if needed) the warehouse read-write and brings its
 // schema up to date.
 func Open(ctx context.Context, path string, log zerolog.Logger) (*Warehouse, error) {
+	if err := CheckFile(path); err != nil {
+		return nil, err
+	}
 	connector, err := duckdb.NewConnector(path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, explainLock(err))
@@ -83,6 +89,48 @@ func Open(ctx context.Context, path string, log zerolog.Logger) (*Warehouse, err
 	return w, nil
 }
 
+// NotDuckDBError: the warehouse path names something that is not a DuckDB
+// database file.
+type NotDuckDBError struct{ Path, What string }
+
+func (e *NotDuckDBError) Error() string {
+	return fmt.Sprintf("%s is %s, not a DuckDB database; it is left untouched (set THINGSYNC_DB to a DuckDB file, or to a path that does not exist yet)", e.Path, e.What)
+}
+
+// duckMagic is what every DuckDB database file holds at byte 8, after the
+// header's checksum.
+const duckMagic = "DUCK"
+
+// CheckFile refuses a warehouse path that holds something other than a
+// DuckDB database (a CSV, a directory) before DuckDB opens it: opened
+// read-write, it could be overwritten. A missing or empty file is a new
+// warehouse.
+func CheckFile(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	switch {
+	case st.IsDir():
+		return &NotDuckDBError{Path: path, What: "a directory"}
+	case st.Size() == 0:
+		return nil
+	}
+	head := make([]byte, 8+len(duckMagic))
+	if _, err := io.ReadFull(f, head); err != nil || string(head[8:]) != duckMagic {
+		return &NotDuckDBError{Path: path, What: "a file without DuckDB's header"}
+	}
+	return nil
+}
+
 // ErrLocked: another process holds the warehouse file.
 var ErrLocked = errors.New("the warehouse file is in use by another process")
 
@@ -95,6 +143,9 @@ func explainLock(err error) error {
 
 // OpenReadOnly opens an existing warehouse for reading only.
 func OpenReadOnly(ctx context.Context, path string) (*sql.DB, error) {
+	if err := CheckFile(path); err != nil {
+		return nil, err
+	}
 	db, err := sql.Open("duckdb", path+"?access_mode=READ_ONLY")
 	if err != nil {
 		// The driver opens the file here already: a writer's lock shows.

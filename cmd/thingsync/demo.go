@@ -98,7 +98,7 @@ func runDemo(ctx context.Context, a *App, _ *Env, args []string) error {
 		if err != nil {
 			return cannotRun(fmt.Errorf("demo query: %w", err))
 		}
-		err = writeAligned(a.Stdout, rows)
+		err = writeAligned(ctx, a.Stdout, rowsResult{rows})
 		rows.Close()
 		if err != nil {
 			return cannotRun(err)

@@ -32,11 +32,40 @@ const (
 	formatJSON  = "json"
 )
 
+// dirList is a repeatable flag of directories.
+type dirList []string
+
+func (d *dirList) String() string { return strings.Join(*d, ",") }
+
+func (d *dirList) Set(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return errors.New("empty directory")
+	}
+	*d = append(*d, v)
+	return nil
+}
+
 func runSQL(ctx context.Context, a *App, env *Env, args []string) error {
-	fs := a.flagSet("sql", "sql [--format table|csv|json] 'QUERY'\n\n"+
-		"Runs one read-only query on THINGSYNC_DB (on THINGSYNC_SNAPSHOT when it is set and\n"+
-		"exists) and prints the result. QUERY - reads the query from standard input.")
-	format := fs.String("format", formatTable, "output format: table, csv or json")
+	fs := a.flagSet("sql", "sql [--format table|csv|json] [--allow DIR]... 'QUERY'\n\n"+
+		"Runs one query on THINGSYNC_DB, read-only (on THINGSYNC_SNAPSHOT instead when it is set\n"+
+		"and exists: a running sync holds THINGSYNC_DB), and prints the result. QUERY - reads the\n"+
+		"query from standard input.\n\n"+
+		"Exactly one query runs: SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE or EXPLAIN.\n"+
+		"Anything else (COPY, EXPORT, ATTACH, INSTALL, LOAD, SET, PRAGMA, CHECKPOINT, several\n"+
+		"statements) is refused with exit status 1 before it runs. Nothing sql runs writes a file\n"+
+		"or reads one outside the warehouse and the --allow directories: DuckDB runs with external\n"+
+		"access off and its configuration locked. DuckDB may spill to a private temporary directory\n"+
+		"(under TMPDIR), removed when sql ends.\n\n"+
+		"Memory stays bounded whatever the result's size: DuckDB keeps the result within its\n"+
+		"memory limit ("+load.QueryMemoryLimit+", spilling past it) and the program holds a page of\n"+
+		fmt.Sprint(load.PageRows)+" rows. --format table reads the result twice (column widths, then\n"+
+		"the rows); csv and json stream it once.\n\n"+
+		"Environment: THINGSYNC_DB, THINGSYNC_SNAPSHOT, TMPDIR.\n\n"+
+		"Exit status: 0; 1 the query failed or was refused (DuckDB's message); 2 bad flags;\n"+
+		"3 the warehouse could not be opened.")
+	format := fs.String("format", formatTable, "output format: table (aligned columns), csv (with a header; NULL is empty) or json (an array of objects)")
+	var allow dirList
+	fs.Var(&allow, "allow", "a directory whose files queries may read, e.g. an export directory for read_parquet('DIR/usage_daily/*/*.parquet'); repeatable (default: none, only the warehouse)")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
@@ -50,6 +79,11 @@ func runSQL(ctx context.Context, a *App, env *Env, args []string) error {
 		return usageErr("sql: missing query (thingsync sql [--format table|csv|json] 'QUERY', or - to read it from stdin)")
 	case fs.NArg() > 1:
 		return usageErr("sql: expected one query, got %d arguments (quote the query; flags go before it)", fs.NArg())
+	}
+	for _, d := range allow {
+		if st, err := os.Stat(d); err != nil || !st.IsDir() {
+			return usageErr("sql: --allow %s: not a directory", d)
+		}
 	}
 	query := fs.Arg(0)
 	if query == "-" {
@@ -70,27 +104,36 @@ func runSQL(ctx context.Context, a *App, env *Env, args []string) error {
 	if err != nil {
 		return cannotRun(fmt.Errorf("sql: %w", err))
 	}
-	db, err := load.OpenReadOnly(ctx, path)
+	spill, err := os.MkdirTemp("", "thingsync-sql-")
+	if err != nil {
+		return cannotRun(fmt.Errorf("sql: create a temporary directory (set TMPDIR): %w", err))
+	}
+	defer os.RemoveAll(spill)
+	db, err := load.OpenQuery(ctx, path, load.QueryOptions{Allow: allow, TempDir: spill})
 	if err != nil {
 		return cannotRun(fmt.Errorf("sql: %w", err))
 	}
 	defer db.Close()
-
-	rows, err := db.QueryContext(ctx, query)
+	conn, err := db.Conn(ctx)
 	if err != nil {
-		// DuckDB's own message says what is wrong (parser, binder, a write
-		// refused in read-only mode); add nothing to it.
-		return &ExitError{Code: exitPartial, Err: err}
+		return cannotRun(fmt.Errorf("sql: %w", err))
 	}
-	defer rows.Close()
+	defer conn.Close()
+
+	res, err := load.RunQuery(ctx, conn, query)
+	if err != nil {
+		// DuckDB's own message says what is wrong (parser, binder, a file
+		// refused), or RunQuery's what was refused.
+		return &ExitError{Code: exitPartial, Err: fmt.Errorf("sql: %w", err)}
+	}
 	out := bufio.NewWriter(a.Stdout)
 	switch *format {
 	case formatCSV:
-		err = writeCSV(out, rows)
+		err = writeCSV(ctx, out, res)
 	case formatJSON:
-		err = writeJSON(out, rows)
+		err = writeJSON(ctx, out, res)
 	default:
-		err = writeAligned(out, rows)
+		err = writeAligned(ctx, out, res)
 	}
 	if ferr := out.Flush(); err == nil && ferr != nil {
 		return cannotRun(fmt.Errorf("sql: write result: %w", ferr))
@@ -136,7 +179,13 @@ type column struct {
 	dbType string
 }
 
-func resultColumns(rows *sql.Rows) ([]column, error) {
+// result is a query's rows, read a page at a time (load.QueryResult).
+type result interface {
+	Each(ctx context.Context, fn func(*sql.Rows) error) error
+	Repeatable() bool
+}
+
+func resultColumns(rows *sql.Rows, names []string) ([]column, error) {
 	types, err := rows.ColumnTypes()
 	if err != nil {
 		return nil, fmt.Errorf("read result columns: %w", err)
@@ -144,6 +193,9 @@ func resultColumns(rows *sql.Rows) ([]column, error) {
 	cols := make([]column, len(types))
 	for i, t := range types {
 		cols[i] = column{name: t.Name(), dbType: strings.ToUpper(t.DatabaseTypeName())}
+		if len(names) == len(types) {
+			cols[i].name = names[i]
+		}
 	}
 	return cols, nil
 }
@@ -163,72 +215,163 @@ func (c column) numeric() bool {
 	return false
 }
 
-// scanRows calls fn with each row's values (reused between calls).
-func scanRows(rows *sql.Rows, n int, fn func(vals []any) error) error {
-	vals := make([]any, n)
-	ptrs := make([]any, n)
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	for rows.Next() {
-		clear(vals)
-		if err := rows.Scan(ptrs...); err != nil {
-			return err
+// eachRow calls start with the result's columns, then row with each row's
+// values (reused between calls), page after page.
+func eachRow(ctx context.Context, res result, names []string, start func([]column) error, row func([]column, []any) error) error {
+	var cols []column
+	var vals, ptrs []any
+	return res.Each(ctx, func(rows *sql.Rows) error {
+		if cols == nil {
+			var err error
+			if cols, err = resultColumns(rows, names); err != nil {
+				return err
+			}
+			vals, ptrs = make([]any, len(cols)), make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := start(cols); err != nil {
+				return err
+			}
 		}
-		if err := fn(vals); err != nil {
-			return err
+		if len(cols) == 0 {
+			return nil
 		}
-	}
-	return rows.Err()
+		for rows.Next() {
+			clear(vals)
+			if err := rows.Scan(ptrs...); err != nil {
+				return err
+			}
+			if err := row(cols, vals); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
 }
 
-// writeAligned prints the result as aligned columns under a header.
-func writeAligned(w io.Writer, rows *sql.Rows) error {
-	cols, err := resultColumns(rows)
-	if err != nil {
-		return err
-	}
-	if len(cols) == 0 {
-		return nil
-	}
-	header := make([]string, len(cols))
-	right := make([]bool, len(cols))
-	for i, c := range cols {
-		header[i], right[i] = c.name, c.numeric()
-	}
-	var body [][]string
-	err = scanRows(rows, len(cols), func(vals []any) error {
-		line := make([]string, len(cols))
-		for i, v := range vals {
-			if v == nil {
-				line[i] = "NULL"
-				continue
-			}
-			// One row, one line: control characters would break the layout.
-			line[i] = strings.Map(visible, textValue(cols[i], v))
-		}
-		body = append(body, line)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	writeColumns(w, header, body, right)
-	if len(body) == 1 {
-		fmt.Fprintln(w, "(1 row)")
-	} else {
-		fmt.Fprintf(w, "(%d rows)\n", len(body))
+// queryColumns are the names the query gave its columns, when known.
+func queryColumns(res result) []string {
+	if q, ok := res.(*load.QueryResult); ok {
+		return q.Columns
 	}
 	return nil
 }
 
-func visible(r rune) rune {
-	switch r {
-	case '\n', '\r', '\t':
-		return ' '
+// cell renders one value of a table: NULL, and one line per row.
+func cell(c column, v any) string {
+	if v == nil {
+		return "NULL"
 	}
-	return r
+	// One row, one line: control characters would break the layout.
+	return strings.Map(visible, textValue(c, v))
 }
+
+// writeAligned prints the result as aligned columns under a header, each
+// column as wide as its widest cell. A result that can be read twice is:
+// once for the widths, once to print, so no more than a page of it is
+// held; one that cannot (EXPLAIN) is small and held whole.
+func writeAligned(ctx context.Context, w io.Writer, res result) error {
+	names := queryColumns(res)
+	var (
+		header []string
+		right  []bool
+		widths []int
+		body   [][]string
+		n      int
+	)
+	start := func(cols []column) error {
+		header, right, widths = make([]string, len(cols)), make([]bool, len(cols)), make([]int, len(cols))
+		for i, c := range cols {
+			header[i], right[i] = c.name, c.numeric()
+			widths[i] = utf8.RuneCountInString(c.name)
+		}
+		return nil
+	}
+	keep := !res.Repeatable()
+	err := eachRow(ctx, res, names, start, func(cols []column, vals []any) error {
+		var line []string
+		if keep {
+			line = make([]string, len(cols))
+		}
+		for i, v := range vals {
+			c := cell(cols[i], v)
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+			if keep {
+				line[i] = c
+			}
+		}
+		if keep {
+			body = append(body, line)
+		}
+		n++
+		return nil
+	})
+	if err != nil || len(header) == 0 {
+		return err
+	}
+	printLine := func(line []string) error {
+		var b strings.Builder
+		for i, c := range line {
+			if i > 0 {
+				b.WriteString("  ")
+			}
+			pad := strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c))
+			if right[i] {
+				b.WriteString(pad + c)
+			} else {
+				b.WriteString(c + pad)
+			}
+		}
+		_, err := fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+		return err
+	}
+	if err := printLine(header); err != nil {
+		return err
+	}
+	rule := make([]string, len(widths))
+	for i, wd := range widths {
+		rule[i] = strings.Repeat("-", wd)
+	}
+	if _, err := fmt.Fprintln(w, strings.Join(rule, "  ")); err != nil {
+		return err
+	}
+	if keep {
+		for _, line := range body {
+			if err := printLine(line); err != nil {
+				return err
+			}
+		}
+	} else {
+		line := make([]string, len(header))
+		printed := 0
+		err := eachRow(ctx, res, names, func([]column) error { return nil }, func(cols []column, vals []any) error {
+			for i, v := range vals {
+				line[i] = cell(cols[i], v)
+			}
+			printed++
+			return printLine(line)
+		})
+		if err != nil {
+			return err
+		}
+		if printed != n {
+			return fmt.Errorf("the result changed between its two readings (%d rows, then %d)", n, printed)
+		}
+	}
+	if n == 1 {
+		_, err = fmt.Fprintln(w, "(1 row)")
+	} else {
+		_, err = fmt.Fprintf(w, "(%d rows)\n", n)
+	}
+	return err
+}
+
+// rowsResult is rows already open, read once.
+type rowsResult struct{ rows *sql.Rows }
+
+func (r rowsResult) Each(_ context.Context, fn func(*sql.Rows) error) error { return fn(r.rows) }
+func (rowsResult) Repeatable() bool                                         { return false }
 
 // writeColumns prints a header, a rule and the rows, each column as wide as
 // its widest cell; right marks columns aligned to the right.
@@ -265,25 +408,31 @@ func writeColumns(w io.Writer, header []string, body [][]string, right []bool) {
 	}
 }
 
-// writeCSV prints the result as CSV with a header; NULL is an empty field.
-func writeCSV(w io.Writer, rows *sql.Rows) error {
-	cols, err := resultColumns(rows)
-	if err != nil {
-		return err
+func visible(r rune) rune {
+	switch r {
+	case '\n', '\r', '\t':
+		return ' '
 	}
-	if len(cols) == 0 {
-		return nil
-	}
+	return r
+}
+
+// writeCSV prints the result as CSV with a header, row by row; NULL is an
+// empty field.
+func writeCSV(ctx context.Context, w io.Writer, res result) error {
 	cw := csv.NewWriter(w)
-	header := make([]string, len(cols))
-	for i, c := range cols {
-		header[i] = c.name
+	var record []string
+	start := func(cols []column) error {
+		if len(cols) == 0 {
+			return nil
+		}
+		header := make([]string, len(cols))
+		for i, c := range cols {
+			header[i] = c.name
+		}
+		record = make([]string, len(cols))
+		return cw.Write(header)
 	}
-	if err := cw.Write(header); err != nil {
-		return err
-	}
-	record := make([]string, len(cols))
-	err = scanRows(rows, len(cols), func(vals []any) error {
+	err := eachRow(ctx, res, queryColumns(res), start, func(cols []column, vals []any) error {
 		for i, v := range vals {
 			record[i] = ""
 			if v != nil {
@@ -300,26 +449,27 @@ func writeCSV(w io.Writer, rows *sql.Rows) error {
 }
 
 // writeJSON prints the result as a JSON array with one object per row,
-// keys in column order. Numbers stay numbers (exact for HUGEINT and
-// DECIMAL), instants and dates are strings, NULL is null, nested values
-// nest.
-func writeJSON(w io.Writer, rows *sql.Rows) error {
-	cols, err := resultColumns(rows)
-	if err != nil {
-		return err
-	}
-	keys := make([][]byte, len(cols))
-	for i, c := range cols {
-		if keys[i], err = json.Marshal(c.name); err != nil {
-			return err
+// keys in column order, row by row. Numbers stay numbers (exact for
+// HUGEINT and DECIMAL), instants and dates are strings, NULL is null,
+// nested values nest.
+func writeJSON(ctx context.Context, w io.Writer, res result) error {
+	var keys [][]byte
+	start := func(cols []column) error {
+		keys = make([][]byte, len(cols))
+		for i, c := range cols {
+			var err error
+			if keys[i], err = json.Marshal(c.name); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
 	if _, err := io.WriteString(w, "["); err != nil {
 		return err
 	}
 	n := 0
 	var buf bytes.Buffer
-	err = scanRows(rows, len(cols), func(vals []any) error {
+	err := eachRow(ctx, res, queryColumns(res), start, func(cols []column, vals []any) error {
 		buf.Reset()
 		if n > 0 {
 			buf.WriteString(",")

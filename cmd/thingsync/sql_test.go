@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/thingsync/thingsync/load"
+	"github.com/thingsync/thingsync/schema"
 )
 
 // runCLI drives the program as main does, with a fixed clock and stdin.
@@ -175,8 +178,8 @@ func TestSQLErrors(t *testing.T) {
 	}{
 		{"bad query", env, []string{"sql", "SELEC * FROM devices"}, 1, []string{"Parser Error", `syntax error at or near "SELEC"`}},
 		{"unknown table", env, []string{"sql", "SELECT * FROM nothing_here"}, 1, []string{"Catalog Error", "nothing_here"}},
-		{"a write is refused", env, []string{"sql", "DELETE FROM devices"}, 1, []string{`Cannot execute statement of type "DELETE"`, "read-only mode"}},
-		{"a DDL write is refused", env, []string{"sql", "--format", "csv", "CREATE TABLE t (a INTEGER)"}, 1, []string{"read-only mode"}},
+		{"a write is refused", env, []string{"sql", "DELETE FROM devices"}, 1, []string{"refused DELETE", "sql runs exactly one query"}},
+		{"a DDL write is refused", env, []string{"sql", "--format", "csv", "CREATE TABLE t (a INTEGER)"}, 1, []string{"refused CREATE"}},
 		{"unknown format", env, []string{"sql", "--format", "xml", "SELECT 1"}, 2, []string{`unknown --format "xml"`, "table, csv or json"}},
 		{"missing query", env, []string{"sql", "--format", "csv"}, 2, []string{"missing query"}},
 		{"extra arguments", env, []string{"sql", "SELECT", "1"}, 2, []string{"expected one query, got 2 arguments"}},
@@ -247,5 +250,115 @@ func TestIntervalText(t *testing.T) {
 				t.Errorf("%s: exit %d, stdout %q, stderr %q; want %q", tt.in, code, out, errOut, want)
 			}
 		})
+	}
+}
+
+// fileState is every file under the roots with its size, mode time and a
+// hash of its content.
+func fileState(t *testing.T, roots ...string) map[string]string {
+	t.Helper()
+	state := map[string]string{}
+	for _, root := range roots {
+		err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				state[p] = "dir"
+				return nil
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			state[p] = fmt.Sprintf("%d bytes, sha256 %x", len(b), sha256.Sum256(b))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return state
+}
+
+// Nothing sql runs writes a file or reads one outside the warehouse and the
+// --allow directories: each attack exits 1 with a message, before or
+// without touching a file; the warehouse stays byte for byte the same.
+func TestSQLWritesNoFile(t *testing.T) {
+	root := t.TempDir()
+	// sql's spill directory goes under TMPDIR: it must be gone afterwards.
+	t.Setenv("TMPDIR", filepath.Join(root, "tmp"))
+	if err := os.Mkdir(filepath.Join(root, "tmp"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db := newWarehouse(t, "w.duckdb", sqlFixture...)
+	env := map[string]string{"THINGSYNC_DB": db}
+	lake := filepath.Join(root, "lake")
+	if code, _, errOut := run(t, env, "export", "--to", lake); code != 0 {
+		t.Fatalf("export: exit %d: %s", code, errOut)
+	}
+	outside := filepath.Join(root, "outside.csv")
+	if err := os.WriteFile(outside, []byte("secret,value\nx,1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	roots := []string{root, filepath.Dir(db)}
+	before := fileState(t, roots...)
+
+	q := schema.Literal
+	attacks := []struct {
+		name  string
+		allow bool
+		query string
+		want  string // or DuckDB's refusal of the file
+	}{
+		{"COPY over the warehouse", false, "COPY (SELECT 'x') TO " + q(db) + " (FORMAT csv)", "refused COPY"},
+		{"COPY elsewhere", false, "COPY (SELECT 'x') TO " + q(filepath.Join(root, "x.csv")) + " (FORMAT csv)", "refused COPY"},
+		{"COPY into an allowed directory", true, "COPY (SELECT 'x') TO " + q(filepath.Join(lake, "x.csv")) + " (FORMAT csv)", "refused COPY"},
+		{"EXPORT DATABASE", false, "EXPORT DATABASE " + q(filepath.Join(root, "dump")), "refused EXPORT"},
+		{"ATTACH", false, "ATTACH " + q(filepath.Join(root, "other.duckdb")), "refused ATTACH"},
+		{"INSTALL", false, "INSTALL httpfs", "refused INSTALL/LOAD"},
+		{"LOAD", false, "LOAD httpfs", "refused INSTALL/LOAD"},
+		{"SET", false, "SET memory_limit = '10GB'", "refused SET/RESET/USE"},
+		{"PRAGMA that sets", false, "PRAGMA threads = 1", "refused SET/RESET/USE"},
+		{"PRAGMA that switches", false, "PRAGMA enable_profiling", "refused PRAGMA"},
+		{"CHECKPOINT", false, "CHECKPOINT", "refused CALL/CHECKPOINT"},
+		{"two statements", false, "SELECT 1; SELECT 2", "refused more than one statement"},
+		{"a query then a COPY", false, "SELECT 1; COPY (SELECT 1) TO " + q(filepath.Join(root, "two.csv")), "refused more than one statement"},
+		{"read_text of /etc/shadow", false, "SELECT * FROM read_text('/etc/shadow')", "file system operations are disabled"},
+		{"read_text as a scalar", false, "SELECT read_text('/etc/shadow')", "read_text"},
+		{"read_csv outside", false, "SELECT * FROM read_csv(" + q(outside) + ")", "file system operations are disabled"},
+		{"read_csv outside with --allow", true, "SELECT * FROM read_csv(" + q(outside) + ")", "file system operations are disabled"},
+		{"glob", false, "SELECT * FROM glob('/etc/*')", "file system operations are disabled"},
+		{"a COPY inside query()", false, "SELECT * FROM query('COPY (SELECT 1) TO ''" + filepath.Join(root, "q.csv") + "''')", "Expected a single SELECT statement"},
+		{"parquet without --allow", false, "SELECT * FROM read_parquet(" + q(filepath.Join(lake, "devices.parquet")) + ")", "file system operations are disabled"},
+	}
+	for _, a := range attacks {
+		t.Run(a.name, func(t *testing.T) {
+			args := []string{"sql", "--format", "csv"}
+			if a.allow {
+				args = append(args, "--allow", lake)
+			}
+			code, out, errOut := run(t, env, append(args, a.query)...)
+			refused := strings.Contains(errOut, a.want) || strings.Contains(errOut, "file system operations are disabled")
+			if code != 1 || !refused || out != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 1, no output and %q", code, out, errOut, a.want)
+			}
+			if diff := cmp.Diff(before, fileState(t, roots...)); diff != "" {
+				t.Fatalf("files changed (-before +after):\n%s", diff)
+			}
+		})
+	}
+
+	// What --allow is for: reading the export's Parquet.
+	code, out, errOut := run(t, env, "sql", "--format", "csv", "--allow", lake,
+		"SELECT count(*) AS n FROM read_parquet("+q(filepath.Join(lake, "usage_daily", "*", "*.parquet"))+")")
+	if code != 0 || out != "n\n2\n" {
+		t.Errorf("read_parquet of the export: exit %d, stdout %q, stderr %q; want 2 rows", code, out, errOut)
+	}
+	if diff := cmp.Diff(before, fileState(t, roots...)); diff != "" {
+		t.Errorf("files changed (-before +after):\n%s", diff)
+	}
+	if code, _, errOut := run(t, env, "sql", "--allow", filepath.Join(root, "nowhere"), "SELECT 1"); code != 2 || !strings.Contains(errOut, "not a directory") {
+		t.Errorf("--allow of a missing directory: exit %d, stderr %q; want 2", code, errOut)
 	}
 }
