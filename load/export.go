@@ -15,6 +15,10 @@ import (
 	"github.com/thingsync/thingsync/schema"
 )
 
+// ExportMemoryLimit is DuckDB's buffer pool for export: it bounds a
+// staged group of partitions (which spills past it) and the Parquet writer.
+const ExportMemoryLimit = "128MB"
+
 // exportLayout is how one table is laid out under the export directory.
 type exportLayout struct {
 	table string
@@ -25,6 +29,9 @@ type exportLayout struct {
 	// usage_date is a UTC date, and occurred_at is converted explicitly so
 	// the session's TimeZone setting cannot move an event to another day.
 	value string
+	// group is the SQL expression of a row's group of partitions, staged
+	// together (see copyPartitions).
+	group string
 	// sinceColumn is compared with --since; align rounds --since down to the
 	// start of its partition, so every partition written holds all its rows
 	// (a partition is replaced whole: one written from mid-month would drop
@@ -38,10 +45,11 @@ func exportLayouts() []exportLayout {
 	day := func(t time.Time) time.Time { return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC) }
 	return []exportLayout{
 		{table: schema.Devices},
-		{table: schema.UsageDaily, key: "month", value: "strftime(usage_date, '%Y-%m')",
+		{table: schema.UsageDaily, key: "month", value: "strftime(usage_date, '%Y-%m')", group: "strftime(usage_date, '%Y-%m')",
 			sinceColumn: "usage_date", sinceType: "DATE",
 			align: func(t time.Time) time.Time { return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC) }},
 		{table: schema.ConnectionEvents, key: "day", value: "strftime(timezone('UTC', occurred_at), '%Y-%m-%d')",
+			group:       "strftime(timezone('UTC', occurred_at), '%Y-%m')",
 			sinceColumn: "occurred_at", sinceType: "TIMESTAMPTZ", align: day},
 		{table: schema.RatedUsage},
 		{table: schema.AggregateUsage},
@@ -183,12 +191,9 @@ func writeStaged(ctx context.Context, db *sql.DB, staging string, layouts []expo
 	defer conn.Close()
 	// DuckDB's default buffer pool is 80% of RAM, and a partitioned COPY
 	// keeps every partition's buffers open: 2.75 M rows peaked at 1.4 GB.
-	// Bounded, it spills into the staging directory (removed with it). One
-	// thread: at 128 MB the sort of 2 M events by day ran out of memory on
-	// two (each sorts its own runs), and took 184 MB on one.
+	// Bounded, it spills into the staging directory (removed with it).
 	for _, set := range []string{
-		"SET memory_limit = " + schema.Literal(QueryMemoryLimit),
-		"SET threads = 1",
+		"SET memory_limit = " + schema.Literal(ExportMemoryLimit),
 		"SET temp_directory = " + schema.Literal(filepath.Join(staging, "spill")),
 		"SET preserve_insertion_order = false",
 	} {
@@ -229,16 +234,18 @@ func copyWhole(ctx context.Context, tx *sql.Tx, l exportLayout, staging string) 
 	return r.RowsAffected()
 }
 
-// exportStage is the temporary table a partitioned table is sorted into.
+// exportStage is the temporary table a group of partitions is staged in.
 const exportStage = "thingsync_export_stage"
 
 // copyPartitions writes a table Hive-partitioned, one COPY per partition.
 // DuckDB's own PARTITION_BY keeps a writer open per partition: 366 days of
-// events ran out of a 256 MB memory limit (and took 1.4 GB without one).
-// Instead the rows are sorted by partition into a temporary table (the
-// sort spills past the limit) and each partition, a contiguous stretch of
-// it, is written on its own: one Parquet writer at a time. The partition
-// column is left out of the files, as PARTITION_BY does: it is in the path.
+// events ran out of a 256 MB memory limit (and took 1.4 GB without one);
+// sorting the table by partition first ran out too, with wide rows. So the
+// rows are staged a group of partitions at a time (a month) in a temporary
+// table, which DuckDB spills past its limit, and each partition of the
+// group is written from it on its own: one Parquet writer at a time, a
+// scan of the table per group. The partition column is left out of the
+// files, as PARTITION_BY does: it is in the path.
 func copyPartitions(ctx context.Context, tx *sql.Tx, l exportLayout, staging string, since time.Time) (int64, error) {
 	t := schema.MustLookup(l.table)
 	// A column evolved from an attribute key could be called month or day;
@@ -256,58 +263,65 @@ func copyPartitions(ctx context.Context, tx *sql.Tx, l exportLayout, staging str
 		}
 		star = fmt.Sprintf("* RENAME (%s AS %s)", schema.Ident(l.key), schema.Ident(renamed))
 	}
-	where := ""
+	where := "true"
 	if !since.IsZero() {
 		bound := l.align(since.UTC())
 		lit := bound.Format(time.DateOnly)
 		if l.sinceType != "DATE" {
 			lit = bound.Format("2006-01-02 15:04:05") + "+00"
 		}
-		where = fmt.Sprintf(" WHERE %s >= %s %s", schema.Ident(l.sinceColumn), l.sinceType, schema.Literal(lit))
+		where = fmt.Sprintf("%s >= %s %s", schema.Ident(l.sinceColumn), l.sinceType, schema.Literal(lit))
 	}
 	key := schema.Ident(l.key)
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT %s, %s AS %s FROM %s%s ORDER BY %s",
-		exportStage, star, l.value, key, schema.Ident(t.Name), where, key)); err != nil {
-		return 0, fmt.Errorf("sort rows by %s: %w", l.key, err)
+	groups, err := distinctValues(ctx, tx, fmt.Sprintf("SELECT DISTINCT %s FROM %s WHERE %s ORDER BY 1", l.group, schema.Ident(t.Name), where))
+	if err != nil {
+		return 0, fmt.Errorf("list partitions: %w", err)
 	}
 	// The transaction ends without it anyway; the next table replaces it.
 	defer tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+exportStage)
-	values, err := partitionValues(ctx, tx, key)
-	if err != nil {
-		return 0, err
-	}
 	var total int64
-	for _, v := range values {
-		// v is the table's own strftime output (YYYY-MM, YYYY-MM-DD).
-		dir := filepath.Join(staging, t.Name, l.key+"="+v)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return 0, fmt.Errorf("create partition directory: %w", err)
+	for _, g := range groups {
+		// g and the partition values are the table's own strftime output
+		// (YYYY-MM, YYYY-MM-DD), quoted all the same.
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT %s, %s AS %s FROM %s WHERE %s AND %s = %s",
+			exportStage, star, l.value, key, schema.Ident(t.Name), where, l.group, schema.Literal(g))); err != nil {
+			return 0, fmt.Errorf("stage %s: %w", g, err)
 		}
-		r, err := tx.ExecContext(ctx, fmt.Sprintf("COPY (SELECT * EXCLUDE (%s) FROM %s WHERE %s = %s) TO %s (FORMAT parquet)",
-			key, exportStage, key, schema.Literal(v), schema.Literal(filepath.Join(dir, "data_0.parquet"))))
+		values, err := distinctValues(ctx, tx, fmt.Sprintf("SELECT DISTINCT %s FROM %s ORDER BY 1", key, exportStage))
 		if err != nil {
-			return 0, fmt.Errorf("write partition %s=%s: %w", l.key, v, err)
+			return 0, fmt.Errorf("list partitions of %s: %w", g, err)
 		}
-		n, err := r.RowsAffected()
-		if err != nil {
-			return 0, fmt.Errorf("rows written: %w", err)
+		for _, v := range values {
+			dir := filepath.Join(staging, t.Name, l.key+"="+v)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return 0, fmt.Errorf("create partition directory: %w", err)
+			}
+			r, err := tx.ExecContext(ctx, fmt.Sprintf("COPY (SELECT * EXCLUDE (%s) FROM %s WHERE %s = %s) TO %s (FORMAT parquet)",
+				key, exportStage, key, schema.Literal(v), schema.Literal(filepath.Join(dir, "data_0.parquet"))))
+			if err != nil {
+				return 0, fmt.Errorf("write partition %s=%s: %w", l.key, v, err)
+			}
+			n, err := r.RowsAffected()
+			if err != nil {
+				return 0, fmt.Errorf("rows written: %w", err)
+			}
+			total += n
 		}
-		total += n
 	}
 	return total, nil
 }
 
-func partitionValues(ctx context.Context, tx *sql.Tx, key string) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, fmt.Sprintf("SELECT DISTINCT %s FROM %s ORDER BY 1", key, exportStage))
+func distinctValues(ctx context.Context, tx *sql.Tx, q string) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, q)
 	if err != nil {
-		return nil, fmt.Errorf("list partitions: %w", err)
+		return nil, err
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
 		var v string
 		if err := rows.Scan(&v); err != nil {
-			return nil, fmt.Errorf("list partitions: %w", err)
+			return nil, err
 		}
 		out = append(out, v)
 	}

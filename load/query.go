@@ -13,8 +13,7 @@ import (
 	"github.com/thingsync/thingsync/schema"
 )
 
-// QueryMemoryLimit is DuckDB's buffer pool for analysts' queries and for
-// export. The driver hands a query's whole result to Go in one piece, so
+// QueryMemoryLimit is DuckDB's buffer pool for analysts' queries. The driver hands a query's whole result to Go in one piece, so
 // results are kept in a temporary table, which DuckDB spills past this
 // limit, and read back a page at a time; sorts, joins and Parquet writes
 // spill too.
