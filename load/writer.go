@@ -108,6 +108,9 @@ type Writer struct {
 	done  chan struct{}
 	// room is what the queued units may still hold, in values.
 	room *semaphore.Weighted
+	// pending are stretches this run fetched that do not reach their
+	// device-stream's covered stretch yet (owned by the commit goroutine).
+	pending fetchedSpans
 
 	mu     sync.Mutex
 	err    error
@@ -138,7 +141,7 @@ func (w *Warehouse) NewWriter(ctx context.Context, runID string, opts WriterOpti
 		opts.Now = time.Now
 	}
 	wr := &Writer{w: w, runID: runID, opts: opts, in: make(chan queued, opts.QueueUnits), done: make(chan struct{}),
-		room: semaphore.NewWeighted(int64(opts.QueueValues)), totals: Totals{Tables: map[string]TableTotals{}}}
+		room: semaphore.NewWeighted(int64(opts.QueueValues)), totals: Totals{Tables: map[string]TableTotals{}}, pending: fetchedSpans{}}
 	go wr.loop(ctx)
 	return wr
 }
@@ -439,7 +442,7 @@ func (wr *Writer) commit(ctx context.Context, tx *openTx) error {
 	start := time.Now()
 	now := wr.opts.Now().UTC()
 	conn := tx.conn
-	if err := wr.w.storeCheckpoints(ctx, conn, tx.checkpoints, now); err != nil {
+	if err := wr.w.storeCheckpointSpans(ctx, conn, tx.checkpoints, now, wr.pending); err != nil {
 		wr.abort(ctx, tx)
 		return fmt.Errorf("store checkpoints: %w", err)
 	}
@@ -630,14 +633,51 @@ func (w *Warehouse) storeRejects(ctx context.Context, conn *sql.Conn, rejects []
 	return nil
 }
 
+// spanKey is one device-stream.
+type spanKey struct {
+	stream string
+	dev    extract.DeviceID
+}
+
+// fetchedSpans are the stretches a run has fetched per device-stream,
+// merged, that do not reach the covered stretch (covered_from) yet. A
+// backfill fetches a gap before the stretch oldest window first, and the
+// windows commit in several transactions: only the last reaches
+// covered_from, and on its own it would move covered_from back to its own
+// start, leaving the gap's earlier days loaded but counted missing. The
+// stretches remembered here let it move back to the gap's start.
+type fetchedSpans map[spanKey][]extract.Range
+
+// add merges [from, to) into the key's stretches.
+func (f fetchedSpans) add(k spanKey, from, to time.Time) {
+	spans := append(f[k], extract.Range{From: from, To: to})
+	sort.Slice(spans, func(i, j int) bool { return spans[i].From.Before(spans[j].From) })
+	merged := spans[:1]
+	for _, r := range spans[1:] {
+		last := &merged[len(merged)-1]
+		if !r.From.After(last.To) {
+			if r.To.After(last.To) {
+				last.To = r.To
+			}
+			continue
+		}
+		merged = append(merged, r)
+	}
+	f[k] = merged
+}
+
 // storeCheckpoints folds the batch's checkpoint updates per device and
 // stream, then applies them set-based. settled_until and fetched_until
 // never move backwards.
 func (w *Warehouse) storeCheckpoints(ctx context.Context, conn *sql.Conn, batch []Unit, now time.Time) error {
-	type key struct {
-		stream string
-		dev    extract.DeviceID
-	}
+	return w.storeCheckpointSpans(ctx, conn, batch, now, nil)
+}
+
+// storeCheckpointSpans is storeCheckpoints, with the stretches fetched so
+// far in the run (nil: none remembered) moving covered_from back over
+// windows committed earlier.
+func (w *Warehouse) storeCheckpointSpans(ctx context.Context, conn *sql.Conn, batch []Unit, now time.Time, pending fetchedSpans) error {
+	type key = spanKey
 	type state struct {
 		settled, fetched, from time.Time
 		err                    string
@@ -671,6 +711,9 @@ func (w *Warehouse) storeCheckpoints(ctx context.Context, conn *sql.Conn, batch 
 		}
 		if !c.FetchedFrom.IsZero() && (s.from.IsZero() || c.FetchedFrom.Before(s.from)) {
 			s.from = c.FetchedFrom
+		}
+		if pending != nil && !c.FetchedFrom.IsZero() && c.FetchedUntil.After(c.FetchedFrom) {
+			pending.add(k, c.FetchedFrom, c.FetchedUntil)
 		}
 		s.err, s.success, s.retire = "", true, c.Retire
 	}
@@ -717,7 +760,64 @@ func (w *Warehouse) storeCheckpoints(ctx context.Context, conn *sql.Conn, batch 
 		SELECT s.stream, s.device_kind, s.device_id, s.settled, s.fetched, $1, s.err, CASE WHEN s.err IS NULL THEN 0 ELSE s.fails END, s.err IS NULL AND s.retire, s.covered
 		FROM stage_cp s WHERE NOT EXISTS (SELECT 1 FROM sync_checkpoints c
 		  WHERE c.stream = s.stream AND c.device_kind = s.device_kind AND c.device_id = s.device_id)`, now)
-	return err
+	if err != nil || pending == nil {
+		return err
+	}
+	return extendCovered(ctx, conn, order, pending)
+}
+
+// extendCovered moves covered_from back to the start of a stretch fetched
+// in this run that reaches it, then keeps only the stretches of these
+// device-streams that still do not reach it.
+func extendCovered(ctx context.Context, conn *sql.Conn, keys []spanKey, pending fetchedSpans) error {
+	type row struct {
+		k        spanKey
+		from, to time.Time
+	}
+	var rows []row
+	for _, k := range keys {
+		for _, r := range pending[k] {
+			rows = append(rows, row{k, r.From, r.To})
+		}
+		delete(pending, k)
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE stage_cp_span (stream VARCHAR, device_kind VARCHAR, device_id VARCHAR,
+		span_from TIMESTAMPTZ, span_to TIMESTAMPTZ)`); err != nil {
+		return err
+	}
+	err := appendRows(conn, "temp", "stage_cp_span", len(rows), func(i int) []driver.Value {
+		r := rows[i]
+		return []driver.Value{r.k.stream, r.k.dev.Kind, r.k.dev.ID, r.from.UTC(), r.to.UTC()}
+	}, false)
+	if err != nil {
+		return err
+	}
+	// The stretches are merged: at most one reaches covered_from from
+	// before it.
+	if _, err := conn.ExecContext(ctx, `UPDATE sync_checkpoints c SET covered_from = p.span_from
+		FROM stage_cp_span p WHERE c.stream = p.stream AND c.device_kind = p.device_kind AND c.device_id = p.device_id
+		AND c.covered_from IS NOT NULL AND c.last_error IS NULL AND p.span_from < c.covered_from AND p.span_to >= c.covered_from`); err != nil {
+		return err
+	}
+	left, err := conn.QueryContext(ctx, `SELECT p.stream, p.device_kind, p.device_id, p.span_from, p.span_to
+		FROM stage_cp_span p JOIN sync_checkpoints c ON c.stream = p.stream AND c.device_kind = p.device_kind AND c.device_id = p.device_id
+		WHERE c.covered_from IS NOT NULL AND p.span_to < c.covered_from`)
+	if err != nil {
+		return err
+	}
+	defer left.Close()
+	for left.Next() {
+		var k spanKey
+		var from, to time.Time
+		if err := left.Scan(&k.stream, &k.dev.Kind, &k.dev.ID, &from, &to); err != nil {
+			return err
+		}
+		pending.add(k, from.UTC(), to.UTC())
+	}
+	return left.Err()
 }
 
 // quoteList quotes names and joins them.
