@@ -191,9 +191,12 @@ func writeStaged(ctx context.Context, db *sql.DB, staging string, layouts []expo
 	defer conn.Close()
 	// DuckDB's default buffer pool is 80% of RAM, and a partitioned COPY
 	// keeps every partition's buffers open: 2.75 M rows peaked at 1.4 GB.
-	// Bounded, it spills into the staging directory (removed with it).
+	// Bounded, it spills into the staging directory (removed with it). One
+	// thread: with two, staging a month of 2,000 devices' events ran out of
+	// the limit (each thread keeps its own blocks pinned).
 	for _, set := range []string{
 		"SET memory_limit = " + schema.Literal(ExportMemoryLimit),
+		"SET threads = 1",
 		"SET temp_directory = " + schema.Literal(filepath.Join(staging, "spill")),
 		"SET preserve_insertion_order = false",
 	} {
