@@ -189,6 +189,8 @@ func Load(ctx context.Context, lookuper envconfig.Lookuper, now time.Time, needs
 	}
 	if cfg.DB == "" {
 		bad("THINGSYNC_DB", "must not be empty")
+	} else if why := specialDBName(cfg.DB); why != "" {
+		bad("THINGSYNC_DB", "%s: name a DuckDB file", why)
 	}
 	if cfg.Snapshot != "" && cfg.Snapshot == cfg.DB {
 		bad("THINGSYNC_SNAPSHOT", "must differ from THINGSYNC_DB")
@@ -423,4 +425,20 @@ func interval(s cron.Schedule) time.Duration {
 		return c.Delay
 	}
 	return 0
+}
+
+// specialDBName says why a THINGSYNC_DB value is not a file path DuckDB
+// opens as such: ":memory:" keeps nothing, a "?" passes options to the
+// driver, a "name:" prefix (md:, s3:) reaches another service.
+func specialDBName(db string) string {
+	switch {
+	case strings.HasPrefix(db, ":memory:"):
+		return ":memory: is an in-memory database that saves nothing"
+	case strings.Contains(db, "?"):
+		return "a path with ? would pass options to DuckDB"
+	}
+	if i := strings.IndexByte(db, ':'); i > 1 && !strings.ContainsAny(db[:i], `/\.`) {
+		return fmt.Sprintf("%q names a DuckDB service, not a file", db[:i+1])
+	}
+	return ""
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
+	"github.com/thingsync/thingsync/extract/simulator"
 	"github.com/thingsync/thingsync/load"
 	"github.com/thingsync/thingsync/schema"
 )
@@ -360,5 +361,43 @@ func TestSQLWritesNoFile(t *testing.T) {
 	}
 	if code, _, errOut := run(t, env, "sql", "--allow", filepath.Join(root, "nowhere"), "SELECT 1"); code != 2 || !strings.Contains(errOut, "not a directory") {
 		t.Errorf("--allow of a missing directory: exit %d, stderr %q; want 2", code, errOut)
+	}
+}
+
+// A warehouse path that is not a DuckDB file is refused, and left as it
+// was: an existing text file (exit 3), :memory: and other special names
+// (configuration errors, exit 2).
+func TestWarehouseMustBeADuckDBFile(t *testing.T) {
+	dir := t.TempDir()
+	notes := filepath.Join(dir, "notes.csv")
+	const text = "device,note\n1,hello\n"
+	if err := os.WriteFile(notes, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := newWorld(t, simulator.Options{Devices: 2})
+	for _, tt := range []struct {
+		db   string
+		code int
+		want string
+	}{
+		{notes, 3, "not a DuckDB database; it is left untouched"},
+		{dir, 3, "is a directory"},
+		{":memory:", 2, "THINGSYNC_DB"},
+		{"md:warehouse", 2, "names a DuckDB service"},
+		{filepath.Join(dir, "w.duckdb?access_mode=READ_WRITE"), 2, "would pass options"},
+	} {
+		w.env["THINGSYNC_DB"] = tt.db
+		for _, args := range [][]string{{"sync"}, {"sql", "SELECT 1"}, {"export", "--to", filepath.Join(dir, "lake")}} {
+			code, out := w.run(args...)
+			if code != tt.code || !strings.Contains(out, tt.want) {
+				t.Errorf("THINGSYNC_DB=%s %v: exit %d, want %d and %q:\n%s", tt.db, args, code, tt.code, tt.want, out)
+			}
+		}
+	}
+	if b, err := os.ReadFile(notes); err != nil || string(b) != text {
+		t.Errorf("notes.csv now %q (%v), want it untouched", b, err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("files created beside notes.csv: %v", entries)
 	}
 }
