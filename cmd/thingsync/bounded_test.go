@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +9,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/thingsync/thingsync/load"
 )
 
 // Peak memory of sql and export, each a real process, stays under a bound
@@ -23,10 +28,15 @@ func TestSQLAndExportMemoryBounded(t *testing.T) {
 		// program, a page of the result and DuckDB's own overhead.
 		bound = 400 << 20
 	)
-	db := newWarehouse(t, "big.duckdb", `INSERT INTO connection_events (device_kind, device_id, occurred_at, event, account_session_id, username, loaded_at)
-		SELECT 'iccid', 'dev-' || (i % 1000), TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_seconds(i * 79), CASE WHEN i % 2 = 0 THEN 'Start' ELSE 'Stop' END,
-		       'session-' || (i // 2), repeat(chr(97 + (i % 26)::INTEGER), 580) || i, TIMESTAMPTZ '2026-11-22 12:00:00+00'
-		FROM range(`+itoa(rows)+`) t(i)`)
+	// Built by a child: ru_maxrss of a process started from this one
+	// includes this one's peak (os/exec starts children with vfork), so
+	// building it here would inflate every later child's measure.
+	db := filepath.Join(t.TempDir(), "big.duckdb")
+	build := exec.Command(os.Args[0], "-test.run=^TestBuildWideEventsWarehouse$")
+	build.Env = append(os.Environ(), "THINGSYNC_TEST_WIDE_DB="+db, "THINGSYNC_TEST_WIDE_ROWS="+itoa(rows))
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the warehouse: %v\n%s", err, out)
+	}
 	lake := filepath.Join(t.TempDir(), "lake")
 	for _, tt := range []struct {
 		name string
@@ -77,3 +87,28 @@ func (w *tailWriter) Write(p []byte) (int, error) {
 func (w *tailWriter) String() string { return string(w.last) }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestBuildWideEventsWarehouse builds TestSQLAndExportMemoryBounded's
+// warehouse when that test runs it as a child; otherwise it does nothing.
+func TestBuildWideEventsWarehouse(t *testing.T) {
+	path, rows := os.Getenv("THINGSYNC_TEST_WIDE_DB"), os.Getenv("THINGSYNC_TEST_WIDE_ROWS")
+	if path == "" {
+		return
+	}
+	n, err := strconv.Atoi(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := load.Open(context.Background(), path, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	_, err = w.DB().Exec(`INSERT INTO connection_events (device_kind, device_id, occurred_at, event, account_session_id, username, loaded_at)
+		SELECT 'iccid', 'dev-' || (i % 1000), TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_seconds(i * 79), CASE WHEN i % 2 = 0 THEN 'Start' ELSE 'Stop' END,
+		       'session-' || (i // 2), repeat(chr(97 + (i % 26)::INTEGER), 580) || i, TIMESTAMPTZ '2026-11-22 12:00:00+00'
+		FROM range($1) t(i)`, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
