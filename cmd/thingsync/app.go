@@ -17,6 +17,7 @@ import (
 	"github.com/thingsync/thingsync/config"
 	"github.com/thingsync/thingsync/config/logging"
 	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/load"
 )
 
 // Exit statuses (SPEC §4).
@@ -65,6 +66,9 @@ type App struct {
 	// TuneClient, if set, adjusts the API client's settings (tests shorten
 	// backoffs and pauses with it).
 	TuneClient func(*extract.ClientConfig)
+	// TuneWriter, if set, adjusts a run's writer (tests commit every batch
+	// with it, as a large fleet's run does).
+	TuneWriter func(*load.WriterOptions)
 	// ScheduleFloor, if set, replaces the shortest @every interval
 	// THINGSYNC_SCHEDULE may have (tests run the daemon every second).
 	ScheduleFloor time.Duration

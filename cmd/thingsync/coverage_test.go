@@ -1,10 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/thingsync/thingsync/extract/simulator"
+	"github.com/thingsync/thingsync/load"
 )
 
 // The coverage ledger after a sync with one failing device: its days are
@@ -79,4 +85,57 @@ func TestCoverageLedger(t *testing.T) {
 	if code, out := w.run("backfill", "--gaps", "--from", "2026-01-01"); code != 2 {
 		t.Errorf("--gaps with --from: exit %d, want 2\n%s", code, out)
 	}
+}
+
+// THINGSYNC_START moved back a month after a sync: the next sync leaves
+// that month missing, and one backfill --gaps fetches it all: nothing is
+// missing for any stream, and the warehouse is the simulator's truth from
+// the new start.
+func TestBackfillGapsAfterStartMovesBack(t *testing.T) {
+	w := newWorld(t, simulator.Options{Devices: 6})
+	first, moved := t0.AddDate(0, -2, 0), t0.AddDate(0, -3, 0)
+	w.env["THINGSYNC_START"] = first.Format(time.DateOnly)
+	if code, out := w.run("sync"); code != 0 {
+		t.Fatalf("sync: exit %d\n%s", code, out)
+	}
+	w.env["THINGSYNC_START"] = moved.Format(time.DateOnly)
+	// A minute later: the ledger's wanted range is the latest sync's.
+	w.clock.Advance(time.Minute)
+	now := w.clock.Now()
+	if code, out := w.run("sync"); code != 0 {
+		t.Fatalf("sync after moving THINGSYNC_START: exit %d\n%s", code, out)
+	}
+	if got := w.query(`SELECT stream, sum(missing_days) FROM coverage GROUP BY ALL ORDER BY ALL`); len(got) != 2 || strings.HasSuffix(got[0], "|0") || strings.HasSuffix(got[1], "|0") {
+		t.Fatalf("missing days before the gap pass: %v, want a month per device and stream", got)
+	}
+	// Every batch of the gap pass commits on its own, as in a large fleet's
+	// run (a commit every 5 s): the gap's windows, oldest first, land in
+	// separate commits.
+	var outb bytes.Buffer
+	app := &App{Stdout: &outb, Stderr: &outb, Now: w.clock.Now, TuneClient: fastClient,
+		TuneWriter: func(o *load.WriterOptions) { o.BatchValues, o.CommitValues = 1, 1 },
+		LookupEnv:  func(k string) (string, bool) { v, ok := w.env[k]; return v, ok }}
+	if code := ExitCode(app.Run(context.Background(), []string{"backfill", "--gaps"}), &outb); code != 0 {
+		t.Fatalf("backfill --gaps: exit %d\n%s", code, outb.String())
+	}
+	if got := w.query(`SELECT stream, sum(missing_days) FROM coverage GROUP BY ALL ORDER BY ALL`); len(got) != 2 || !strings.HasSuffix(got[0], "|0") || !strings.HasSuffix(got[1], "|0") {
+		t.Errorf("missing days after one backfill --gaps: %v, want 0 for every stream", got)
+	}
+	day := time.Date(moved.Year(), moved.Month(), moved.Day(), 0, 0, 0, 0, time.UTC)
+	var wantU, wantE []string
+	for _, u := range w.sim.TruthUsage(now, day, time.Time{}) {
+		if !u.Malformed {
+			wantU = append(wantU, fmt.Sprintf("%s|%s|%s|%d|%d|%d|%d|%d|%d|%s", u.Device.Kind, u.Device.ID, u.Date.Format(time.RFC3339),
+				u.BytesUsed, u.SMSUsed, u.MoSMS, u.MtSMS, u.Domestic, u.International, u.Source))
+		}
+	}
+	for _, e := range w.sim.TruthEvents(now, day, time.Time{}) {
+		wantE = append(wantE, fmt.Sprintf("%s|%s|%s|%s|%s|%s|%s", e.Device.Kind, e.Device.ID, e.OccurredAt.Format(time.RFC3339),
+			e.Attrs["Event"], e.Attrs["AccountSessionId"], e.Attrs["BytesUsed"], e.Attrs["AccountTerminateCause"]))
+	}
+	sort.Strings(wantU)
+	sort.Strings(wantE)
+	diffLines(t, "usage after backfill --gaps", w.gotUsage(), wantU)
+	diffLines(t, "events after backfill --gaps", w.gotEvents(), wantE)
+	w.noDuplicateKeys()
 }

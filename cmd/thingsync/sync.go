@@ -330,7 +330,11 @@ func (a *App) syncOnce(ctx context.Context, env *Env, g *gate, spec runSpec) (ru
 	// The writer outlives ctx's cancellation long enough to commit what
 	// is in flight: a first signal stops the walk, not the commit.
 	wctx := context.WithoutCancel(ctx)
-	wr := wh.NewWriter(wctx, runID, load.WriterOptions{Now: a.now})
+	wopts := load.WriterOptions{Now: a.now}
+	if a.TuneWriter != nil {
+		a.TuneWriter(&wopts)
+	}
+	wr := wh.NewWriter(wctx, runID, wopts)
 	sink := load.NewPipeline(wh, wr, transform.New())
 	plans := map[string]extract.Plan{
 		schema.StreamUsage:       {Now: started, Start: cfg.Start, Step: cfg.WindowUsage, Lookback: cfg.LookbackUsage, Daily: true},
