@@ -27,7 +27,6 @@ func runExport(ctx context.Context, a *App, env *Env, args []string) error {
 		"Memory stays bounded whatever the table's size: each partition is written by its own\n"+
 		"COPY from a month of rows staged within DuckDB's "+load.ExportMemoryLimit+" limit; past it DuckDB\n"+
 		"spills into a staging directory inside DIR, removed at the end.\n\n"+
-		"Environment: THINGSYNC_DB, THINGSYNC_SNAPSHOT.\n\n"+
 		"Exit status: 0; 2 bad flags; 3 the warehouse could not be read or DIR written.")
 	to := fs.String("to", "", "directory to write (created if missing); required")
 	tablesFlag := fs.String("tables", "", "comma-separated tables to export (default: all of "+tableNames+")")

@@ -60,12 +60,11 @@ func runSQL(ctx context.Context, a *App, env *Env, args []string) error {
 		"memory limit ("+load.QueryMemoryLimit+", spilling past it) and the program holds a page of\n"+
 		fmt.Sprint(load.PageRows)+" rows. --format table reads the result twice (column widths, then\n"+
 		"the rows); csv and json stream it once.\n\n"+
-		"Environment: THINGSYNC_DB, THINGSYNC_SNAPSHOT, TMPDIR.\n\n"+
 		"Exit status: 0; 1 the query failed or was refused (DuckDB's message); 2 bad flags;\n"+
 		"3 the warehouse could not be opened.")
 	format := fs.String("format", formatTable, "output format: table (aligned columns), csv (with a header; NULL is empty) or json (an array of objects)")
 	var allow dirList
-	fs.Var(&allow, "allow", "a directory whose files queries may read, e.g. an export directory for read_parquet('DIR/usage_daily/*/*.parquet'); repeatable (default: none, only the warehouse)")
+	fs.Var(&allow, "allow", "a directory (`DIR`) whose files queries may read, e.g. an export directory for read_parquet('DIR/usage_daily/*/*.parquet'); repeatable (default: none, only the warehouse)")
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}
