@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"database/sql/driver"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -538,5 +539,25 @@ func TestDeviceStates(t *testing.T) {
 	}
 	if got, err := w.DeviceStates(wait, schema.StreamConnections, nil); err != nil || len(got) != 0 {
 		t.Errorf("no devices: %v, %v", got, err)
+	}
+}
+
+// A unit's weight counts its text, so the queue, batch and transaction
+// bounds (in values) bound bytes whatever the API puts in a value.
+func TestUnitValuesCountText(t *testing.T) {
+	small := transform.Row{Values: []any{"iccid", "8914800000", int64(5), time.Unix(0, 0)}}
+	if got := unitValues(Unit{Rows: []transform.Row{small}}); got != 4 {
+		t.Errorf("a row of 4 short values weighs %d, want 4", got)
+	}
+	big := strings.Repeat("x", 1<<20)
+	units := map[string]Unit{
+		"a column":          {Rows: []transform.Row{{Values: []any{"iccid", big}}}},
+		"an unknown key":    {Rows: []transform.Row{{Values: []any{"iccid"}, Unknown: []extract.Attribute{{Key: "k", Value: big}}}}},
+		"a rejected record": {Rejects: []transform.Reject{{Reason: "bad", Raw: json.RawMessage(big)}}},
+	}
+	for name, u := range units {
+		if got := unitValues(u); got*textPerValue < 1<<20 {
+			t.Errorf("1 MiB of text in %s weighs %d values (%d bytes' worth), want at least 1 MiB's worth", name, got, got*textPerValue)
+		}
 	}
 }

@@ -181,12 +181,38 @@ func (wr *Writer) Submit(ctx context.Context, u Unit) error {
 	}
 }
 
+// textPerValue is how many bytes of text count as one more value. The
+// bounds on batches, the queue and transactions are in values; counting a
+// long string as many values makes them bound bytes too, whatever the API
+// puts in a value (a typical value is a number or an identifier well
+// under this size, so ordinary rows weigh their column count).
+const textPerValue = 64
+
+// unitValues is a unit's weight in values: one per column of each row,
+// plus one per textPerValue bytes of the text it carries (strings, unknown
+// attributes, rejected records as sent).
 func unitValues(u Unit) int {
-	n := 0
+	n, text := 0, 0
 	for _, r := range u.Rows {
 		n += len(r.Values)
+		for _, v := range r.Values {
+			switch v := v.(type) {
+			case string:
+				text += len(v)
+			case []byte:
+				text += len(v)
+			}
+		}
+		for _, a := range r.Unknown {
+			n++
+			text += len(a.Key) + len(a.Value)
+		}
 	}
-	return n
+	for _, rj := range u.Rejects {
+		n++
+		text += len(rj.Raw) + len(rj.Reason)
+	}
+	return n + text/textPerValue
 }
 
 // Err is the error that stopped the writer, if any.
