@@ -359,7 +359,7 @@ func (c *Client) callStatus(ctx context.Context, endpoint, method, path string, 
 				return 0, fmt.Errorf("%s: %w", endpoint, err)
 			}
 			timedOut := errors.Is(err, context.DeadlineExceeded) || isTimeout(err)
-			log.Debug().Int(logging.Attempt, attempt).Dur(logging.Duration, time.Since(start)).Bool("timeout", timedOut).Msg("request failed")
+			log.Debug().Int(logging.Attempt, attempt).Dur(logging.DurationMS, time.Since(start)).Bool("timeout", timedOut).Msg("request failed")
 			if timedOut && o.rangeCall {
 				if unexpected++; unexpected > 1 {
 					return 0, fmt.Errorf("%s: %w: no answer within %s", endpoint, ErrRangeTimeout, c.cfg.RequestTimeout)
@@ -377,7 +377,7 @@ func (c *Client) callStatus(ctx context.Context, endpoint, method, path string, 
 			return 0, fmt.Errorf("%s: giving up after %d attempts: %w", endpoint, attempt, sanitizeNetErr(err))
 		}
 		c.counters.status(endpoint, resp.status)
-		log.Debug().Int(logging.Status, resp.status).Int(logging.Attempt, attempt).Dur(logging.Duration, time.Since(start)).Msg("request")
+		log.Debug().Int(logging.Status, resp.status).Int(logging.Attempt, attempt).Dur(logging.DurationMS, time.Since(start)).Msg("request")
 		if resp.status/100 == 2 {
 			if out != nil && len(resp.body) > 0 {
 				dec := json.Unmarshal
@@ -420,7 +420,7 @@ func (c *Client) callStatus(ctx context.Context, endpoint, method, path string, 
 			if d, ok := c.backoff(retries, waited, resp.retryAfter); ok {
 				retries++
 				waited += d
-				log.Debug().Int(logging.Status, resp.status).Dur("backoff", d).Msg("retrying")
+				log.Debug().Int(logging.Status, resp.status).Dur("backoff_ms", d).Msg("retrying")
 				if err := sleep(ctx, d); err != nil {
 					return 0, err
 				}

@@ -458,7 +458,7 @@ func (wr *Writer) apply(ctx context.Context, tx *openTx, batch []Unit) error {
 	}
 	tx.rejected += len(rejects)
 	tx.batches++
-	wr.w.log.Debug().Int("units", len(batch)).Int("rejected", len(rejects)).Dur(logging.Duration, time.Since(start)).Msg("batch applied")
+	wr.w.log.Debug().Int("units", len(batch)).Int("rejected", len(rejects)).Dur(logging.DurationMS, time.Since(start)).Msg("batch applied")
 	return nil
 }
 
@@ -509,7 +509,7 @@ func (wr *Writer) commit(ctx context.Context, tx *openTx) error {
 	wr.totals.EvolvedColumns += wr.w.evolvedCount() - tx.evolvedBefore
 	wr.totals.Batches += tx.batches
 	wr.mu.Unlock()
-	wr.w.log.Debug().Int("batches", tx.batches).Int("values", tx.values).Dur(logging.Duration, time.Since(start)).Msg("transaction committed")
+	wr.w.log.Debug().Int("batches", tx.batches).Int("values", tx.values).Dur(logging.DurationMS, time.Since(start)).Msg("transaction committed")
 	return nil
 }
 

@@ -25,8 +25,10 @@ const (
 	Attempt  = "attempt"
 	Table    = "table"
 	Rows     = "rows"
-	Duration = "duration"
-	Command  = "command"
+	// DurationMS carries a zerolog Dur field, which zerolog writes in
+	// milliseconds: the name says the unit.
+	DurationMS = "duration_ms"
+	Command    = "command"
 )
 
 // New returns a logger writing to w at level. format is "json", "console",
