@@ -108,6 +108,18 @@ func TestStatusDuringSync(t *testing.T) {
 		t.Errorf("status --format json during a sync: %s", out)
 	}
 
+	// sql cannot read a file DuckDB has given a writer; it says who holds it
+	// and what to do instead.
+	code, out = w.run("sql", "SELECT 1")
+	if code != 3 {
+		t.Errorf("sql during a sync: exit %d, want 3\n%s", code, out)
+	}
+	for _, want := range []string{"thingsync sync (pid " + strconv.Itoa(cmd.Process.Pid) + ", run " + p.RunID, "thingsync status", "THINGSYNC_SNAPSHOT"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("sql during a sync says %q; want it to name %q", out, want)
+		}
+	}
+
 	// SIGINT: the run stops, says what it did, and removes its file.
 	_ = cmd.Process.Signal(os.Interrupt)
 	err := cmd.Wait()

@@ -78,6 +78,22 @@ func processAlive(pid int) bool {
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
+// lockedAdvice says who holds the warehouse at path, from its progress
+// file, and what a reader can do meanwhile: DuckDB lets nobody read a file
+// a process writes.
+func lockedAdvice(path string, now time.Time) error {
+	holder := "another process"
+	if p, _ := readProgress(progressPath(path)); p != nil {
+		if v := p.view(now); v.Process != processGone {
+			holder = fmt.Sprintf("thingsync %s (pid %d, run %s, started %s, %d of %d devices done)",
+				p.Kind, p.PID, p.RunID, p.StartedAt.UTC().Format(time.RFC3339), p.DevicesDone, p.DevicesListed)
+		}
+	}
+	return fmt.Errorf("%s is being written by %s, and DuckDB lets no other process read it meanwhile: "+
+		"`thingsync status` shows the run's progress; set THINGSYNC_SNAPSHOT so that runs publish a copy that can be queried at any time, or query again when the run ends",
+		path, holder)
+}
+
 // readProgress reads a progress file; nil when there is none.
 func readProgress(path string) (*runProgress, error) {
 	b, err := os.ReadFile(path)

@@ -109,6 +109,9 @@ func runSQL(ctx context.Context, a *App, env *Env, args []string) error {
 	}
 	defer os.RemoveAll(spill)
 	db, err := load.OpenQuery(ctx, path, load.QueryOptions{Allow: allow, TempDir: spill})
+	if errors.Is(err, load.ErrLocked) {
+		return cannotRun(fmt.Errorf("sql: %w", lockedAdvice(path, a.now())))
+	}
 	if err != nil {
 		return cannotRun(fmt.Errorf("sql: %w", err))
 	}
