@@ -59,7 +59,27 @@ func TestCoverageLedger(t *testing.T) {
 
 	w.sim.SetFaults(simulator.Faults{})
 	w.sim.ResetStats()
-	code, out = w.run("backfill", "--gaps")
+	// A --device no device of the warehouse carries is named, exit 1,
+	// nothing fetched; read as "nothing missing" it would hide a typo.
+	if code, out := w.run("backfill", "--gaps", "--device", "iccid:000"); code != 1 || !strings.Contains(out, "iccid:000") {
+		t.Errorf("backfill --gaps --device iccid:000: exit %d, want 1 naming it\n%s", code, out)
+	}
+	if n := w.sim.Stats().Requests; n["usage"]+n["connections"] != 0 {
+		t.Errorf("backfill --gaps for an unknown device made history requests: %v", n)
+	}
+	// Named by another of its identifiers, the failing device is still the
+	// one whose gaps are fetched; gaps of no other device are asked for.
+	var other string
+	for _, id := range bad.IDs {
+		if id.Kind != bad.Identity.Kind {
+			other = id.Kind + ":" + id.ID
+			break
+		}
+	}
+	if other == "" {
+		t.Fatalf("the failing device %v has a single identifier", bad.IDs)
+	}
+	code, out = w.run("backfill", "--gaps", "--device", other)
 	if code != 0 {
 		t.Fatalf("backfill --gaps: exit %d\n%s", code, out)
 	}

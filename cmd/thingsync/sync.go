@@ -129,9 +129,24 @@ func (a *App) backfillGaps(ctx context.Context, env *Env, streams []string, only
 		return cannotRun(fmt.Errorf("open warehouse %s: %w", env.Config.DB, err))
 	}
 	gaps, err := wh.Gaps(ctx)
+	var resolved map[extract.DeviceID]extract.DeviceID
+	if err == nil && len(only) > 0 {
+		resolved, err = wh.ResolveDevices(ctx, only)
+	}
 	wh.Close()
 	if err != nil {
 		return cannotRun(err)
+	}
+	var unknown []string
+	for _, d := range only {
+		if _, ok := resolved[d]; !ok {
+			unknown = append(unknown, d.Kind+":"+d.ID)
+		}
+	}
+	if len(unknown) > 0 {
+		// The ledger knows only devices a run has listed: a typo here would
+		// otherwise read as "nothing missing".
+		return &ExitError{Code: exitPartial, Err: fmt.Errorf("backfill --gaps: no device of the warehouse has --device %s; nothing fetched", strings.Join(unknown, ", "))}
 	}
 	want := map[string]bool{}
 	var history []string
@@ -143,7 +158,7 @@ func (a *App) backfillGaps(ctx context.Context, env *Env, streams []string, only
 	}
 	wantDev := map[extract.DeviceID]bool{}
 	for _, d := range only {
-		wantDev[d] = true
+		wantDev[resolved[d]] = true
 	}
 	ranges := map[string]map[extract.DeviceID][]extract.Range{}
 	devices := map[extract.DeviceID]bool{}
