@@ -207,6 +207,9 @@ func (c *Client) tokenError(err error) error {
 	}
 	status := re.Response.StatusCode
 	apiErr := parseError(status, re.Body)
+	if apiErr.undefined() {
+		return fmt.Errorf("get bearer token: POST %s: the API serves no such request (%s): check THINGSPACE_BASE_URL", tokenURL, apiErr)
+	}
 	switch {
 	case apiErr.bearerBad() || re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client":
 		return &CredentialsError{API: apiErr}
@@ -246,6 +249,13 @@ func (c *Client) session(ctx context.Context, badGen int) (string, int, error) {
 		// the next run may try again.
 		var apiErr *APIError
 		var notAPI *NotAPIError
+		if errors.As(err, &apiErr) && apiErr.undefined() {
+			// The API's answer for a path it does not serve: the login
+			// never reached the credentials check, so a wrong base URL is
+			// not a rejected login and costs no lockout attempt.
+			return "", 0, fmt.Errorf("log in: POST %s: the API serves no such request (%s): check THINGSPACE_BASE_URL",
+				c.shownBase+"/api/m2m/v1/session/login", apiErr)
+		}
 		if errors.As(err, &apiErr) && !errors.As(err, &notAPI) && apiErr.Code != "" && !apiErr.Fault &&
 			apiErr.Status >= 400 && apiErr.Status < 500 && apiErr.Status != http.StatusTooManyRequests {
 			c.sessErr = &LoginError{API: apiErr}

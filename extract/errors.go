@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 )
 
@@ -38,6 +39,12 @@ func (e *APIError) sessionBad() bool { return strings.Contains(e.Code, "SessionT
 
 func (e *APIError) bearerBad() bool {
 	return e.Fault && (e.FaultCode == 900901 || e.FaultCode == 900902)
+}
+
+// undefined tells whether the answer says the API serves no such request
+// (a wrong base URL or path), whatever the credentials.
+func (e *APIError) undefined() bool {
+	return e.Status == http.StatusNotFound || e.Status == http.StatusMethodNotAllowed || strings.HasSuffix(e.Code, ".RequestUndefined")
 }
 
 func (e *APIError) unexpected() bool { return e.Code == "REQUEST_FAILED.UnexpectedError" }

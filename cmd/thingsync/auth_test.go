@@ -78,6 +78,13 @@ func TestAuthErrorsNameTheSetting(t *testing.T) {
 			w.env["THINGSPACE_BASE_URL"] = srv.URL
 			return srv.URL + loginPath
 		}, []string{"THINGSPACE_BASE_URL"}, []string{rejected, "THINGSPACE_PASSWORD", "<html>"}, false},
+		{"the API's own 404 at the login path", func(w *world) string {
+			// The simulator answers a path it does not serve as the API
+			// does: 404 with INPUT_INVALID.RequestUndefined, an M2M
+			// errorCode that is still no verdict on the password.
+			w.env["THINGSPACE_BASE_URL"] += "/wrong"
+			return w.env["THINGSPACE_BASE_URL"] + "/api/"
+		}, []string{"THINGSPACE_BASE_URL", "RequestUndefined"}, []string{rejected, "THINGSPACE_PASSWORD"}, false},
 		{"login rejected", func(w *world) string {
 			w.sim.SetFaults(simulator.Faults{RejectLogin: true})
 			return ""
