@@ -34,7 +34,8 @@ func (e *APIError) Error() string {
 }
 
 // sessionBad tells whether the error says the session token must be
-// renewed: decided by errorCode, never by status (NOTES.md).
+// renewed: decided by errorCode, never by status (the vendor documents
+// these errors as HTTP 400, other clients have seen 401 and 403).
 func (e *APIError) sessionBad() bool { return strings.Contains(e.Code, "SessionToken") }
 
 func (e *APIError) bearerBad() bool {

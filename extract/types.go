@@ -143,8 +143,8 @@ func (n *Float) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// timeLayouts are the formats seen in the API's pages and payloads (NOTES.md,
-// "Timestamps seen"). Zone-less forms are UTC.
+// timeLayouts are the formats seen in the API's pages and payloads (listed
+// in docs/design.md). Zone-less forms are UTC.
 var timeLayouts = []string{
 	time.RFC3339Nano,
 	"2006-01-02T15:04:05.999999999",
@@ -360,7 +360,7 @@ type PromoUsage struct {
 }
 
 // identityKinds is the order in which a device's identifiers are tried for
-// its warehouse identity (SPEC §5).
+// its warehouse identity.
 var identityKinds = [...]string{"iccid", "imei", "meid", "esn", "mdn", "msisdn", "eid"}
 
 // Identity picks the one (kind, id) pair a device is addressed by: the first

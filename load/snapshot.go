@@ -12,8 +12,8 @@ import (
 )
 
 // PublishSnapshot publishes a consistent read-only copy of the warehouse at
-// path for analysts (SPEC promise 7): DuckDB lets no other process open a
-// file while a writer holds it, so they read a copy instead.
+// path for analysts, who must never be locked out: DuckDB lets no other
+// process open a file while a writer holds it, so they read a copy instead.
 //
 // The copy is taken while this process holds the warehouse's only
 // connection, right after a CHECKPOINT: every commit is then in the main

@@ -232,7 +232,8 @@ func (wr *Writer) Close(ctx context.Context) (Totals, error) {
 	}
 	t := wr.snapshot()
 	if t.Batches > 0 {
-		// Fold the WAL into the file after a load (DUCKDB.md).
+		// Fold the WAL into the file after a load: DuckDB folds it only
+		// past checkpoint_threshold, and a reader would replay it.
 		_, _ = wr.w.db.ExecContext(ctx, "CHECKPOINT")
 	}
 	return t, wr.Err()

@@ -6,8 +6,8 @@ import (
 )
 
 // CreateSQL returns the CREATE statement of a table or view. Tables get no
-// PRIMARY KEY: the loader keeps keys unique (DUCKDB.md: a declared key costs
-// 2–4× load time and an index that must fit in RAM).
+// PRIMARY KEY: the loader keeps keys unique (in DuckDB a declared key costs
+// 2–4× load time and an index that must fit in RAM; docs/design.md).
 func (t Table) CreateSQL() string {
 	if t.View != "" {
 		return fmt.Sprintf("CREATE OR REPLACE VIEW %s AS\n%s", Ident(t.Name), t.View)

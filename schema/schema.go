@@ -66,7 +66,8 @@ type Column struct {
 	Type    string
 	Comment string
 	// Key marks the columns whose values together identify a row; the loader
-	// keeps them unique (there is no declared PRIMARY KEY, see DUCKDB.md).
+	// keeps them unique (there is no declared PRIMARY KEY: in DuckDB it
+	// would cost load time and memory, see docs/design.md).
 	Key bool
 	// Attr is the API attribute key the column is filled from, for columns
 	// flattened from extendedAttributes or connectionEventAttributes.

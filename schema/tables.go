@@ -101,8 +101,8 @@ func usageDailyTable() Table {
 	}
 }
 
-// connectionAttrs lists every connection event attribute key of the
-// connection history page and NOTES.md, typed by meaning: bytes, packets
+// connectionAttrs lists every connection event attribute key the API is
+// known to send (docs/design.md lists them), typed by meaning: bytes, packets
 // and seconds BIGINT; counts and codes INTEGER; identifiers, causes and
 // addresses VARCHAR (NasIpAddress stays the integer text it is sent as).
 func connectionAttrs() []Column {

@@ -20,7 +20,7 @@ import (
 )
 
 // aggregateService is the callback service that carries promo aggregate
-// usage (NOTES.md: the likely one).
+// usage: the vendor does not name it, DeviceUsage is the likely one.
 const aggregateService = "DeviceUsage"
 
 // maxAggregateDevices is the most ICCIDs one request may carry.

@@ -20,7 +20,7 @@ import (
 	"github.com/thingsync/thingsync/load"
 )
 
-// Exit statuses (SPEC §4).
+// Exit statuses, as README.md and docs/design.md list them.
 const (
 	exitOK        = 0
 	exitPartial   = 1 // some devices failed; a bad query

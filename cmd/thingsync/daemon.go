@@ -248,7 +248,7 @@ func (d *daemon) finish(res attempt, took time.Duration) {
 	case !res.published.IsZero():
 		d.snapErr = ""
 	}
-	// Five rejected logins lock the account (SPEC promise 5): the
+	// Five consecutive rejected logins lock the account: the
 	// credentials come from the environment, so every later run would be
 	// rejected too. Stop logging in until an operator has looked.
 	if errors.Is(res.err, extract.ErrLoginRejected) {

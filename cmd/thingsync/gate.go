@@ -16,7 +16,7 @@ import (
 // it open from start to end, a callback commit borrows the run's handle or
 // opens the file for its own transaction. DuckDB lets one process hold a
 // file, and an analyst's read-only session blocks every writer, so the
-// daemon must not keep it open while idle (SPEC promise 7).
+// daemon must not keep it open while idle: analysts are never locked out.
 type gate struct {
 	path string
 	log  zerolog.Logger

@@ -55,7 +55,8 @@ func runMain(app *App, args []string) int {
 	return ExitCode(err, app.Stderr)
 }
 
-// ExitCode maps Run's error to the exit status of SPEC §4 and prints it.
+// ExitCode maps Run's error to its exit status (exitOK…exitCannotRun) and
+// prints it.
 func ExitCode(err error, stderr interface{ Write([]byte) (int, error) }) int {
 	if err == nil {
 		return 0

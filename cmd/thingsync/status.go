@@ -307,7 +307,8 @@ func (r *statusReport) streams(ctx context.Context, doc *statusDoc) error {
 	return nil
 }
 
-// streamRank orders streams as SPEC lists them; unknown ones go last.
+// streamRank orders streams as THINGSYNC_STREAMS lists them by default;
+// unknown ones go last.
 func streamRank(s string) int {
 	if i := slices.Index([]string{"usage", "connections", "rated", "aggregate"}, s); i >= 0 {
 		return i

@@ -289,8 +289,9 @@ type runReport struct {
 	Summary  string
 }
 
-// walk runs one sync or backfill as a command: the summary on stdout and
-// the exit status of SPEC §4.
+// walk runs one sync or backfill as a command: the summary on stdout, and
+// exit status 1 when the run ended partial (devices failed, interrupted,
+// the device list cut short), 3 when it could not run at all.
 func (a *App) walk(ctx context.Context, env *Env, kind string, streams []string, backfill *extract.Range, only []extract.DeviceID) error {
 	if len(walked(streams)) == 0 && !(kind == "sync" && slices.Contains(streams, schema.StreamAggregate)) {
 		return usageErr("%s: no usage, connections or rated stream configured", kind)

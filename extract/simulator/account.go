@@ -36,7 +36,7 @@ type device struct {
 	apiID    int64 // the API's internal DeviceId, the device list's cursor
 	ids      []ID  // lower-case kinds, in the order sent
 	spelled  []string
-	ident    ID // identity (SPEC §5)
+	ident    ID // warehouse identity (identityOrder)
 	identIdx int
 	msisdn   string // as sent in connection events
 	state    string
@@ -75,7 +75,8 @@ var zones = []*time.Location{
 	time.UTC,
 }
 
-// identityOrder is SPEC §5's identity rule.
+// identityOrder is the warehouse's identity rule: a device is addressed by
+// the first of these kinds it has.
 var identityOrder = []string{"iccid", "imei", "meid", "esn", "mdn", "msisdn", "eid"}
 
 func (s *Simulator) genDevice(i int) device {
@@ -136,7 +137,7 @@ func (s *Simulator) genDevice(i int) device {
 	return d
 }
 
-// identity is the warehouse's identity of the device (SPEC §5).
+// identity is the warehouse's identity of the device.
 func (d *device) identity() ID { return d.ident }
 
 func (d *device) id(kind string) string {

@@ -93,8 +93,8 @@ const (
 	// aggLayout is the aggregate callbacks' zone-less timestamp.
 	aggLayout = "2006-01-02T15:04:05.0000000"
 	// aggregateService is the callback service that carries aggregate
-	// results. [choice] The pages do not name it; NOTES.md says
-	// DeviceUsage is the likely one.
+	// results. [choice] The vendor's pages do not name it; DeviceUsage is
+	// the likely one.
 	aggregateService = "DeviceUsage"
 )
 

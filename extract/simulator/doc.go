@@ -1,6 +1,7 @@
 // Package simulator is a faithful stand-in for the ThingSpace M2M API: an
 // http.Handler that serves a deterministic account generated from a seed,
-// behaves as the vendor's pages and NOTES.md describe, injects on demand
+// behaves as the vendor's documentation describes (docs/design.md gathers
+// what the client relies on beyond the data pages), injects on demand
 // each fault a client must survive, and tells the ground truth a complete
 // warehouse must hold. Tests mount it in httptest.NewServer; `thingsync
 // simulate` serves it (flags: Options.RegisterFlags).
@@ -58,14 +59,16 @@
 //
 // # Choices where the vendor's pages are silent
 //
-//   - Usage and connection history echo the device's identity (SPEC §5
-//     rule) as deviceId, whatever identifier the request used.
+//   - Usage and connection history echo the device's warehouse identity
+//     (the first of iccid, imei, meid, esn, mdn, msisdn, eid it has) as
+//     deviceId, whatever identifier the request used.
 //   - Rated usage covers the billing cycle containing today, up to two days
 //     ago (usage is "two days in arrears"); a device without an MDN answers
 //     REQUEST_FAILED.DeviceNotFound.
 //   - Promo aggregate results go to the listener registered as
-//     "DeviceUsage" (NOTES.md: the likely service); without one the request
-//     fails with REQUEST_FAILED.CallbackNotRegistered. The completion
+//     "DeviceUsage" (the likely service; the vendor does not name it);
+//     without one the request fails with
+//     REQUEST_FAILED.CallbackNotRegistered. The completion
 //     callback is delivered (with its re-sends) before the data callback.
 //     The request accepts "deviceIds" (the example) and "deviceId" (the
 //     table). Period at most one month, start at most six months before

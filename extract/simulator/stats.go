@@ -17,7 +17,7 @@ type Stats struct {
 	// ("other" for paths the API does not have).
 	Requests map[string]int
 	// DeviceRequests counts the device requests that named a known device,
-	// by endpoint + " " + the device's identity (SPEC §5), e.g.
+	// by endpoint + " " + the device's warehouse identity, e.g.
 	// "usage iccid:89148000000000000001" — whichever identifier the request
 	// used.
 	DeviceRequests map[string]int

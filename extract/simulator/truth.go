@@ -15,7 +15,7 @@ import (
 
 // TruthDevice is a device as the simulator knows it.
 type TruthDevice struct {
-	Identity ID   // the warehouse identity (SPEC §5)
+	Identity ID   // the warehouse identity (extract.Identity's rule)
 	IDs      []ID // every identifier, kinds lower-case, in the order sent
 	// Kinds are the kinds as spelled on the wire, parallel to IDs
 	// ("ICCID", "iccId", …).
