@@ -155,8 +155,8 @@ func (p *usagePageWire) decodeBody(b []byte) error {
 // is about 2 KB, a usage record 300 bytes, one with a dozen odd keys of
 // kilobytes each (escaped six times over) some 100 KB. A larger one is
 // rejected with its reason (and a summary of it as its raw record): values
-// of megabytes, under the answer cap, took a sync to 2.7 GB and made
-// DuckDB's commit fail for want of memory, stopping the whole run.
+// of megabytes, under the answer cap, would make DuckDB's commit fail for
+// want of memory and stop the whole run (docs/design.md).
 const MaxRecordBytes = 1 << 20
 
 // oversized tells whether a page holds a record over MaxRecordBytes.

@@ -81,10 +81,9 @@ type Walk struct {
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 	// StateChunk is how many devices' checkpoints are read at once
-	// (default 10,000): each read scans the checkpoint table, so reading
-	// them a device page (2,000) at a time made a 1,000,000-device nightly
-	// run 20% slower, while 10,000 devices and their checkpoints are a few
-	// megabytes.
+	// (default 10,000): each read scans the checkpoint table, so smaller
+	// reads make a large account's run slower, while 10,000 devices and
+	// their checkpoints are a few megabytes (docs/design.md).
 	StateChunk int
 }
 
@@ -149,8 +148,8 @@ func (e *ListIncompleteError) Unwrap() error { return e.Err }
 // Run lists the devices page by page and fetches them, Concurrency at a
 // time, a chunk of StateChunk devices after another while the next pages
 // are listed: what a run holds is a chunk of devices and their
-// checkpoints, not the account's list (at 1,000,000 devices the list and
-// one stream's checkpoints were 400 MB of live heap). A device that fails
+// checkpoints, not the account's list (which, with one stream's
+// checkpoints, grows with the fleet without bound). A device that fails
 // is recorded through the sink and skipped; the others complete. Run
 // returns an error only when the run as a whole cannot go on (login
 // rejected, the device list or the sink failed, ctx cancelled); the devices
@@ -198,8 +197,8 @@ func (w *Walk) Run(ctx context.Context) (Result, error) {
 		send := func() error {
 			// The chunk's pages go to the sink in one piece: the devices
 			// upsert joins the whole devices table, so page by page, mixed
-			// with other batches, a 1,000,000-device sync ran 500 joins
-			// instead of 100 and took 9% more CPU.
+			// with other batches, it would run that join several times as
+			// often (docs/design.md).
 			if err := w.Sink.Devices(gctx, listing, w.now()); err != nil {
 				return fmt.Errorf("%w: store device page: %v", errStop, err)
 			}

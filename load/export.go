@@ -190,10 +190,10 @@ func writeStaged(ctx context.Context, db *sql.DB, staging string, layouts []expo
 	}
 	defer conn.Close()
 	// DuckDB's default buffer pool is 80% of RAM, and a partitioned COPY
-	// keeps every partition's buffers open: 2.75 M rows peaked at 1.4 GB.
-	// Bounded, it spills into the staging directory (removed with it). One
-	// thread: with two, staging a month of 2,000 devices' events ran out of
-	// the limit (each thread keeps its own blocks pinned).
+	// keeps every partition's buffers open. Bounded, it spills into the
+	// staging directory (removed with it). One thread: each thread keeps
+	// its own blocks pinned, and two ran out of the limit staging a month
+	// of events (figures in docs/design.md).
 	for _, set := range []string{
 		"SET memory_limit = " + schema.Literal(ExportMemoryLimit),
 		"SET threads = 1",
@@ -241,9 +241,9 @@ func copyWhole(ctx context.Context, tx *sql.Tx, l exportLayout, staging string) 
 const exportStage = "thingsync_export_stage"
 
 // copyPartitions writes a table Hive-partitioned, one COPY per partition.
-// DuckDB's own PARTITION_BY keeps a writer open per partition: 366 days of
-// events ran out of a 256 MB memory limit (and took 1.4 GB without one);
-// sorting the table by partition first ran out too, with wide rows. So the
+// DuckDB's own PARTITION_BY keeps a writer open per partition, which runs
+// out of a bounded memory limit over a year of events; sorting the table by
+// partition first runs out too, with wide rows (docs/design.md). So the
 // rows are staged a group of partitions at a time (a month) in a temporary
 // table, which DuckDB spills past its limit, and each partition of the
 // group is written from it on its own: one Parquet writer at a time, a

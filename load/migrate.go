@@ -91,7 +91,7 @@ func (w *Warehouse) migrate(ctx context.Context) error {
 		w.log.Info().Int("version", m.version).Str("migration", m.description).Msg("schema migrated")
 	}
 	// A new file was just created from the schema package: there is
-	// nothing to reconcile (the views alone took 15 ms to re-create).
+	// nothing to reconcile, and re-creating its views would cost time.
 	if len(applied) > 0 {
 		if err := reconcile(ctx, tx); err != nil {
 			return err

@@ -37,11 +37,10 @@ func sortOrder(t schema.Table) []int {
 // (dense among the batch's values for strings), and rows sort by it as
 // integers; rows it leaves tied are then ordered by the other columns,
 // ranked the same way when many rows tie (usage rows of one date) and
-// compared as values when few do (events, whose instants rarely tie).
-// Sorting 19,000 usage rows with lessRow alone took 12 ms, most of a
-// batch's Go time; ranking every column made 5,500 events 3× slower. A
-// column it cannot rank (values of two types, times out of UnixNano's
-// range) falls back to lessRow.
+// compared as values when few do (events, whose instants rarely tie):
+// lessRow alone is most of a batch's Go time, and ranking every column
+// is slower still (docs/design.md). A column it cannot rank (values of
+// two types, times out of UnixNano's range) falls back to lessRow.
 func sortRows(rows []transform.Row, order []int) []int {
 	idx := make([]int, len(rows))
 	for i := range idx {

@@ -60,15 +60,13 @@ func Open(ctx context.Context, path string, log zerolog.Logger) (*Warehouse, err
 	// DuckDB's default buffer pool is 80% of RAM; the loader needs little
 	// (batches are bounded), and the daemon shares the machine. Committed
 	// rows wait in the pool for the checkpoint, so a long load fills it
-	// whatever its size: at 128 MB instead of 256 a 1,000-device event sync
-	// peaked at 307-346 MB instead of 418-467 MB in the same wall time
-	// (3 runs each), a 100,000-device usage sync at 403 instead of 523 MB.
+	// whatever its size: a smaller pool is a smaller peak, in the same time.
 	//
 	// The WAL folds into the file at 256 MB rather than DuckDB's 16 MB: each
-	// fold rewrites the last, partly filled row groups, so a load with small
-	// folds costs ~3× the commit time and a ~60% larger file (measured: a
-	// 300-device first sync, 15.1 s and 32.8 MB vs 12.0 s and 19.9 MB).
+	// fold rewrites the last, partly filled row groups, so small folds cost
+	// several times the commit time and a larger file.
 	// The writer runs CHECKPOINT after a run; a crash replays the WAL.
+	// docs/design.md has the figures for both settings.
 	for _, set := range []string{"SET memory_limit = '128MB'", "SET checkpoint_threshold = '256MB'"} {
 		if _, err := db.ExecContext(ctx, set); err != nil {
 			db.Close()

@@ -58,17 +58,16 @@ type CheckpointUpdate struct {
 type WriterOptions struct {
 	// BatchValues flushes a batch once its rows hold this many values
 	// (rows × columns): it bounds memory whatever the row width (default
-	// 250,000, about 5,500 events or 20,000 usage rows; at 1,000,000 a
-	// 10,000-device sync peaked at 275 MB instead of 185 MB, no faster).
+	// 250,000, about 5,500 events or 20,000 usage rows; larger batches
+	// cost memory and gained no speed, docs/design.md).
 	BatchValues int
 	// FlushInterval flushes a batch this long after its first unit
 	// (default 2 s), so progress is committed steadily.
 	FlushInterval time.Duration
 	// QueueUnits bounds the units waiting for the writer (default 64), and
 	// QueueValues the values they hold (default BatchValues): a unit is a
-	// device list page of 500 devices or a page of 500 events, so 64 of
-	// them could hold 1.4 M values, and the whole device list of a
-	// 30,000-device account sat in memory at once.
+	// device list page of 500 devices or a page of 500 events, so units
+	// alone would let a large account's whole device list wait in memory.
 	QueueUnits  int
 	QueueValues int
 	// CommitInterval and CommitValues bound one transaction: batches are
@@ -76,12 +75,11 @@ type WriterOptions struct {
 	// checkpoints and counters of all its batches, once it is this old
 	// (default 5 s) or holds this many values (default 1,000,000). A
 	// commit costs about the same however much it holds (the checkpoint
-	// rows, the run counters, the WAL flush), so fewer, larger commits cut
-	// a 300-device first sync from 15.9 s to 10.5 s; Go holds only one
-	// batch of rows at a time, DuckDB the uncommitted rest. Past a row
-	// group (122,880 rows) in one transaction DuckDB writes it to the file
-	// early and rewrites it at the checkpoint: at 2,000,000 values a
-	// usage row took 39.8 bytes of file instead of 28.3.
+	// rows, the run counters, the WAL flush), so fewer, larger commits
+	// load faster; Go holds only one batch of rows at a time, DuckDB the
+	// uncommitted rest. Past a row group (122,880 rows) in one transaction
+	// DuckDB writes it to the file early and rewrites it at the
+	// checkpoint, which makes the file larger (figures in docs/design.md).
 	CommitInterval time.Duration
 	CommitValues   int
 	Now            func() time.Time
@@ -446,8 +444,7 @@ func (wr *Writer) apply(ctx context.Context, tx *openTx, batch []Unit) error {
 			return fmt.Errorf("upsert %s: %w", name, err)
 		}
 		// Staged rows count toward the commit as well: DuckDB frees the
-		// replaced staging tables only then (a 30,000-device list in one
-		// transaction held 35 MB more).
+		// replaced staging tables only then.
 		tx.values += staged
 		c := tx.counts[name]
 		c.Inserted += tt.Inserted

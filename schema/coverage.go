@@ -4,8 +4,8 @@ package schema
 // loaded days are one stretch [covered_from, fetched_until), final before
 // settled_until. So the state stays one row per device and stream however
 // many days it spans, and the summaries (status, backfill --gaps) are
-// arithmetic on 2 rows a device: at 100,000 devices × 365 days that is
-// 200,000 rows, not the 73 million day rows coverage_days can list.
+// arithmetic on 2 rows a device, not on one row per device-day as
+// coverage_days lists them.
 
 // coverageWant is the wanted range as of the latest sync and the
 // checkpoints' stretches in UTC days.

@@ -16,13 +16,9 @@ import (
 var version = "dev"
 
 func main() {
-	// A sync allocates briskly and keeps little (a live heap of 5-10 MB
-	// while a 1,000-device event sync allocates 6 GB), so the collector
-	// runs often: 500 times in a 20 s sync at 200%. At 400% a
-	// 1,000-device connection sync took 17.9-19.0 s instead of 19.1-21.5 s
-	// (23-25 instead of 25-30 CPU-seconds; runs alternating), for a peak
-	// RSS of 237 instead of 193 MB at 10,000 devices of usage. GOGC, when
-	// set, still wins.
+	// A sync allocates briskly and keeps little, so the collector runs
+	// very often; 400% trades some peak memory for about a tenth less
+	// time (docs/design.md). GOGC, when set, still wins.
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(400)
 	}

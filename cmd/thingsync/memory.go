@@ -9,17 +9,12 @@ import (
 )
 
 // heapTuner bounds what GOGC=400 may cost in memory. GOGC lets the heap
-// grow to 5× what is live, which is cheap while little is live (5-20 MB in
-// a sync of up to 10,000 devices) but not when more is: a run that held
-// the whole device list of 1,000,000 devices had 150-170 MB live and a
-// heap of 850 MB (1.48 GB RSS). After every collection the tuner sets the
-// Go memory limit to the larger of floor and ratio × the live heap, so the
-// heap stays within it and the collector never runs for a limit the live
-// heap alone exceeds. Measured on that run: 785 MB instead of 1.48 GB for
-// 5% more CPU; 100,000 devices: 321-330 instead of 412-452 MB in the same
-// time; 10,000 devices do not reach the floor. (The walk now holds a chunk
-// of the device list, 56-74 MB live at 1,000,000 devices; the tuner still
-// bounds whatever else grows.)
+// grow to 5× what is live, which is cheap while little is live (a sync of
+// up to 10,000 devices) but not when more is (a very large account).
+// After every collection the tuner sets the Go memory limit to the larger
+// of floor and ratio × the live heap, so the heap stays within it and the
+// collector never runs for a limit the live heap alone exceeds. What it
+// saved and cost is in docs/design.md.
 type heapTuner struct {
 	floor  int64
 	ratio  float64
