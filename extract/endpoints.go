@@ -412,11 +412,20 @@ func (c *Client) RatedUsage(ctx context.Context, id DeviceID) (RatedUsage, error
 	return *out.DeviceInformation, nil
 }
 
-// RequestAggregateUsage asks for the promo aggregate usage of up to 200
-// ICCIDs over [start, end); the data arrives later by callback.
+// MaxAggregateDevices is the most devices one promo aggregate usage
+// request may carry (the API answers INPUT_INVALID.NumberofDevices past it).
+const MaxAggregateDevices = 200
+
+// AggregateService is the callback service that carries promo aggregate
+// usage: the vendor does not name it, DeviceUsage is the likely one.
+const AggregateService = "DeviceUsage"
+
+// RequestAggregateUsage asks for the promo aggregate usage of up to
+// MaxAggregateDevices ICCIDs over [start, end); the data arrives later by
+// callback.
 func (c *Client) RequestAggregateUsage(ctx context.Context, ids []DeviceID, start, end time.Time) (string, error) {
-	if len(ids) == 0 || len(ids) > 200 {
-		return "", fmt.Errorf("aggregate usage: %d devices, want 1 to 200", len(ids))
+	if len(ids) == 0 || len(ids) > MaxAggregateDevices {
+		return "", fmt.Errorf("aggregate usage: %d devices, want 1 to %d", len(ids), MaxAggregateDevices)
 	}
 	body := map[string]any{"accountName": c.cfg.AccountName, "deviceIds": ids, "startTime": apiTime(start), "endTime": apiTime(end)}
 	var out struct {

@@ -19,13 +19,6 @@ import (
 	"github.com/thingsync/thingsync/transform"
 )
 
-// aggregateService is the callback service that carries promo aggregate
-// usage: the vendor does not name it, DeviceUsage is the likely one.
-const aggregateService = "DeviceUsage"
-
-// maxAggregateDevices is the most ICCIDs one request may carry.
-const maxAggregateDevices = 200
-
 func (a *App) aggregateDeadline() time.Duration {
 	if a.AggregateDeadline > 0 {
 		return a.AggregateDeadline
@@ -120,15 +113,15 @@ func ensureCallback(ctx context.Context, env *Env, client *extract.Client) error
 		return fmt.Errorf("list callback listeners: %w", err)
 	}
 	for _, c := range list {
-		if c.Name == aggregateService && c.URL == env.Config.CallbackURL {
+		if c.Name == extract.AggregateService && c.URL == env.Config.CallbackURL {
 			return nil
 		}
 	}
-	if err := client.RegisterCallback(ctx, aggregateService, env.Config.CallbackURL,
+	if err := client.RegisterCallback(ctx, extract.AggregateService, env.Config.CallbackURL,
 		env.Config.CallbackUsername, env.Config.CallbackPassword.Reveal()); err != nil {
 		return fmt.Errorf("register callback listener: %w", err)
 	}
-	env.Log.Info().Str("service", aggregateService).Str("url", env.Config.CallbackURL).Msg("callback listener registered")
+	env.Log.Info().Str("service", extract.AggregateService).Str("url", env.Config.CallbackURL).Msg("callback listener registered")
 	return nil
 }
 
@@ -228,7 +221,7 @@ func (a *App) requestAggregates(ctx context.Context, env *Env, wh *load.Warehous
 				}
 			}
 			for len(todo) > 0 {
-				n := min(len(todo), maxAggregateDevices)
+				n := min(len(todo), extract.MaxAggregateDevices)
 				if _, err := record(todo[:n], p); err != nil {
 					return sent, reasked, err
 				}

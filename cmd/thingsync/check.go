@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/thingsync/thingsync/config/logging"
+	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/load"
 )
 
@@ -87,15 +88,15 @@ func runCheck(ctx context.Context, a *App, env *Env, args []string) error {
 		list, err := client.ListCallbacks(ctx)
 		registered := false
 		for _, c := range list {
-			registered = registered || (c.Name == aggregateService && c.URL == cfg.CallbackURL)
+			registered = registered || (c.Name == extract.AggregateService && c.URL == cfg.CallbackURL)
 		}
 		switch {
 		case err != nil:
 			report(false, "callbacks", fmt.Sprintf("listing registered listeners: %v", err))
 		case registered:
-			report(true, "callbacks", fmt.Sprintf("%s listener registered at %s", aggregateService, cfg.CallbackURL))
+			report(true, "callbacks", fmt.Sprintf("%s listener registered at %s", extract.AggregateService, cfg.CallbackURL))
 		default:
-			report(false, "callbacks", fmt.Sprintf("no %s listener registered at %s; `thingsync run` or `sync` registers it", aggregateService, cfg.CallbackURL))
+			report(false, "callbacks", fmt.Sprintf("no %s listener registered at %s; `thingsync run` or `sync` registers it", extract.AggregateService, cfg.CallbackURL))
 		}
 	}
 	if failed > 0 {
