@@ -274,9 +274,7 @@ func Load(ctx context.Context, lookuper envconfig.Lookuper, now time.Time, needs
 		cfg.Notes = append(cfg.Notes, "aggregate stream off: THINGSYNC_CALLBACK_URL is not set")
 	}
 
-	switch cfg.LogLevel {
-	case "trace", "debug", "info", "warn", "error":
-	default:
+	if _, err := logging.ParseLevel(cfg.LogLevel); err != nil {
 		bad("THINGSYNC_LOG_LEVEL", "want debug, info, warn or error, got %q", r.LogLevel)
 	}
 	switch cfg.LogFormat {

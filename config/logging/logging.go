@@ -31,12 +31,22 @@ const (
 	Command    = "command"
 )
 
+// ParseLevel reads a log level: debug, info, warn or error (trace too, for
+// developers). It is the one rule config validates THINGSYNC_LOG_LEVEL by.
+func ParseLevel(level string) (zerolog.Level, error) {
+	switch level {
+	case "trace", "debug", "info", "warn", "error":
+		return zerolog.ParseLevel(level)
+	}
+	return zerolog.Disabled, fmt.Errorf("want debug, info, warn or error, got %q", level)
+}
+
 // New returns a logger writing to w at level. format is "json", "console",
 // or "" for console on a terminal and JSON otherwise.
 func New(w io.Writer, level, format string) (zerolog.Logger, error) {
-	lvl, err := zerolog.ParseLevel(level)
-	if err != nil || level == "" {
-		return zerolog.Nop(), fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	lvl, err := ParseLevel(level)
+	if err != nil {
+		return zerolog.Nop(), fmt.Errorf("log level: %w", err)
 	}
 	if format == "" {
 		format = "json"
