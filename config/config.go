@@ -207,8 +207,7 @@ func Load(ctx context.Context, lookuper envconfig.Lookuper, now time.Time, needs
 	}
 	cfg.Streams = streams
 
-	cfg.Start = now.UTC().AddDate(-1, 0, 0)
-	cfg.Start = time.Date(cfg.Start.Year(), cfg.Start.Month(), cfg.Start.Day(), 0, 0, 0, 0, time.UTC)
+	cfg.Start = schema.Day(now).AddDate(-1, 0, 0)
 	if s := strings.TrimSpace(r.Start); s != "" {
 		t, err := time.Parse("2006-01-02", s)
 		if err != nil {

@@ -3,18 +3,14 @@ package extract
 import (
 	"fmt"
 	"time"
+
+	"github.com/thingsync/thingsync/schema"
 )
 
 // RetentionFloor is the oldest instant the API still serves history for: it
 // keeps 12 months.
 func RetentionFloor(now time.Time) time.Time {
-	return Day(now).AddDate(-1, 0, 0)
-}
-
-// Day truncates t to the start of its UTC day.
-func Day(t time.Time) time.Time {
-	t = t.UTC()
-	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	return schema.Day(now).AddDate(-1, 0, 0)
 }
 
 // Window is a half-open range [From, To) of one device's history to fetch.
@@ -53,7 +49,7 @@ type Plan struct {
 func (p Plan) SettleLimit() time.Time {
 	s := p.Now.Add(-p.Lookback).UTC()
 	if p.Daily {
-		return Day(s)
+		return schema.Day(s)
 	}
 	return s.Truncate(time.Second)
 }
@@ -133,7 +129,7 @@ func Split(w Window) (parts []Window, ok bool) {
 	var step time.Duration
 	switch {
 	case d > 48*time.Hour:
-		step = Day(w.From.Add(d / 2)).Sub(w.From)
+		step = schema.Day(w.From.Add(d / 2)).Sub(w.From)
 		if step <= 0 {
 			step = d / 2
 		}
@@ -179,7 +175,7 @@ func ParseDate(s string) (time.Time, error) {
 // from, never before six months ago (the API's limit), the last cut at
 // today. Each is at most a month, as the API demands.
 func AggregatePeriods(now, from time.Time) []Window {
-	today := Day(now)
+	today := schema.Day(now)
 	if floor := today.AddDate(0, -6, 0); from.Before(floor) {
 		from = floor
 	}

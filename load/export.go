@@ -42,7 +42,6 @@ type exportLayout struct {
 }
 
 func exportLayouts() []exportLayout {
-	day := func(t time.Time) time.Time { return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC) }
 	return []exportLayout{
 		{table: schema.Devices},
 		{table: schema.UsageDaily, key: "month", value: "strftime(usage_date, '%Y-%m')", group: "strftime(usage_date, '%Y-%m')",
@@ -50,7 +49,7 @@ func exportLayouts() []exportLayout {
 			align: func(t time.Time) time.Time { return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC) }},
 		{table: schema.ConnectionEvents, key: "day", value: "strftime(timezone('UTC', occurred_at), '%Y-%m-%d')",
 			group:       "strftime(timezone('UTC', occurred_at), '%Y-%m')",
-			sinceColumn: "occurred_at", sinceType: "TIMESTAMPTZ", align: day},
+			sinceColumn: "occurred_at", sinceType: "TIMESTAMPTZ", align: schema.Day},
 		{table: schema.RatedUsage},
 		{table: schema.AggregateUsage},
 	}

@@ -85,8 +85,7 @@ func (p *Pipeline) Failed(ctx context.Context, stream string, dev extract.Device
 // ceilDay is the first UTC midnight at or after t: a key's date can be
 // shared with rows of an earlier window only before it.
 func ceilDay(t time.Time) time.Time {
-	t = t.UTC()
-	d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	d := schema.Day(t)
 	if d.Before(t) {
 		d = d.AddDate(0, 0, 1)
 	}

@@ -154,7 +154,7 @@ func (a *App) requestAggregates(ctx context.Context, env *Env, wh *load.Warehous
 	if err != nil {
 		return nil, 0, err
 	}
-	floor := extract.Day(now).AddDate(0, -6, 0)
+	floor := schema.Day(now).AddDate(0, -6, 0)
 	covered := map[string]bool{} // device|period start
 	reasked := 0
 	for _, r := range live {

@@ -71,7 +71,7 @@ func runBackfill(ctx context.Context, a *App, env *Env, args []string) error {
 	var problems []string
 	var f, t time.Time
 	var err error
-	today := a.now().Truncate(24 * time.Hour)
+	today := schema.Day(a.now())
 	switch {
 	case *gaps && (*from != "" || *to != ""):
 		problems = append(problems, "--gaps takes no --from or --to (the ledger says which days)")

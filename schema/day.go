@@ -1,0 +1,12 @@
+package schema
+
+import "time"
+
+// Day is the start of t's UTC day: the warehouse's days (usage_date, the
+// coverage ledger, checkpoints' day bounds) are UTC dates, and the DuckDB
+// driver turns a time.Time into a DATE by Unix seconds, so a date is always
+// built as a UTC midnight.
+func Day(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
