@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/thingsync/thingsync/internal/clip"
 )
 
 // APIError is an error answer of the API: the M2M services' body
@@ -193,14 +195,8 @@ func parseError(status int, body []byte) *APIError {
 		}
 	}
 	if e.Message == "" && e.Code == "" && !e.Fault {
-		s := strings.TrimSpace(string(body))
-		if len(s) > 200 {
-			s = s[:200] + "…"
-		}
-		e.Message = s
+		e.Message = clip.Text(strings.TrimSpace(string(body)), 200)
 	}
-	if len(e.Message) > 500 {
-		e.Message = e.Message[:500] + "…"
-	}
+	e.Message = clip.Text(e.Message, 500)
 	return e
 }

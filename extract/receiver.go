@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/thingsync/thingsync/internal/clip"
 )
 
 // CallbackStore commits what a callback delivers. It returns an error
@@ -144,15 +146,12 @@ func writeStatus(w http.ResponseWriter, status int, msg string) {
 
 // printable shortens text from outside to something safe to log.
 func printable(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "…"
-	}
 	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return '?'
 		}
 		return r
-	}, s)
+	}, clip.Text(s, 64))
 }
 
 // ServerLimits bound what a client of the listener can hold: a connection

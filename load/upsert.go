@@ -16,6 +16,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/duckdb/duckdb-go/v2"
 
+	"github.com/thingsync/thingsync/internal/clip"
 	"github.com/thingsync/thingsync/schema"
 	"github.com/thingsync/thingsync/transform"
 )
@@ -180,10 +181,7 @@ func reservedWords(ctx context.Context, conn *sql.Conn) (map[string]bool, error)
 // logKey is an attribute key as a log line shows it: Go-quoted, so no
 // control byte reaches a terminal, and at most 200 bytes of it.
 func logKey(key string) string {
-	if len(key) > 200 {
-		return strconv.Quote(strings.ToValidUTF8(key[:200], "\uFFFD")) + "…"
-	}
-	return strconv.Quote(key)
+	return strconv.Quote(strings.ToValidUTF8(clip.Text(key, 200), "\uFFFD"))
 }
 
 func (w *Warehouse) layout(t schema.Table) layout {

@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/internal/clip"
 )
 
 // Warehouse is an open, migrated warehouse file.
@@ -310,7 +311,7 @@ type RunOutcome struct {
 func (w *Warehouse) FinishRun(ctx context.Context, runID string, o RunOutcome) error {
 	var errText any
 	if o.Error != "" {
-		errText = truncate(o.Error, 2000)
+		errText = clip.Text(o.Error, 2000)
 	}
 	_, err := w.db.ExecContext(ctx, `UPDATE sync_runs SET status = ?, finished_at = ?, devices = ?, devices_failed = ?,
 		requests = ?, retries = ?, error = ? WHERE run_id = ?`,
@@ -319,13 +320,6 @@ func (w *Warehouse) FinishRun(ctx context.Context, runID string, o RunOutcome) e
 		return fmt.Errorf("record run outcome: %w", err)
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // loadEvolved reads the columns schema evolution has added so far.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/thingsync/thingsync/config/logging"
 	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/internal/clip"
 	"github.com/thingsync/thingsync/schema"
 	"github.com/thingsync/thingsync/transform"
 )
@@ -627,7 +628,7 @@ func (w *Warehouse) storeRejects(ctx context.Context, conn *sql.Conn, rejects []
 		if raw == "" {
 			raw = "null"
 		}
-		return []driver.Value{r.Stream, r.Device.Kind, r.Device.ID, hashRaw(r.Raw), truncate(r.Reason, 1000), raw, int64(i)}
+		return []driver.Value{r.Stream, r.Device.Kind, r.Device.ID, hashRaw(r.Raw), clip.Text(r.Reason, 1000), raw, int64(i)}
 	}, false)
 	if err != nil {
 		return err
@@ -758,7 +759,7 @@ func (w *Warehouse) storeCheckpointSpans(ctx context.Context, conn *sql.Conn, ba
 		k, s := order[i], folded[order[i]]
 		var errText driver.Value
 		if s.err != "" {
-			errText = truncate(s.err, 1000)
+			errText = clip.Text(s.err, 1000)
 		}
 		return []driver.Value{k.stream, k.dev.Kind, k.dev.ID, nullTime(s.settled), nullTime(s.fetched), errText, int32(s.fails), s.retire, nullTime(s.from)}
 	}, false)

@@ -32,6 +32,7 @@ import (
 	"unsafe"
 
 	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/internal/clip"
 	"github.com/thingsync/thingsync/schema"
 )
 
@@ -256,14 +257,7 @@ const maxQuoted = 64
 // quote returns s shortened to maxQuoted bytes (on a rune boundary, marked
 // with …) and Go-quoted.
 func quote(s string) string {
-	if len(s) > maxQuoted {
-		cut := maxQuoted
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return fmt.Sprintf("%q", s)
+	return fmt.Sprintf("%q", clip.Text(s, maxQuoted))
 }
 
 // attrReason is the reject reason for an attribute whose value does not fit

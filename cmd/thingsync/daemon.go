@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/internal/clip"
 	"github.com/thingsync/thingsync/load"
 )
 
@@ -235,7 +236,7 @@ func (d *daemon) finish(res attempt, took time.Duration) {
 	last := &lastRun{RunID: rep.RunID, Status: rep.Status, StartedAt: rep.Started, FinishedAt: rep.Finished,
 		Seconds: took.Seconds(), Panicked: res.panicked}
 	if res.err != nil && rep.Status != "ok" {
-		last.Error = short(res.err.Error())
+		last.Error = clip.Text(res.err.Error(), maxHealthReason)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -244,7 +245,7 @@ func (d *daemon) finish(res attempt, took time.Duration) {
 	d.last = last
 	switch {
 	case res.snapErr != nil:
-		d.snapErr = short(res.snapErr.Error())
+		d.snapErr = clip.Text(res.snapErr.Error(), maxHealthReason)
 	case !res.published.IsZero():
 		d.snapErr = ""
 	}
@@ -264,14 +265,9 @@ func runLine(rep runReport) string {
 	return "run " + rep.Status
 }
 
-// short keeps a reason readable in a health answer.
-func short(s string) string {
-	const max = 300
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "…"
-}
+// maxHealthReason bounds the bytes of a reason in a health answer, to keep
+// it readable.
+const maxHealthReason = 300
 
 // health is the answer of /healthz.
 type health struct {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/thingsync/thingsync/config"
+	"github.com/thingsync/thingsync/internal/clip"
 	"github.com/thingsync/thingsync/load"
 )
 
@@ -298,7 +299,7 @@ func (r *statusReport) streams(ctx context.Context, doc *statusDoc) error {
 		if err := rows.Scan(&f.Stream, &f.Kind, &f.ID, &f.Failures, &f.LastError, &updated); err != nil {
 			return fmt.Errorf("read failing devices: %w", err)
 		}
-		f.UpdatedAt, f.LastError = timePtr(updated), r.clip(f.LastError, 160)
+		f.UpdatedAt, f.LastError = timePtr(updated), r.oneLine(f.LastError, 160)
 		doc.FailingDevices = append(doc.FailingDevices, f)
 	}
 	if err := rows.Err(); err != nil {
@@ -338,7 +339,7 @@ func (r *statusReport) runs(ctx context.Context, doc *statusDoc) error {
 			return fmt.Errorf("read runs: %w", err)
 		}
 		run.StartedAt, run.FinishedAt = timePtr(started), timePtr(finished)
-		run.Error = r.clip(run.Error, 300)
+		run.Error = r.oneLine(run.Error, 300)
 		run.Rows = map[string]int64{"usage_inserted": usageIns, "usage_updated": usageUpd,
 			"events_inserted": eventsIns, "events_updated": eventsUpd,
 			"rated_upserted": rated, "aggregate_upserted": aggregate}
@@ -426,11 +427,12 @@ func (r *statusReport) rejected(ctx context.Context, doc *statusDoc) error {
 	return rows.Err()
 }
 
-// clip makes stored text fit one line of the report, secrets removed.
-func (r *statusReport) clip(s string, n int) string {
+// oneLine makes stored text fit one line of at most n bytes in the
+// report, secrets removed.
+func (r *statusReport) oneLine(s string, n int) string {
 	s = strings.Join(strings.Fields(r.redact.Replace(s)), " ")
-	if len([]rune(s)) > n {
-		s = string([]rune(s)[:n-1]) + "…"
+	if len(s) > n {
+		s = clip.Text(s, n-1)
 	}
 	return s
 }
