@@ -52,8 +52,10 @@ type Config struct {
 	DB       string
 	Snapshot string
 	Schedule string
-	Streams  []string
-	Start    time.Time
+	// Cron is Schedule parsed.
+	Cron    cron.Schedule
+	Streams []string
+	Start   time.Time
 
 	WindowUsage, WindowConnections     time.Duration
 	LookbackUsage, LookbackConnections time.Duration
@@ -197,8 +199,11 @@ func Load(ctx context.Context, lookuper envconfig.Lookuper, now time.Time, needs
 	}
 	if sch, err := ParseSchedule(cfg.Schedule); err != nil {
 		bad("THINGSYNC_SCHEDULE", "%v", err)
-	} else if floor := cmp.Or(needs.ScheduleFloor, MinScheduleInterval); interval(sch) > 0 && interval(sch) < floor {
-		bad("THINGSYNC_SCHEDULE", "%q runs more often than once every %s", cfg.Schedule, strings.TrimSuffix(floor.String(), "0s"))
+	} else {
+		cfg.Cron = sch
+		if floor := cmp.Or(needs.ScheduleFloor, MinScheduleInterval); interval(sch) > 0 && interval(sch) < floor {
+			bad("THINGSYNC_SCHEDULE", "%q runs more often than once every %s", cfg.Schedule, strings.TrimSuffix(floor.String(), "0s"))
+		}
 	}
 
 	streams, err := ParseStreams(r.Streams)

@@ -12,7 +12,6 @@ import (
 	"github.com/robfig/cron/v3"
 	"github.com/rs/zerolog"
 
-	"github.com/thingsync/thingsync/config"
 	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/load"
 	"github.com/thingsync/thingsync/schema"
@@ -33,10 +32,6 @@ func runDaemon(ctx context.Context, a *App, env *Env, args []string) error {
 		return usageErr("run: unexpected arguments %v", fs.Args())
 	}
 	cfg, log := env.Config, env.Log
-	sched, err := config.ParseSchedule(cfg.Schedule)
-	if err != nil {
-		return usageErr("run: THINGSYNC_SCHEDULE: %v", err)
-	}
 	// Checked now rather than found after the first run's hours of work.
 	if cfg.Snapshot != "" {
 		if err := load.CheckSnapshotPath(cfg.Snapshot, cfg.DB); err != nil {
@@ -79,7 +74,7 @@ func runDaemon(ctx context.Context, a *App, env *Env, args []string) error {
 			return err
 		}
 	}
-	return serveDaemon(ctx, d, ln, mux, sched, cfg.Schedule, *now)
+	return serveDaemon(ctx, d, ln, mux, cfg.Cron, cfg.Schedule, *now)
 }
 
 // registerAtStartup makes sure ThingSpace knows the listener before the
