@@ -285,24 +285,12 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 		return buf
 	}
 
-	// Values in LIST or MAP columns need the driver's Appender; the
-	// evolving tables' extra map is almost always empty.
-	nested := false
-	for _, c := range t.Columns {
-		nested = nested || c.Type == schema.VarcharList
-	}
-	for _, r := range rows {
-		for _, a := range r.Unknown {
-			nested = nested || known[a.Key] == schema.ExtraColumn
-		}
-	}
-
 	var tt TableTotals
 	if len(fresh) > 0 {
 		// Keys no committed row can have go straight into the table, in
 		// the batch's transaction. The checked path below runs after, so
 		// a stray row of the same key there finds this one and replaces it.
-		if err := w.appendFresh(ctx, conn, t, l, fresh, fill, now, nested); err != nil {
+		if err := w.appendFresh(ctx, conn, t, l, fresh, fill, now); err != nil {
 			return TableTotals{}, 0, err
 		}
 		tt.Inserted = int64(len(fresh))
@@ -331,7 +319,7 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 		}
 		v[width] = int64(i)
 		return v[:width+1]
-	}, nested)
+	})
 	if err != nil {
 		return TableTotals{}, 0, err
 	}
@@ -453,7 +441,7 @@ func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, 
 
 // appendFresh appends rows to the table itself with the Appender, mapping
 // the table's columns, whatever order evolution left them in, to names.
-func (w *Warehouse) appendFresh(ctx context.Context, conn *sql.Conn, t schema.Table, l layout, rows []int, fill func(int) []driver.Value, now time.Time, nested bool) error {
+func (w *Warehouse) appendFresh(ctx context.Context, conn *sql.Conn, t schema.Table, l layout, rows []int, fill func(int) []driver.Value, now time.Time) error {
 	names := l.names()
 	cols, ok := w.physical[t.Name]
 	if !ok {
@@ -499,7 +487,7 @@ func (w *Warehouse) appendFresh(ctx context.Context, conn *sql.Conn, t schema.Ta
 			}
 		}
 		return out
-	}, nested)
+	})
 }
 
 // tableColumns lists a table's columns in their physical order.

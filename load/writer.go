@@ -575,37 +575,29 @@ func rawConn(conn *sql.Conn, fn func(driver.Conn) error) error {
 	})
 }
 
-// appendRows appends rows to a table, by data chunks where it can (see
-// chunkAppender), otherwise with the driver's Appender. nested says the
-// rows may hold values in MAP or LIST columns, which only the driver's
-// Appender writes; without it such a value is an error.
-func appendRows(conn *sql.Conn, catalog, table string, n int, row func(i int) []driver.Value, nested bool) error {
+// appendRows appends rows to a table with the driver's Appender, which
+// fills DuckDB data chunks of 2,048 rows and hands each to DuckDB's C
+// appender. It writes every column type the warehouse uses, MAP and LIST
+// included.
+func appendRows(conn *sql.Conn, catalog, table string, n int, row func(i int) []driver.Value) error {
 	return rawConn(conn, func(dc driver.Conn) error {
-		if a, err := newChunkAppender(dc, catalog, table); err == nil {
-			if !nested || a.canAppend(n, row) {
-				for i := 0; i < n && err == nil; i++ {
-					err = a.appendRow(row(i))
-				}
-				if err = a.close(err); err != nil {
-					return fmt.Errorf("append to %s: %w", table, err)
-				}
-				return nil
-			}
-			_ = a.close(errNoChunks)
-		} else if !errors.Is(err, errNoChunks) {
-			return fmt.Errorf("appender on %s: %w", table, err)
-		}
 		app, err := duckdb.NewAppender(dc, catalog, "main", table)
 		if err != nil {
 			return fmt.Errorf("appender on %s: %w", table, err)
 		}
 		for i := 0; i < n; i++ {
 			if err := app.AppendRow(row(i)...); err != nil {
-				app.Close()
+				// The rows before this one are dropped, not half a call
+				// appended.
+				_ = app.Clear()
+				_ = app.Close()
 				return fmt.Errorf("append to %s: %w", table, err)
 			}
 		}
-		return app.Close()
+		if err := app.Close(); err != nil {
+			return fmt.Errorf("append to %s: %w", table, err)
+		}
+		return nil
 	})
 }
 
@@ -629,7 +621,7 @@ func (w *Warehouse) storeRejects(ctx context.Context, conn *sql.Conn, rejects []
 			raw = "null"
 		}
 		return []driver.Value{r.Stream, r.Device.Kind, r.Device.ID, hashRaw(r.Raw), clip.Text(r.Reason, 1000), raw, int64(i)}
-	}, false)
+	})
 	if err != nil {
 		return err
 	}
@@ -762,7 +754,7 @@ func (w *Warehouse) storeCheckpointSpans(ctx context.Context, conn *sql.Conn, ba
 			errText = clip.Text(s.err, 1000)
 		}
 		return []driver.Value{k.stream, k.dev.Kind, k.dev.ID, nullTime(s.settled), nullTime(s.fetched), errText, int32(s.fails), s.retire, nullTime(s.from)}
-	}, false)
+	})
 	if err != nil {
 		return err
 	}
@@ -816,7 +808,7 @@ func extendCovered(ctx context.Context, conn *sql.Conn, keys []spanKey, pending 
 	err := appendRows(conn, "temp", "stage_cp_span", len(rows), func(i int) []driver.Value {
 		r := rows[i]
 		return []driver.Value{r.k.stream, r.k.dev.Kind, r.k.dev.ID, r.from.UTC(), r.to.UTC()}
-	}, false)
+	})
 	if err != nil {
 		return err
 	}
