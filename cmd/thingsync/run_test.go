@@ -352,7 +352,11 @@ func TestRunLoginRejected(t *testing.T) {
 	if strings.Contains(h.Reason, "not-the-password") || strings.Contains(d.log(), "not-the-password") {
 		t.Error("the password appears in /healthz or the log")
 	}
-	time.Sleep(2500 * time.Millisecond) // the schedule fires twice more
+	// The schedule fires twice more: each tick is counted as a skipped
+	// run, or, were the daemon to try again, as another login.
+	waitFor(t, 30*time.Second, "two more ticks of the schedule", func() bool {
+		return sample(t, d.metrics(), "thingsync_runs_skipped_total") >= 2 || w.sim.Stats().Logins > 1
+	})
 	if code, _ := d.health(); code != http.StatusServiceUnavailable {
 		t.Errorf("/healthz = %d later, want 503 still", code)
 	}
