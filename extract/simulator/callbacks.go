@@ -275,5 +275,6 @@ func (s *Simulator) deliver(url string, body aggCallback) bool {
 			return false
 		}
 	}
+	s.ctr.abandoned.Add(1)
 	return true
 }

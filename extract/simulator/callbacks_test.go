@@ -52,6 +52,25 @@ func (l *listener) wait(n int, within time.Duration) []string {
 	}
 }
 
+// count is the number of deliveries the listener has answered.
+func (l *listener) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.all
+}
+
+// waitFor polls cond until it holds; past limit the test fails.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", limit, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 func (a *api) register(url string) {
 	a.t.Helper()
 	r := a.post("/callbacks/"+a.sim.AccountName(), map[string]string{"name": "DeviceUsage", "url": url, "username": "cb-user", "password": "cb-pass"})
@@ -206,13 +225,15 @@ func TestCallbackGivesUp(t *testing.T) {
 	a.login()
 	a.register(l.srv.URL)
 	a.aggregate([]string{a.sim.Devices()[0].IDs[1].ID}, "2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z")
-	deadline := time.Now().Add(5 * time.Second)
-	for a.sim.Stats().CallbackAttempts < 8 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	// Both callbacks (completion, then data) given up: nothing more is
+	// sent for the request.
+	waitFor(t, 5*time.Second, "both callbacks given up", func() bool { return a.sim.Stats().CallbacksAbandoned == 2 })
+	if s := a.sim.Stats(); s.CallbackAttempts != 8 || s.CallbacksDelivered != 0 || s.CallbacksAbandoned != 2 {
+		t.Errorf("%d attempts, %d delivered, %d given up; want 4 per callback, none delivered, both given up",
+			s.CallbackAttempts, s.CallbacksDelivered, s.CallbacksAbandoned)
 	}
-	time.Sleep(50 * time.Millisecond)
-	if s := a.sim.Stats(); s.CallbackAttempts != 8 || s.CallbacksDelivered != 0 {
-		t.Errorf("%d attempts, %d delivered; want 4 per callback, none delivered", s.CallbackAttempts, s.CallbacksDelivered)
+	if got := l.count(); got != 8 {
+		t.Errorf("the listener saw %d deliveries, want 8", got)
 	}
 }
 
@@ -223,9 +244,8 @@ func TestCloseStopsDeliveries(t *testing.T) {
 	a.login()
 	a.register(l.srv.URL)
 	a.aggregate([]string{a.sim.Devices()[0].IDs[1].ID}, "2026-10-01T00:00:00Z", "2026-10-02T00:00:00Z")
-	for a.sim.Stats().CallbackAttempts < 1 {
-		time.Sleep(time.Millisecond)
-	}
+	// The first delivery has been refused: the next waits an hour.
+	waitFor(t, 5*time.Second, "the first delivery", func() bool { return l.count() >= 1 })
 	done := make(chan struct{})
 	go func() { a.sim.Close(); close(done) }()
 	select {

@@ -33,6 +33,9 @@ type Stats struct {
 	Busy               time.Duration
 	CallbacksDelivered int // deliveries the listener answered 2xx
 	CallbackAttempts   int // deliveries tried, re-sends included
+	// CallbacksAbandoned counts callbacks given up after every delivery
+	// was refused: the last thing their delivery does.
+	CallbacksAbandoned int
 }
 
 // Endpoint names, in the order of the counters.
@@ -67,7 +70,7 @@ func deviceSlot(ep int) int {
 // push tens of thousands of requests a second through the handler.
 type counters struct {
 	tokenRequests, logins, failedLogins, logouts atomic.Int64
-	throttled, delivered, attempts               atomic.Int64
+	throttled, delivered, attempts, abandoned    atomic.Int64
 	requests                                     [len(endpoints)]atomic.Int64
 	status                                       [600]atomic.Int64
 	devices                                      []atomic.Int64 // device index × len(deviceEndpoints)
@@ -81,7 +84,7 @@ func (c *counters) countStatus(code int) {
 }
 
 func (c *counters) reset() {
-	for _, a := range []*atomic.Int64{&c.tokenRequests, &c.logins, &c.failedLogins, &c.logouts, &c.throttled, &c.delivered, &c.attempts} {
+	for _, a := range []*atomic.Int64{&c.tokenRequests, &c.logins, &c.failedLogins, &c.logouts, &c.throttled, &c.delivered, &c.attempts, &c.abandoned} {
 		a.Store(0)
 	}
 	for i := range c.requests {
@@ -167,6 +170,7 @@ func (s *Simulator) Stats() Stats {
 		Throttled:          int(c.throttled.Load()),
 		CallbacksDelivered: int(c.delivered.Load()),
 		CallbackAttempts:   int(c.attempts.Load()),
+		CallbacksAbandoned: int(c.abandoned.Load()),
 		PeakRPS:            float64(s.rate.peakRPS()),
 		Busy:               s.rate.busy(),
 		Requests:           map[string]int{},
