@@ -43,26 +43,41 @@ func TestCrashKill9(t *testing.T) {
 		cmd.Env = env
 		return cmd
 	}
-	seed := uint64(time.Now().UnixNano())
-	rng := rand.New(rand.NewPCG(seed, 1))
-	t.Logf("kill moments seeded with %d", seed)
+	// The kill moments are counted in data requests the simulator has
+	// answered, not in time: a seed replays the same moments of the run on
+	// any machine (THINGSYNC_TEST_SEED, printed below).
+	rng := rand.New(rand.NewPCG(uint64(testSeed(t)), 1))
+	data := func() int { st := w.sim.Stats(); return st.Requests["usage"] + st.Requests["connections"] }
 	kills := 0
 	for i := 0; i < 3; i++ {
+		at := 50 + rng.IntN(1150) // a full first sync is about 4,000
+		base := data()
 		cmd := child()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		at := time.Duration(300+rng.IntN(1500)) * time.Millisecond
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			t.Logf("run %d finished before its kill at %v: %v", i, at, err)
-		case <-time.After(at):
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			<-done
-			kills++
-			t.Logf("run %d killed after %v", i, at)
+		deadline := time.Now().Add(60 * time.Second)
+	wait:
+		for {
+			select {
+			case err := <-done:
+				t.Logf("run %d finished before its kill at data request %d (%d made): %v", i, at, data()-base, err)
+				break wait
+			default:
+			}
+			if data()-base >= at {
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				<-done
+				kills++
+				t.Logf("run %d killed at data request %d (%d made)", i, at, data()-base)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("run %d made %d data requests in 60 s, its kill was due at %d", i, data()-base, at)
+			}
+			time.Sleep(time.Millisecond)
 		}
 	}
 	if kills == 0 {
@@ -98,11 +113,10 @@ func TestSyncInterrupted(t *testing.T) {
 	}
 	// Signal once the run is fetching (a loaded machine may take a while
 	// to get there), not at a fixed moment.
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if st := w.sim.Stats(); st.Requests["usage"]+st.Requests["connections"] > 50 {
-			break
-		}
-	}
+	waitFor(t, 30*time.Second, "the run to fetch", func() bool {
+		st := w.sim.Stats()
+		return st.Requests["usage"]+st.Requests["connections"] > 50
+	})
 	_ = cmd.Process.Signal(os.Interrupt)
 	start := time.Now()
 	err := cmd.Wait()
