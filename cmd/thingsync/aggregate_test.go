@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -213,25 +214,21 @@ func TestCallbackListener(t *testing.T) {
 // deadline, and the old one closed.
 func TestCallbacksResentAndReasked(t *testing.T) {
 	t.Run("resent", func(t *testing.T) {
-		// The callbacks leave 500 ms after their request, when the one-shot
-		// sync, which gives up waiting at once, has closed its listener:
-		// the first deliveries find nobody. (At 1 ms they could reach the
-		// sync's own listener on a slow machine, and nothing was re-sent.)
-		w, _ := aggregateWorld(t, simulator.Options{Devices: 6, CallbackDelay: 500 * time.Millisecond, CallbackRetryInterval: 300 * time.Millisecond})
+		// The first delivery of every callback finds nobody; the re-sends
+		// wait until the daemon-style listener is up (the one-shot sync
+		// gives up waiting at once), so every record lands by a re-send.
+		held := heldDeliveries{resend: make(chan struct{})}
+		w, _ := aggregateWorld(t, simulator.Options{Devices: 6, CallbackRetryInterval: 20 * time.Millisecond,
+			CallbackClient: &http.Client{Transport: held}})
 		code, out := w.runApp(&App{AggregateWait: time.Nanosecond}, "sync")
 		if code != 0 {
 			t.Fatalf("sync: exit %d\n%s", code, out)
 		}
 		requests, _ := strconv.Atoi(w.query(`SELECT count(*) FROM aggregate_requests`)[0])
-		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
-			if st := w.sim.Stats(); st.CallbackAttempts > st.CallbacksDelivered {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if st := w.sim.Stats(); st.CallbackAttempts <= st.CallbacksDelivered {
-			t.Fatalf("callbacks: %d attempts, %d delivered: no delivery was refused, the test proves nothing", st.CallbackAttempts, st.CallbacksDelivered)
+		// Each request's first delivery refused, its re-send waiting.
+		waitFor(t, 20*time.Second, "the first deliveries", func() bool { return w.sim.Stats().CallbackAttempts >= 2*requests })
+		if st := w.sim.Stats(); st.CallbacksDelivered != 0 {
+			t.Fatalf("callbacks: %d delivered with no listener up", st.CallbacksDelivered)
 		}
 		// Then the daemon-style listener comes up, and the re-sends land.
 		env, err := loadTestEnv(w)
@@ -245,12 +242,14 @@ func TestCallbacksResentAndReasked(t *testing.T) {
 		}
 		go srv.Serve(ln)
 		defer srv.Close()
+		close(held.resend)
 		// Wait on the simulator, not the warehouse: in this one process a
 		// read-only open would collide with the listener's commits.
-		for time.Now().Before(deadline) && w.sim.Stats().CallbacksDelivered < 2*requests {
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitFor(t, 20*time.Second, "both callbacks of every request", func() bool { return w.sim.Stats().CallbacksDelivered >= 2*requests })
 		srv.Close()
+		if st := w.sim.Stats(); st.CallbacksAbandoned != 0 {
+			t.Errorf("%d callbacks given up", st.CallbacksAbandoned)
+		}
 		diffLines(t, "aggregate_usage after re-sent callbacks", w.gotAggregates(), w.wantAggregates(t0))
 	})
 	t.Run("reasked", func(t *testing.T) {
@@ -307,4 +306,29 @@ func loadTestEnv(w *world) (*Env, error) {
 		return nil, err
 	}
 	return &Env{Config: cfg, Log: zerolog.Nop()}, nil
+}
+
+// heldDeliveries is the simulator's callback transport: the first delivery
+// of each callback fails as with nobody listening, and each re-send is held
+// until resend is closed.
+type heldDeliveries struct{ resend chan struct{} }
+
+func (h heldDeliveries) RoundTrip(r *http.Request) (*http.Response, error) {
+	body, err := r.GetBody()
+	if err != nil {
+		return nil, err
+	}
+	var cb struct{ CallbackCount int }
+	if err := json.NewDecoder(body).Decode(&cb); err != nil {
+		return nil, err
+	}
+	if cb.CallbackCount <= 1 {
+		return nil, fmt.Errorf("dial %s: %w", r.URL.Host, syscall.ECONNREFUSED)
+	}
+	select {
+	case <-h.resend:
+	case <-r.Context().Done():
+		return nil, r.Context().Err()
+	}
+	return http.DefaultTransport.RoundTrip(r)
 }
