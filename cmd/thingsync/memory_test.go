@@ -54,10 +54,37 @@ func TestHeapTuner(t *testing.T) {
 	if got := limit(); got != math.MaxInt64 {
 		t.Fatalf("limit %d MiB after Stop, want none", got>>20)
 	}
-	runtime.GC()
-	runtime.GC()
-	time.Sleep(50 * time.Millisecond)
+	finalizersRun(t)
 	if got := limit(); got != math.MaxInt64 {
 		t.Errorf("a collection after Stop set the limit to %d MiB", got>>20)
+	}
+}
+
+// finalizersRun returns once every finalizer of an object that was
+// unreachable when it was called has run. Finalizers run one at a time on
+// one goroutine, batch after batch of those queued by collections; a
+// batch runs its newest first. A sentinel queued after an earlier
+// sentinel has run is in a later batch than anything queued before that:
+// the second of two such sentinels runs after the finalizers the first
+// collection queued (the tuner's, here).
+func finalizersRun(t *testing.T) {
+	t.Helper()
+	for round := 0; round < 2; round++ {
+		ran := make(chan struct{})
+		sentinel := new([16]byte)
+		runtime.SetFinalizer(sentinel, func(*[16]byte) { close(ran) })
+		sentinel = nil
+		deadline := time.Now().Add(10 * time.Second)
+		for done := false; !done; {
+			runtime.GC()
+			select {
+			case <-ran:
+				done = true
+			case <-time.After(10 * time.Millisecond):
+				if time.Now().After(deadline) {
+					t.Fatal("a finalizer did not run within 10 s")
+				}
+			}
+		}
 	}
 }
