@@ -217,7 +217,7 @@ func TestCallbacksResentAndReasked(t *testing.T) {
 		// The first delivery of every callback finds nobody; the re-sends
 		// wait until the daemon-style listener is up (the one-shot sync
 		// gives up waiting at once), so every record lands by a re-send.
-		held := heldDeliveries{resend: make(chan struct{})}
+		held := heldDeliveries{refuseFirst: true, open: make(chan struct{})}
 		w, _ := aggregateWorld(t, simulator.Options{Devices: 6, CallbackRetryInterval: 20 * time.Millisecond,
 			CallbackClient: &http.Client{Transport: held}})
 		code, out := w.runApp(&App{AggregateWait: time.Nanosecond}, "sync")
@@ -242,7 +242,7 @@ func TestCallbacksResentAndReasked(t *testing.T) {
 		}
 		go srv.Serve(ln)
 		defer srv.Close()
-		close(held.resend)
+		close(held.open)
 		// Wait on the simulator, not the warehouse: in this one process a
 		// read-only open would collide with the listener's commits.
 		waitFor(t, 20*time.Second, "both callbacks of every request", func() bool { return w.sim.Stats().CallbacksDelivered >= 2*requests })
@@ -308,10 +308,13 @@ func loadTestEnv(w *world) (*Env, error) {
 	return &Env{Config: cfg, Log: zerolog.Nop()}, nil
 }
 
-// heldDeliveries is the simulator's callback transport: the first delivery
-// of each callback fails as with nobody listening, and each re-send is held
-// until resend is closed.
-type heldDeliveries struct{ resend chan struct{} }
+// heldDeliveries is a callback transport for the simulator: deliveries
+// wait until open is closed, and with refuseFirst the first delivery of
+// each callback fails at once, as with nobody listening.
+type heldDeliveries struct {
+	refuseFirst bool
+	open        chan struct{}
+}
 
 func (h heldDeliveries) RoundTrip(r *http.Request) (*http.Response, error) {
 	body, err := r.GetBody()
@@ -322,11 +325,11 @@ func (h heldDeliveries) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err := json.NewDecoder(body).Decode(&cb); err != nil {
 		return nil, err
 	}
-	if cb.CallbackCount <= 1 {
+	if h.refuseFirst && cb.CallbackCount <= 1 {
 		return nil, fmt.Errorf("dial %s: %w", r.URL.Host, syscall.ECONNREFUSED)
 	}
 	select {
-	case <-h.resend:
+	case <-h.open:
 	case <-r.Context().Done():
 		return nil, r.Context().Err()
 	}

@@ -481,8 +481,9 @@ func TestRunSnapshotReadableDuringRun(t *testing.T) {
 // the warehouse, and thingsync_pending_callbacks counted the requests still
 // waiting when the run ended.
 func TestRunServesCallbacks(t *testing.T) {
-	// Callbacks start well after the run has ended and counted them.
-	w, _ := aggregateWorld(t, simulator.Options{Devices: 30, CallbackDelay: 3 * time.Second})
+	// Deliveries are held until the run has ended and counted them.
+	held := heldDeliveries{open: make(chan struct{})}
+	w, _ := aggregateWorld(t, simulator.Options{Devices: 30, CallbackClient: &http.Client{Transport: held}})
 	d := startDaemon(t, w, map[string]string{"THINGSYNC_SCHEDULE": "0 0 1 1 *", "THINGSYNC_HTTP_ADDR": w.env["THINGSYNC_HTTP_ADDR"]}, "--now")
 	var h health
 	waitFor(t, 30*time.Second, "the run", func() bool { _, h = d.health(); return h.Runs >= 1 })
@@ -490,6 +491,7 @@ func TestRunServesCallbacks(t *testing.T) {
 		t.Fatalf("run: %+v", h.LastRun)
 	}
 	pending := sample(t, d.metrics(), "thingsync_pending_callbacks")
+	close(held.open)
 
 	// The daemon is idle: a short read-only look at the warehouse at a
 	// time (a callback commit waits for it, or it for the commit).
