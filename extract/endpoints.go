@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unsafe"
@@ -132,22 +133,7 @@ func (p *usagePageWire) decodeBody(b []byte) error {
 	} else if err := json.Unmarshal(b, p); err != nil {
 		return err
 	}
-	recs := p.UsageHistory
-	if oversized(recs, func(r UsageRecord) []byte { return r.Raw }) {
-		p.bytes = 0
-		for i := range recs {
-			if len(recs[i].Raw) > MaxRecordBytes {
-				recs[i] = UsageRecord{Timestamp: recs[i].Timestamp, TimestampText: strings.Clone(recs[i].TimestampText),
-					Raw: tooLargeRaw(recs[i].Raw), Err: tooLargeErr(len(recs[i].Raw))}
-			} else {
-				recs[i].detach()
-			}
-			p.bytes += len(recs[i].Raw)
-		}
-	}
-	for _, r := range recs {
-		p.bytes += recordOverhead(unsafe.Sizeof(r), r.ExtendedAttributes)
-	}
+	p.bytes = finishPage(p.UsageHistory, len(b))
 	return nil
 }
 
@@ -159,14 +145,53 @@ func (p *usagePageWire) decodeBody(b []byte) error {
 // want of memory and stop the whole run (docs/design.md).
 const MaxRecordBytes = 1 << 20
 
-// oversized tells whether a page holds a record over MaxRecordBytes.
-func oversized[R any](recs []R, raw func(R) []byte) bool {
-	for _, r := range recs {
-		if len(raw(r)) > MaxRecordBytes {
-			return true
+// historyRecord is what finishPage needs of a decoded history record.
+type historyRecord[R any] interface {
+	*R
+	raw() []byte
+	attrs() []Attribute
+	// tooLarge replaces the record by its summary, rejected with the reason.
+	tooLarge()
+	detach()
+}
+
+// finishPage rejects a page's records over MaxRecordBytes and, when there
+// was one, copies the others out of the answer (answer bytes long) so that
+// it can be freed. It returns about what the records hold in memory: the
+// answer they point into, or their copies, plus their structs and
+// attribute slices.
+func finishPage[R any, P historyRecord[R]](recs []R, answer int) int {
+	held := answer
+	if slices.ContainsFunc(recs, func(r R) bool { return len(P(&r).raw()) > MaxRecordBytes }) {
+		held = 0
+		for i := range recs {
+			r := P(&recs[i])
+			if len(r.raw()) > MaxRecordBytes {
+				r.tooLarge()
+			} else {
+				r.detach()
+			}
+			held += len(r.raw())
 		}
 	}
-	return false
+	var zero R
+	for i := range recs {
+		held += int(unsafe.Sizeof(zero)) + cap(P(&recs[i]).attrs())*int(unsafe.Sizeof(Attribute{}))
+	}
+	return held
+}
+
+func (r *UsageRecord) raw() []byte            { return r.Raw }
+func (r *UsageRecord) attrs() []Attribute     { return r.ExtendedAttributes }
+func (e *ConnectionEvent) raw() []byte        { return e.Raw }
+func (e *ConnectionEvent) attrs() []Attribute { return e.Attributes }
+
+func (r *UsageRecord) tooLarge() {
+	*r = UsageRecord{Timestamp: r.Timestamp, TimestampText: strings.Clone(r.TimestampText), Raw: tooLargeRaw(r.Raw), Err: tooLargeErr(len(r.Raw))}
+}
+
+func (e *ConnectionEvent) tooLarge() {
+	*e = ConnectionEvent{OccurredAt: e.OccurredAt, OccurredAtText: strings.Clone(e.OccurredAtText), Raw: tooLargeRaw(e.Raw), Err: tooLargeErr(len(e.Raw))}
 }
 
 func tooLargeErr(n int) error {
@@ -210,12 +235,6 @@ func detachAttrs(attrs []Attribute) []Attribute {
 	return out
 }
 
-// recordOverhead is what a decoded record holds beyond the bytes of its
-// answer: its struct and its attribute slice.
-func recordOverhead(size uintptr, attrs []Attribute) int {
-	return int(size) + cap(attrs)*int(unsafe.Sizeof(Attribute{}))
-}
-
 type connectionPageWire struct {
 	HasMoreData       bool              `json:"hasMoreData"`
 	ConnectionHistory []ConnectionEvent `json:"connectionHistory"`
@@ -231,22 +250,7 @@ func (p *connectionPageWire) decodeBody(b []byte) error {
 	} else if err := json.Unmarshal(b, p); err != nil {
 		return err
 	}
-	evs := p.ConnectionHistory
-	if oversized(evs, func(e ConnectionEvent) []byte { return e.Raw }) {
-		p.bytes = 0
-		for i := range evs {
-			if len(evs[i].Raw) > MaxRecordBytes {
-				evs[i] = ConnectionEvent{OccurredAt: evs[i].OccurredAt, OccurredAtText: strings.Clone(evs[i].OccurredAtText),
-					Raw: tooLargeRaw(evs[i].Raw), Err: tooLargeErr(len(evs[i].Raw))}
-			} else {
-				evs[i].detach()
-			}
-			p.bytes += len(evs[i].Raw)
-		}
-	}
-	for _, e := range evs {
-		p.bytes += recordOverhead(unsafe.Sizeof(e), e.Attributes)
-	}
+	p.bytes = finishPage(p.ConnectionHistory, len(b))
 	return nil
 }
 
