@@ -254,7 +254,7 @@ func (wr *Writer) snapshot() Totals {
 // two batches (one committing, one filling) plus the queue are in memory.
 func (wr *Writer) loop(ctx context.Context) {
 	defer close(wr.done)
-	commits := make(chan []Unit)
+	commits := make(chan batch)
 	committed := make(chan struct{})
 	go func() {
 		defer close(committed)
@@ -265,17 +265,17 @@ func (wr *Writer) loop(ctx context.Context) {
 		<-committed
 	}()
 
-	var batch []Unit
+	var units []Unit
 	values := 0
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	hand := func() bool {
-		if len(batch) > 0 {
+		if len(units) > 0 {
 			select {
-			case commits <- batch:
+			case commits <- batch{units: units, values: values}:
 			case <-ctx.Done():
 			}
-			batch, values = nil, 0
+			units, values = nil, 0
 		}
 		return wr.Err() == nil
 	}
@@ -287,10 +287,10 @@ func (wr *Writer) loop(ctx context.Context) {
 				return
 			}
 			wr.room.Release(q.room)
-			if len(batch) == 0 {
+			if len(units) == 0 {
 				timer.Reset(wr.opts.FlushInterval)
 			}
-			batch = append(batch, q.u)
+			units = append(units, q.u)
 			values += q.values
 			if values >= wr.opts.BatchValues && !hand() {
 				wr.drain()
@@ -313,10 +313,17 @@ func (wr *Writer) drain() {
 	}
 }
 
+// batch is units handed from the batching loop to the commit loop, with
+// their weight in values (counted once, as they were queued).
+type batch struct {
+	units  []Unit
+	values int
+}
+
 // commitLoop applies batches into an open transaction and commits it
 // once it is old or large enough, when the input ends, or when it has sat
 // idle for CommitInterval. After a failure it applies nothing more.
-func (wr *Writer) commitLoop(ctx context.Context, commits <-chan []Unit) {
+func (wr *Writer) commitLoop(ctx context.Context, commits <-chan batch) {
 	var tx *openTx
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -358,10 +365,11 @@ func (wr *Writer) commitLoop(ctx context.Context, commits <-chan []Unit) {
 				}
 				timer.Reset(wr.opts.CommitInterval)
 			}
-			if err := wr.apply(ctx, tx, b); err != nil {
+			if err := wr.apply(ctx, tx, b.units); err != nil {
 				fail(err)
 				continue
 			}
+			tx.values += b.values
 			if tx.values >= wr.opts.CommitValues || time.Since(tx.began) >= wr.opts.CommitInterval {
 				commit()
 			}
@@ -424,7 +432,6 @@ func (wr *Writer) apply(ctx context.Context, tx *openTx, batch []Unit) error {
 			}
 			tb.add(u)
 		}
-		tx.values += unitValues(u)
 		rejects = append(rejects, u.Rejects...)
 		if u.Checkpoint != nil {
 			tx.checkpoints = append(tx.checkpoints, Unit{Checkpoint: u.Checkpoint})
