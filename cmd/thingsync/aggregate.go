@@ -45,7 +45,7 @@ func callbackPath(env *Env) string {
 
 // callbackHandler is the callback listener; it commits through g, so it
 // shares a run's open warehouse or opens the file for its own commit.
-func (a *App) callbackHandler(env *Env, g *gate) http.Handler {
+func (a *App) callbackHandler(env *Env, g *load.Gate) http.Handler {
 	return &extract.Receiver{
 		Username: env.Config.CallbackUsername,
 		Password: env.Config.CallbackPassword.Reveal(),
@@ -56,7 +56,7 @@ func (a *App) callbackHandler(env *Env, g *gate) http.Handler {
 
 type callbackStore struct {
 	a        *App
-	g        *gate
+	g        *load.Gate
 	tf       *transform.Transformer
 	lookback time.Duration
 	log      zerolog.Logger
@@ -66,7 +66,7 @@ func (s *callbackStore) StoreCallback(ctx context.Context, cb extract.AggregateC
 	// The request's context ends with a signal (the server's base
 	// context): a callback waiting for the file gives up, answered 503, and
 	// ThingSpace delivers it again.
-	wh, release, err := s.g.acquire(ctx)
+	wh, release, err := s.g.Acquire(ctx)
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func (s *callbackStore) StoreCallback(ctx context.Context, cb extract.AggregateC
 
 // listen serves the callback path on THINGSYNC_HTTP_ADDR for a one-shot
 // run; stop shuts it down.
-func (a *App) listen(ctx context.Context, env *Env, g *gate) (stop func(), err error) {
+func (a *App) listen(ctx context.Context, env *Env, g *load.Gate) (stop func(), err error) {
 	ln, err := net.Listen("tcp", env.Config.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("callback listener on %s: %w", env.Config.HTTPAddr, err)

@@ -20,6 +20,7 @@ import (
 	"github.com/thingsync/thingsync/config"
 	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/extract/simulator"
+	"github.com/thingsync/thingsync/load"
 )
 
 // freeAddr is a loopback address nobody listens on right now.
@@ -148,7 +149,7 @@ func TestCallbackListener(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	env.Log = zerolog.New(&logs)
-	srv := &http.Server{Addr: w.env["THINGSYNC_HTTP_ADDR"], Handler: (&App{Now: w.clock.Now}).callbackHandler(env, newGate(w.db, env.Log))}
+	srv := &http.Server{Addr: w.env["THINGSYNC_HTTP_ADDR"], Handler: (&App{Now: w.clock.Now}).callbackHandler(env, load.NewGate(w.db, env.Log))}
 	ln, err := net.Listen("tcp", w.env["THINGSYNC_HTTP_ADDR"])
 	if err != nil {
 		t.Fatal(err)
@@ -235,7 +236,7 @@ func TestCallbacksResentAndReasked(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := &http.Server{Handler: (&App{Now: w.clock.Now}).callbackHandler(env, newGate(w.db, env.Log))}
+		srv := &http.Server{Handler: (&App{Now: w.clock.Now}).callbackHandler(env, load.NewGate(w.db, env.Log))}
 		ln, err := net.Listen("tcp", w.env["THINGSYNC_HTTP_ADDR"])
 		if err != nil {
 			t.Fatal(err)

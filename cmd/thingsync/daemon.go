@@ -22,7 +22,7 @@ import (
 // /metrics report, and publishes the snapshot after each successful run.
 type daemon struct {
 	log      zerolog.Logger
-	g        *gate
+	g        *load.Gate
 	snapshot string   // THINGSYNC_SNAPSHOT; empty: none
 	streams  []string // the configured streams, for last-success times
 	now      func() time.Time
@@ -55,7 +55,7 @@ type lastRun struct {
 	Panicked   bool      `json:"panicked,omitempty"`
 }
 
-func newDaemon(log zerolog.Logger, g *gate, snapshot string, streams []string, now func() time.Time,
+func newDaemon(log zerolog.Logger, g *load.Gate, snapshot string, streams []string, now func() time.Time,
 	run func(context.Context) (runReport, error)) *daemon {
 	return &daemon{log: log, g: g, snapshot: snapshot, streams: streams, now: now, sync: run, metrics: newMetrics()}
 }
@@ -124,7 +124,7 @@ type attempt struct {
 // committed, without reopening it. A panic in the sync is recovered and
 // recorded as a failed run.
 func (d *daemon) attempt(ctx context.Context) (res attempt) {
-	wh, release, err := d.g.acquire(ctx)
+	wh, release, err := d.g.Acquire(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			res.cancelled = true

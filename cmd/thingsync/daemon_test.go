@@ -20,10 +20,10 @@ import (
 // The daemon's own logic with a stand-in sync: what real runs cannot be
 // made to do on demand (panic, hang while the schedule fires).
 
-func testDaemon(t *testing.T, run func(ctx context.Context, g *gate) (runReport, error)) (*daemon, string) {
+func testDaemon(t *testing.T, run func(ctx context.Context, g *load.Gate) (runReport, error)) (*daemon, string) {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "w.duckdb")
-	g := newGate(db, zerolog.Nop())
+	g := load.NewGate(db, zerolog.Nop())
 	d := newDaemon(zerolog.Nop(), g, "", []string{"usage"}, func() time.Time { return time.Now().UTC() },
 		func(ctx context.Context) (runReport, error) { return run(ctx, g) })
 	return d, db
@@ -32,8 +32,8 @@ func testDaemon(t *testing.T, run func(ctx context.Context, g *gate) (runReport,
 // A panic in a run is recovered: the run is failed in sync_runs, the
 // metrics and /healthz (503, saying so), and the daemon goes on.
 func TestDaemonPanicIsAFailedRun(t *testing.T) {
-	d, db := testDaemon(t, func(ctx context.Context, g *gate) (runReport, error) {
-		wh, release, err := g.acquire(ctx)
+	d, db := testDaemon(t, func(ctx context.Context, g *load.Gate) (runReport, error) {
+		wh, release, err := g.Acquire(ctx)
 		if err != nil {
 			return runReport{}, err
 		}
@@ -84,7 +84,7 @@ func TestDaemonPanicIsAFailedRun(t *testing.T) {
 func TestDaemonSkipsOverlapAndStops(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{}, 10)
-	d, _ := testDaemon(t, func(ctx context.Context, g *gate) (runReport, error) {
+	d, _ := testDaemon(t, func(ctx context.Context, g *load.Gate) (runReport, error) {
 		started <- struct{}{}
 		<-release
 		return runReport{Status: "ok", Finished: time.Now()}, nil

@@ -49,8 +49,8 @@ func runDaemon(ctx context.Context, a *App, env *Env, args []string) error {
 	// One gate for the runs and the callback commits: the file is open
 	// only while one of them writes, and the daemon waits (logging) for as
 	// long as an analyst holds it rather than give up.
-	g := newGate(cfg.DB, log)
-	g.patience = 0
+	g := load.NewGate(cfg.DB, log)
+	g.Patience = 0
 	d := newDaemon(log, g, cfg.Snapshot, cfg.Streams, a.now, func(ctx context.Context) (runReport, error) {
 		// serving: the daemon's listener takes the run's callbacks.
 		return a.syncOnce(ctx, env, g, runSpec{kind: "scheduled", streams: cfg.Streams, serving: true})

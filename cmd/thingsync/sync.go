@@ -190,8 +190,8 @@ func (a *App) backfillGaps(ctx context.Context, env *Env, streams []string, only
 	for d := range devices {
 		targets = append(targets, d)
 	}
-	g := newGate(env.Config.DB, env.Log)
-	g.patience = time.Nanosecond
+	g := load.NewGate(env.Config.DB, env.Log)
+	g.Patience = time.Nanosecond
 	rep, err := a.syncOnce(ctx, env, g, runSpec{kind: "backfill", streams: history, backfill: &span, only: targets, ranges: ranges})
 	printSummary(a.Stdout, rep)
 	if err != nil {
@@ -296,8 +296,8 @@ func (a *App) walk(ctx context.Context, env *Env, kind string, streams []string,
 	if len(walked(streams)) == 0 && !(kind == "sync" && slices.Contains(streams, schema.StreamAggregate)) {
 		return usageErr("%s: no usage, connections or rated stream configured", kind)
 	}
-	g := newGate(env.Config.DB, env.Log)
-	g.patience = time.Nanosecond // a one-shot command says the file is busy instead of waiting
+	g := load.NewGate(env.Config.DB, env.Log)
+	g.Patience = time.Nanosecond // a one-shot command says the file is busy instead of waiting
 	rep, err := a.syncOnce(ctx, env, g, runSpec{kind: kind, streams: streams, backfill: backfill, only: only})
 	printSummary(a.Stdout, rep)
 	return err
@@ -306,13 +306,13 @@ func (a *App) walk(ctx context.Context, env *Env, kind string, streams []string,
 // syncOnce runs one sync or backfill: the walker feeds the writer through
 // the transform, and the run's outcome is recorded in sync_runs. The
 // warehouse is held through g for the run's duration only.
-func (a *App) syncOnce(ctx context.Context, env *Env, g *gate, spec runSpec) (runReport, error) {
+func (a *App) syncOnce(ctx context.Context, env *Env, g *load.Gate, spec runSpec) (runReport, error) {
 	cfg, log := env.Config, env.Log
 	started := a.now()
 	rep := runReport{Kind: spec.kind, Started: started, Status: "failed"}
 	streams := walked(spec.streams)
 
-	wh, release, err := g.acquire(ctx)
+	wh, release, err := g.Acquire(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			rep.Status = "interrupted"
@@ -441,7 +441,7 @@ func (a *App) syncOnce(ctx context.Context, env *Env, g *gate, spec runSpec) (ru
 
 // aggregateStep runs the aggregate step with the callback listener up: the
 // daemon's, or one of its own for a one-shot run, which then waits.
-func (a *App) aggregateStep(ctx context.Context, env *Env, g *gate, wh *load.Warehouse, client *extract.Client, started time.Time, serving bool, log zerolog.Logger) (aggregateReport, error) {
+func (a *App) aggregateStep(ctx context.Context, env *Env, g *load.Gate, wh *load.Warehouse, client *extract.Client, started time.Time, serving bool, log zerolog.Logger) (aggregateReport, error) {
 	if !serving {
 		stop, err := a.listen(ctx, env, g)
 		if err != nil {

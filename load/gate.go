@@ -1,4 +1,4 @@
-package main
+package load
 
 import (
 	"context"
@@ -8,38 +8,38 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-
-	"github.com/thingsync/thingsync/load"
 )
 
-// gate holds the warehouse file only while something writes: a run keeps
+// Gate holds the warehouse file only while something writes: a run keeps
 // it open from start to end, a callback commit borrows the run's handle or
 // opens the file for its own transaction. DuckDB lets one process hold a
 // file, and an analyst's read-only session blocks every writer, so the
 // daemon must not keep it open while idle: analysts are never locked out.
-type gate struct {
+type Gate struct {
 	path string
 	log  zerolog.Logger
-	// retry is how long to wait between attempts while another process
-	// holds the file; patience bounds the wait (0: until ctx ends).
-	retry, patience time.Duration
+	// Retry is how long to wait between attempts while another process
+	// holds the file; Patience bounds the wait (0: until ctx ends).
+	Retry, Patience time.Duration
 
 	// turn is the gate's lock, a channel so that waiting for it ends with
 	// ctx: whoever opens the file keeps it while waiting for another
 	// process to let go, and a signal must reach the others waiting behind.
 	turn chan struct{}
-	wh   *load.Warehouse
+	wh   *Warehouse
 	refs int
 }
 
-func newGate(path string, log zerolog.Logger) *gate {
-	return &gate{path: path, log: log, retry: 2 * time.Second, turn: make(chan struct{}, 1)}
+// NewGate returns a gate over the warehouse file at path that waits for
+// the file as long as ctx allows.
+func NewGate(path string, log zerolog.Logger) *Gate {
+	return &Gate{path: path, log: log, Retry: 2 * time.Second, turn: make(chan struct{}, 1)}
 }
 
-// acquire opens the warehouse (or shares the open one) and returns a
+// Acquire opens the warehouse (or shares the open one) and returns a
 // release function. Every wait in it (for the gate, for the file) ends
 // when ctx does.
-func (g *gate) acquire(ctx context.Context) (*load.Warehouse, func(), error) {
+func (g *Gate) Acquire(ctx context.Context) (*Warehouse, func(), error) {
 	select {
 	case g.turn <- struct{}{}:
 	case <-ctx.Done():
@@ -61,7 +61,7 @@ func (g *gate) acquire(ctx context.Context) (*load.Warehouse, func(), error) {
 
 // release never waits long: while a holder has the file open, nobody
 // keeps the gate's lock beyond counting a reference.
-func (g *gate) release() {
+func (g *Gate) release() {
 	g.turn <- struct{}{}
 	defer func() { <-g.turn }()
 	g.refs--
@@ -75,25 +75,25 @@ func (g *gate) release() {
 
 // open waits, with a log line per attempt, while another process holds
 // the file.
-func (g *gate) open(ctx context.Context) (*load.Warehouse, error) {
+func (g *Gate) open(ctx context.Context) (*Warehouse, error) {
 	start := time.Now()
 	for {
-		wh, err := load.Open(ctx, g.path, g.log)
+		wh, err := Open(ctx, g.path, g.log)
 		if err == nil {
 			return wh, nil
 		}
-		if !errors.Is(err, load.ErrLocked) {
+		if !errors.Is(err, ErrLocked) {
 			return nil, err
 		}
-		if g.patience > 0 && time.Since(start) > g.patience {
+		if g.Patience > 0 && time.Since(start) > g.Patience {
 			return nil, fmt.Errorf("waited %s: %w", time.Since(start).Round(time.Second), err)
 		}
-		g.log.Warn().Str("db", g.path).Float64("retry_in_s", g.retry.Seconds()).
+		g.log.Warn().Str("db", g.path).Float64("retry_in_s", g.Retry.Seconds()).
 			Msg("the warehouse file is held by another process (an open read-only session blocks writers); waiting")
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("waiting for %s: %w", g.path, ctx.Err())
-		case <-time.After(g.retry):
+		case <-time.After(g.Retry):
 		}
 	}
 }
