@@ -212,7 +212,7 @@ func Load(ctx context.Context, lookuper envconfig.Lookuper, now time.Time, needs
 	}
 	cfg.Streams = streams
 
-	cfg.Start = schema.Day(now).AddDate(-1, 0, 0)
+	cfg.Start = schema.RetentionFloor(now)
 	if s := strings.TrimSpace(r.Start); s != "" {
 		t, err := time.Parse("2006-01-02", s)
 		if err != nil {

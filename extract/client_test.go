@@ -16,6 +16,7 @@ import (
 
 	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/extract/simulator"
+	"github.com/thingsync/thingsync/schema"
 )
 
 var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
@@ -371,7 +372,7 @@ func TestClient(t *testing.T) {
 		if n := e.sim.Stats().Requests["connections"]; n < 2 {
 			t.Errorf("%d requests: the history did not page", n)
 		}
-		usage, err := e.client.UsageHistory(ctx, id, extract.RetentionFloor(t0), t0)
+		usage, err := e.client.UsageHistory(ctx, id, schema.RetentionFloor(t0), t0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,12 +7,6 @@ import (
 	"github.com/thingsync/thingsync/schema"
 )
 
-// RetentionFloor is the oldest instant the API still serves history for: it
-// keeps 12 months.
-func RetentionFloor(now time.Time) time.Time {
-	return schema.Day(now).AddDate(-1, 0, 0)
-}
-
 // Window is a half-open range [From, To) of one device's history to fetch.
 type Window struct {
 	From, To time.Time
@@ -55,7 +49,7 @@ func (p Plan) SettleLimit() time.Time {
 }
 
 func (p Plan) floor() time.Time {
-	f := RetentionFloor(p.Now)
+	f := schema.RetentionFloor(p.Now)
 	if p.Start.After(f) {
 		f = p.Start.UTC()
 	}
@@ -82,7 +76,7 @@ func (p Plan) end() time.Time { return p.Now.UTC().Add(time.Second) }
 // where moving settled_until leaves no gap: when the range starts at or
 // before the device's current settled_until (or the floor without one).
 func (p Plan) Backfill(from, to, settledUntil time.Time) []Window {
-	if fl := RetentionFloor(p.Now); from.Before(fl) {
+	if fl := schema.RetentionFloor(p.Now); from.Before(fl) {
 		from = fl
 	}
 	if to.After(p.end()) {

@@ -22,9 +22,9 @@ import (
 // State is where a device's stream stands before a run.
 type State struct {
 	SettledUntil time.Time
-	// LoadedUntil is the end of the furthest window ever stored for the
+	// FetchedUntil is the end of the furthest window ever stored for the
 	// device (sync or backfill): nothing at or after it is in the warehouse.
-	LoadedUntil time.Time
+	FetchedUntil time.Time
 	// Retired devices (deactivated, fetched a last time) are not asked again
 	// while they stay deactivated.
 	Retired bool
@@ -36,13 +36,13 @@ type Batch struct {
 	Stream string
 	Device DeviceID
 	Window Window
-	// LoadedUntil is the device-stream's State.LoadedUntil when the run
+	// FetchedUntil is the device-stream's State.FetchedUntil when the run
 	// began: a window starting at or after it holds only records the
 	// warehouse has never seen (the loader can insert them unchecked).
-	LoadedUntil time.Time
-	Usage       []UsageRecord
-	Rated       *RatedUsage
-	Events      []ConnectionEvent
+	FetchedUntil time.Time
+	Usage        []UsageRecord
+	Rated        *RatedUsage
+	Events       []ConnectionEvent
 	// Retire marks the last batch of a deactivated device: store it and do
 	// not ask for the device again.
 	Retire bool
@@ -421,7 +421,7 @@ func (w *Walk) device(ctx context.Context, dev target, states map[string]map[Dev
 			} else {
 				windows = plan.Incremental(st.SettledUntil)
 			}
-			n, ferr = w.stream(ctx, stream, dev, windows, st.LoadedUntil, log)
+			n, ferr = w.stream(ctx, stream, dev, windows, st.FetchedUntil, log)
 		}
 		records += n
 		if ferr == nil {
@@ -479,7 +479,7 @@ func (w *Walk) stream(ctx context.Context, stream string, dev target, windows []
 	}
 	for i := 0; i < len(windows); i++ {
 		win := windows[i]
-		b := Batch{Stream: stream, Device: dev.id, Window: win, LoadedUntil: loaded}
+		b := Batch{Stream: stream, Device: dev.id, Window: win, FetchedUntil: loaded}
 		var err error
 		switch stream {
 		case schema.StreamUsage:

@@ -529,7 +529,7 @@ func TestDeviceStates(t *testing.T) {
 	if err != nil {
 		t.Fatalf("with a transaction open: %v", err)
 	}
-	want := map[extract.DeviceID]extract.State{dev: {SettledUntil: settled, LoadedUntil: fetched}}
+	want := map[extract.DeviceID]extract.State{dev: {SettledUntil: settled, FetchedUntil: fetched}}
 	if len(got) != len(want) || got[dev] != want[dev] {
 		t.Errorf("usage states %v, want %v (the committed checkpoint of the device asked for, none for the unknown one)", got, want)
 	}

@@ -48,9 +48,9 @@ func (p *Pipeline) Batch(ctx context.Context, b extract.Batch) error {
 		SettledUntil: b.Window.Settle, FetchedUntil: b.Window.To, FetchedFrom: b.Window.From,
 		Retire: b.Retire,
 	}}
-	if !b.Window.From.IsZero() && !b.Window.From.Before(b.LoadedUntil) {
+	if !b.Window.From.IsZero() && !b.Window.From.Before(b.FetchedUntil) {
 		// Every committed row of the device-stream lies before
-		// LoadedUntil (rows commit with the checkpoint that records it):
+		// FetchedUntil (rows commit with the checkpoint that records it):
 		// from the next whole UTC day on, this window's keys are new.
 		u.FreshFrom, u.FreshTo = ceilDay(b.Window.From), b.Window.To
 	}

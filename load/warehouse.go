@@ -217,7 +217,7 @@ func (w *Warehouse) DeviceStates(ctx context.Context, stream string, devices []e
 			st.SettledUntil = settled.Time.UTC()
 		}
 		if fetched.Valid {
-			st.LoadedUntil = fetched.Time.UTC()
+			st.FetchedUntil = fetched.Time.UTC()
 		}
 		out[id] = st
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/extract/simulator"
 	"github.com/thingsync/thingsync/load"
+	"github.com/thingsync/thingsync/schema"
 )
 
 type result struct {
@@ -114,7 +115,7 @@ func main() {
 	}
 	pages30 := writePages(dir, "pages30", s1.sim, *devices, now, usagePlan(30*24*time.Hour).Incremental(time.Time{}))
 	pages365 := writePages(dir, "pages365", s1.sim, *devices, now, usagePlan(365*24*time.Hour).Incremental(time.Time{}))
-	whole := writePages(dir, "whole", s1.sim, *devices, now, []extract.Window{{From: extract.RetentionFloor(now), To: now.Add(time.Second)}})
+	whole := writePages(dir, "whole", s1.sim, *devices, now, []extract.Window{{From: schema.RetentionFloor(now), To: now.Add(time.Second)}})
 	if pages30.n != usageRequests["usage"] || pages365.n != usageRequests["usage-wide"] {
 		fmt.Fprintf(os.Stderr, "benchtable: warning: %d and %d pages written, the syncs sent %d and %d usage requests\n",
 			pages30.n, pages365.n, usageRequests["usage"], usageRequests["usage-wide"])

@@ -323,7 +323,7 @@ func (a *App) syncOnce(ctx context.Context, env *Env, g *load.Gate, spec runSpec
 	defer release()
 	var wanted time.Time
 	if spec.backfill == nil {
-		wanted = extract.RetentionFloor(started)
+		wanted = schema.RetentionFloor(started)
 		if cfg.Start.After(wanted) {
 			wanted = cfg.Start
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/extract/simulator"
 	"github.com/thingsync/thingsync/load"
+	"github.com/thingsync/thingsync/schema"
 )
 
 var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
@@ -308,7 +309,7 @@ func TestSyncRevisionsOverwrite(t *testing.T) {
 		t.Errorf("no revision counted: %s", out)
 	}
 	// The warehouse keeps what has meanwhile left the API's retention.
-	floor := extract.RetentionFloor(w.clock.Now()).Format(time.RFC3339)
+	floor := schema.RetentionFloor(w.clock.Now()).Format(time.RFC3339)
 	retained := func(lines []string) []string {
 		var keep []string
 		for _, l := range lines {

@@ -185,6 +185,9 @@ func dayOf(t time.Time) time.Time {
 }
 
 // retentionFloor is the oldest instant served: 12 months before today.
+// The simulator keeps its own copy of this and of dayOf rather than the
+// client's (schema.RetentionFloor, schema.Day): it is the API's model and the
+// tests' ground truth, so a mistake in the client's must not hide in it.
 func retentionFloor(now time.Time) time.Time { return dayOf(now).AddDate(-1, 0, 0) }
 
 // session is one generated connection session.
