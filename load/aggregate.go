@@ -113,27 +113,22 @@ type CallbackResult struct {
 // delivery changes nothing.
 func (w *Warehouse) AcceptCallback(ctx context.Context, cb extract.AggregateCallback, tf *transform.Transformer, now time.Time, lookback time.Duration) (CallbackResult, error) {
 	var res CallbackResult
-	conn, err := w.db.Conn(ctx)
-	if err != nil {
-		return res, fmt.Errorf("callback connection: %w", err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
-		return res, fmt.Errorf("begin callback: %w", err)
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-		}
-	}()
+	err := w.Transact(ctx, func(conn *sql.Conn) (err error) {
+		res, err = w.acceptCallback(ctx, conn, cb, tf, now, lookback)
+		return err
+	})
+	return res, err
+}
 
+// acceptCallback is AcceptCallback inside its transaction.
+func (w *Warehouse) acceptCallback(ctx context.Context, conn *sql.Conn, cb extract.AggregateCallback, tf *transform.Transformer, now time.Time, lookback time.Duration) (CallbackResult, error) {
+	var res CallbackResult
 	var (
 		status     string
 		start, end time.Time
 		devs       string
 	)
-	err = conn.QueryRowContext(ctx, `SELECT status, start_time, end_time, devices::VARCHAR FROM aggregate_requests WHERE request_id = ?`,
+	err := conn.QueryRowContext(ctx, `SELECT status, start_time, end_time, devices::VARCHAR FROM aggregate_requests WHERE request_id = ?`,
 		cb.RequestID).Scan(&status, &start, &end, &devs)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && status != RequestPending && status != RequestCompleted && status != RequestReceived) {
 		return res, ErrUnknownRequest
@@ -215,10 +210,6 @@ func (w *Warehouse) AcceptCallback(ctx context.Context, cb extract.AggregateCall
 			return res, fmt.Errorf("drop staging: %w", err)
 		}
 	}
-	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
-		return res, fmt.Errorf("commit callback: %w", err)
-	}
-	committed = true
 	return res, nil
 }
 

@@ -203,32 +203,30 @@ func writeStaged(ctx context.Context, db *sql.DB, staging string, layouts []expo
 			return fmt.Errorf("export: configure DuckDB: %w", err)
 		}
 	}
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("export: begin: %w", err)
-	}
-	defer tx.Rollback()
-	for _, l := range layouts {
-		var n int64
-		if l.key == "" {
-			n, err = copyWhole(ctx, tx, l, staging)
-		} else {
-			n, err = copyPartitions(ctx, tx, l, staging, since)
+	return transact(ctx, conn, func(conn *sql.Conn) error {
+		for _, l := range layouts {
+			var n int64
+			var err error
+			if l.key == "" {
+				n, err = copyWhole(ctx, conn, l, staging)
+			} else {
+				n, err = copyPartitions(ctx, conn, l, staging, since)
+			}
+			if err != nil {
+				return fmt.Errorf("export %s: %w", l.table, err)
+			}
+			res.Tables = append(res.Tables, ExportedTable{Table: l.table, Rows: n})
 		}
-		if err != nil {
-			return fmt.Errorf("export %s: %w", l.table, err)
-		}
-		res.Tables = append(res.Tables, ExportedTable{Table: l.table, Rows: n})
-	}
-	return tx.Commit()
+		return nil
+	})
 }
 
 // copyWhole writes a table as one Parquet file. The table name is the
 // schema package's, the path is quoted as a literal: nothing from the
 // command line is spliced into SQL unquoted.
-func copyWhole(ctx context.Context, tx *sql.Tx, l exportLayout, staging string) (int64, error) {
+func copyWhole(ctx context.Context, conn *sql.Conn, l exportLayout, staging string) (int64, error) {
 	t := schema.MustLookup(l.table)
-	r, err := tx.ExecContext(ctx, fmt.Sprintf("COPY (SELECT * FROM %s) TO %s (FORMAT parquet)",
+	r, err := conn.ExecContext(ctx, fmt.Sprintf("COPY (SELECT * FROM %s) TO %s (FORMAT parquet)",
 		schema.Ident(t.Name), schema.Literal(filepath.Join(staging, t.Name+".parquet"))))
 	if err != nil {
 		return 0, fmt.Errorf("write parquet: %w", err)
@@ -248,12 +246,12 @@ const exportStage = "thingsync_export_stage"
 // group is written from it on its own: one Parquet writer at a time, a
 // scan of the table per group. The partition column is left out of the
 // files, as PARTITION_BY does: it is in the path.
-func copyPartitions(ctx context.Context, tx *sql.Tx, l exportLayout, staging string, since time.Time) (int64, error) {
+func copyPartitions(ctx context.Context, conn *sql.Conn, l exportLayout, staging string, since time.Time) (int64, error) {
 	t := schema.MustLookup(l.table)
 	// A column evolved from an attribute key could be called month or day;
 	// it keeps its values under another name rather than clash with the
 	// partition key.
-	cols, err := columnSet(ctx, tx, t.Name)
+	cols, err := columnSet(ctx, conn, t.Name)
 	if err != nil {
 		return 0, err
 	}
@@ -275,21 +273,21 @@ func copyPartitions(ctx context.Context, tx *sql.Tx, l exportLayout, staging str
 		where = fmt.Sprintf("%s >= %s %s", schema.Ident(l.sinceColumn), l.sinceType, schema.Literal(lit))
 	}
 	key := schema.Ident(l.key)
-	groups, err := distinctValues(ctx, tx, fmt.Sprintf("SELECT DISTINCT %s FROM %s WHERE %s ORDER BY 1", l.group, schema.Ident(t.Name), where))
+	groups, err := distinctValues(ctx, conn, fmt.Sprintf("SELECT DISTINCT %s FROM %s WHERE %s ORDER BY 1", l.group, schema.Ident(t.Name), where))
 	if err != nil {
 		return 0, fmt.Errorf("list partitions: %w", err)
 	}
 	// The transaction ends without it anyway; the next table replaces it.
-	defer tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+exportStage)
+	defer conn.ExecContext(ctx, "DROP TABLE IF EXISTS "+exportStage)
 	var total int64
 	for _, g := range groups {
 		// g and the partition values are the table's own strftime output
 		// (YYYY-MM, YYYY-MM-DD), quoted all the same.
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT %s, %s AS %s FROM %s WHERE %s AND %s = %s",
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT %s, %s AS %s FROM %s WHERE %s AND %s = %s",
 			exportStage, star, l.value, key, schema.Ident(t.Name), where, l.group, schema.Literal(g))); err != nil {
 			return 0, fmt.Errorf("stage %s: %w", g, err)
 		}
-		values, err := distinctValues(ctx, tx, fmt.Sprintf("SELECT DISTINCT %s FROM %s ORDER BY 1", key, exportStage))
+		values, err := distinctValues(ctx, conn, fmt.Sprintf("SELECT DISTINCT %s FROM %s ORDER BY 1", key, exportStage))
 		if err != nil {
 			return 0, fmt.Errorf("list partitions of %s: %w", g, err)
 		}
@@ -298,7 +296,7 @@ func copyPartitions(ctx context.Context, tx *sql.Tx, l exportLayout, staging str
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return 0, fmt.Errorf("create partition directory: %w", err)
 			}
-			r, err := tx.ExecContext(ctx, fmt.Sprintf("COPY (SELECT * EXCLUDE (%s) FROM %s WHERE %s = %s) TO %s (FORMAT parquet)",
+			r, err := conn.ExecContext(ctx, fmt.Sprintf("COPY (SELECT * EXCLUDE (%s) FROM %s WHERE %s = %s) TO %s (FORMAT parquet)",
 				key, exportStage, key, schema.Literal(v), schema.Literal(filepath.Join(dir, "data_0.parquet"))))
 			if err != nil {
 				return 0, fmt.Errorf("write partition %s=%s: %w", l.key, v, err)
@@ -313,8 +311,8 @@ func copyPartitions(ctx context.Context, tx *sql.Tx, l exportLayout, staging str
 	return total, nil
 }
 
-func distinctValues(ctx context.Context, tx *sql.Tx, q string) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, q)
+func distinctValues(ctx context.Context, conn *sql.Conn, q string) ([]string, error) {
+	rows, err := conn.QueryContext(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -331,8 +329,8 @@ func distinctValues(ctx context.Context, tx *sql.Tx, q string) ([]string, error)
 }
 
 // columnSet is the set of a table's columns, evolved ones included.
-func columnSet(ctx context.Context, tx *sql.Tx, table string) (map[string]bool, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT column_name FROM duckdb_columns()
+func columnSet(ctx context.Context, conn *sql.Conn, table string) (map[string]bool, error) {
+	rows, err := conn.QueryContext(ctx, `SELECT column_name FROM duckdb_columns()
 		WHERE database_name = current_database() AND schema_name = 'main' AND table_name = ?`, table)
 	if err != nil {
 		return nil, fmt.Errorf("list columns: %w", err)

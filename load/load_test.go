@@ -2,8 +2,10 @@ package load
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -508,19 +510,24 @@ func TestDeviceStates(t *testing.T) {
 		Unit{Checkpoint: &CheckpointUpdate{Stream: schema.StreamConnections, Device: dev, FetchedUntil: fetched.Add(-time.Hour)}})
 
 	// An open transaction on the warehouse's one write connection, as the
-	// writer keeps between commits.
-	conn, err := w.DB().Conn(ctx)
-	if err != nil {
+	// writer keeps between commits; it rolls back when the test ends.
+	began, release, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		held <- w.Transact(ctx, func(conn *sql.Conn) error {
+			if _, err := conn.ExecContext(ctx, `UPDATE sync_checkpoints SET fetched_until = fetched_until + INTERVAL 1 DAY`); err != nil {
+				return err
+			}
+			close(began)
+			<-release
+			return errors.New("roll back")
+		})
+	}()
+	select {
+	case <-began:
+	case err := <-held:
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.ExecContext(ctx, `UPDATE sync_checkpoints SET fetched_until = fetched_until + INTERVAL 1 DAY`); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.ExecContext(ctx, "ROLLBACK")
+	defer func() { close(release); <-held }()
 
 	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

@@ -14,7 +14,7 @@ import (
 type migration struct {
 	version     int
 	description string
-	up          func(ctx context.Context, tx *sql.Tx) error
+	up          func(ctx context.Context, conn *sql.Conn) error
 }
 
 func migrations() []migration {
@@ -23,18 +23,18 @@ func migrations() []migration {
 	}
 }
 
-func createAll(ctx context.Context, tx *sql.Tx) error {
+func createAll(ctx context.Context, conn *sql.Conn) error {
 	for _, t := range schema.Tables() {
-		if err := execAll(ctx, tx, append([]string{t.CreateSQL()}, t.CommentSQL()...)); err != nil {
+		if err := execAll(ctx, conn, append([]string{t.CreateSQL()}, t.CommentSQL()...)); err != nil {
 			return fmt.Errorf("create %s: %w", t.Name, err)
 		}
 	}
 	return nil
 }
 
-func execAll(ctx context.Context, tx *sql.Tx, stmts []string) error {
+func execAll(ctx context.Context, conn *sql.Conn, stmts []string) error {
 	for _, s := range stmts {
-		if _, err := tx.ExecContext(ctx, s); err != nil {
+		if _, err := conn.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("%s: %w", firstLine(s), err)
 		}
 	}
@@ -54,18 +54,17 @@ func firstLine(s string) string {
 // schema package: a column the schema declares that a table lacks is added
 // (so an older file upgrades), and views are re-created.
 func (w *Warehouse) migrate(ctx context.Context) error {
-	tx, err := w.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
+	return w.Transact(ctx, func(conn *sql.Conn) error { return w.migrateIn(ctx, conn) })
+}
+
+func (w *Warehouse) migrateIn(ctx context.Context, conn *sql.Conn) error {
 	// The migrations table comes first: it says which migrations to run.
 	migTable := schema.MustLookup(schema.SchemaMigrations)
-	if err := execAll(ctx, tx, append([]string{migTable.CreateSQL()}, migTable.CommentSQL()...)); err != nil {
+	if err := execAll(ctx, conn, append([]string{migTable.CreateSQL()}, migTable.CommentSQL()...)); err != nil {
 		return fmt.Errorf("create %s: %w", migTable.Name, err)
 	}
 	applied := map[int]bool{}
-	rows, err := tx.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	rows, err := conn.QueryContext(ctx, `SELECT version FROM schema_migrations`)
 	if err != nil {
 		return err
 	}
@@ -82,10 +81,10 @@ func (w *Warehouse) migrate(ctx context.Context) error {
 		if applied[m.version] {
 			continue
 		}
-		if err := m.up(ctx, tx); err != nil {
+		if err := m.up(ctx, conn); err != nil {
 			return fmt.Errorf("migration %d (%s): %w", m.version, m.description, err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, ?, ?)`, m.version, m.description, time.Now().UTC()); err != nil {
+		if _, err := conn.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, ?, ?)`, m.version, m.description, time.Now().UTC()); err != nil {
 			return err
 		}
 		w.log.Info().Int("version", m.version).Str("migration", m.description).Msg("schema migrated")
@@ -93,16 +92,16 @@ func (w *Warehouse) migrate(ctx context.Context) error {
 	// A new file was just created from the schema package: there is
 	// nothing to reconcile, and re-creating its views would cost time.
 	if len(applied) > 0 {
-		if err := reconcile(ctx, tx); err != nil {
+		if err := reconcile(ctx, conn); err != nil {
 			return err
 		}
 	}
-	return tx.Commit()
+	return nil
 }
 
-func reconcile(ctx context.Context, tx *sql.Tx) error {
+func reconcile(ctx context.Context, conn *sql.Conn) error {
 	have := map[string]map[string]bool{}
-	rows, err := tx.QueryContext(ctx, `SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'main' AND database_name = current_database()`)
+	rows, err := conn.QueryContext(ctx, `SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'main' AND database_name = current_database()`)
 	if err != nil {
 		return fmt.Errorf("list columns: %w", err)
 	}
@@ -120,14 +119,14 @@ func reconcile(ctx context.Context, tx *sql.Tx) error {
 	rows.Close()
 	for _, t := range schema.Tables() {
 		if t.View != "" {
-			if err := execAll(ctx, tx, append([]string{t.CreateSQL()}, t.CommentSQL()...)); err != nil {
+			if err := execAll(ctx, conn, append([]string{t.CreateSQL()}, t.CommentSQL()...)); err != nil {
 				return fmt.Errorf("create view %s: %w", t.Name, err)
 			}
 			continue
 		}
 		if have[t.Name] == nil {
 			// A table added to the schema after the file was created.
-			if err := execAll(ctx, tx, append([]string{t.CreateSQL()}, t.CommentSQL()...)); err != nil {
+			if err := execAll(ctx, conn, append([]string{t.CreateSQL()}, t.CommentSQL()...)); err != nil {
 				return fmt.Errorf("create %s: %w", t.Name, err)
 			}
 			continue
@@ -140,7 +139,7 @@ func reconcile(ctx context.Context, tx *sql.Tx) error {
 				fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", schema.Ident(t.Name), schema.Ident(c.Name), c.Type),
 				fmt.Sprintf("COMMENT ON COLUMN %s.%s IS %s", schema.Ident(t.Name), schema.Ident(c.Name), schema.Literal(c.Comment)),
 			}
-			if err := execAll(ctx, tx, stmts); err != nil {
+			if err := execAll(ctx, conn, stmts); err != nil {
 				return fmt.Errorf("add %s.%s: %w", t.Name, c.Name, err)
 			}
 		}

@@ -320,68 +320,26 @@ type batch struct {
 	values int
 }
 
-// commitLoop applies batches into an open transaction and commits it
-// once it is old or large enough, when the input ends, or when it has sat
-// idle for CommitInterval. After a failure it applies nothing more.
+// commitLoop applies batches in transactions: each batch that arrives
+// with no transaction open begins one, and later batches join it until it
+// is old or large enough, the input ends, or it has sat idle for
+// CommitInterval. After a failure it applies nothing more.
 func (wr *Writer) commitLoop(ctx context.Context, commits <-chan batch) {
-	var tx *openTx
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	fail := func(err error) {
-		if tx != nil {
-			wr.abort(ctx, tx)
-			tx = nil
+	for b := range commits {
+		if wr.Err() != nil {
+			continue // a batch failed: commit nothing after it
 		}
-		wr.mu.Lock()
-		wr.err = err
-		wr.mu.Unlock()
-	}
-	commit := func() {
-		if tx == nil {
-			return
-		}
-		timer.Stop()
-		err := wr.commit(ctx, tx) // on failure it has rolled back
-		tx = nil
-		if err != nil {
-			fail(err)
-		}
-	}
-	defer commit()
-	for {
-		select {
-		case b, ok := <-commits:
-			if !ok {
-				return
-			}
-			if wr.Err() != nil {
-				continue // a batch failed: commit nothing after it
-			}
-			if tx == nil {
-				var err error
-				if tx, err = wr.begin(ctx); err != nil {
-					fail(err)
-					continue
-				}
-				timer.Reset(wr.opts.CommitInterval)
-			}
-			if err := wr.apply(ctx, tx, b.units); err != nil {
-				fail(err)
-				continue
-			}
-			tx.values += b.values
-			if tx.values >= wr.opts.CommitValues || time.Since(tx.began) >= wr.opts.CommitInterval {
-				commit()
-			}
-		case <-timer.C:
-			commit()
+		if err := wr.transaction(ctx, b, commits); err != nil {
+			wr.mu.Lock()
+			wr.err = err
+			wr.mu.Unlock()
 		}
 	}
 }
 
 // openTx is the writer's transaction in progress: the batches applied
-// since BEGIN. Their checkpoints and counters are written just before
-// COMMIT, so rows and checkpoints still commit together.
+// since it began. Their checkpoints and counters are written just before
+// it commits, so rows and checkpoints commit together.
 type openTx struct {
 	conn          *sql.Conn
 	began         time.Time
@@ -393,27 +351,51 @@ type openTx struct {
 	evolvedBefore int
 }
 
-func (wr *Writer) begin(ctx context.Context) (*openTx, error) {
-	conn, err := wr.w.db.Conn(ctx)
+// transaction applies first and the batches that follow it on more in one
+// transaction, and commits it with their checkpoints and run counters.
+// On failure nothing of it stays, and the columns its rollback removed
+// are forgotten.
+func (wr *Writer) transaction(ctx context.Context, first batch, more <-chan batch) error {
+	tx := &openTx{began: time.Now(), counts: map[string]TableTotals{}, evolvedBefore: wr.w.evolvedCount()}
+	err := wr.w.Transact(ctx, func(conn *sql.Conn) error {
+		tx.conn = conn
+		age := time.NewTimer(wr.opts.CommitInterval)
+		defer age.Stop()
+		for b, ok := first, true; ok; {
+			if err := wr.apply(ctx, tx, b.units); err != nil {
+				return err
+			}
+			tx.values += b.values
+			if tx.values >= wr.opts.CommitValues || time.Since(tx.began) >= wr.opts.CommitInterval {
+				break
+			}
+			select {
+			case b, ok = <-more:
+			case <-age.C:
+				ok = false
+			}
+		}
+		return wr.finish(ctx, tx)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("writer connection: %w", err)
+		if wr.w.evolvedCount() != tx.evolvedBefore {
+			wr.w.loadEvolved(context.WithoutCancel(ctx)) //nolint:errcheck // best effort
+		}
+		return err
 	}
-	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("begin batch: %w", err)
+	wr.mu.Lock()
+	for k, v := range tx.counts {
+		t := wr.totals.Tables[k]
+		t.Inserted += v.Inserted
+		t.Updated += v.Updated
+		wr.totals.Tables[k] = t
 	}
-	return &openTx{conn: conn, began: time.Now(), counts: map[string]TableTotals{}, evolvedBefore: wr.w.evolvedCount()}, nil
-}
-
-// abort rolls the transaction back and forgets columns the rollback
-// removed.
-func (wr *Writer) abort(ctx context.Context, tx *openTx) {
-	ctx = context.WithoutCancel(ctx)
-	_, _ = tx.conn.ExecContext(ctx, "ROLLBACK")
-	tx.conn.Close()
-	if wr.w.evolvedCount() != tx.evolvedBefore {
-		wr.w.loadEvolved(ctx) //nolint:errcheck // best effort
-	}
+	wr.totals.Rejected += int64(tx.rejected)
+	wr.totals.EvolvedColumns += wr.w.evolvedCount() - tx.evolvedBefore
+	wr.totals.Batches += tx.batches
+	wr.mu.Unlock()
+	wr.w.log.Debug().Int("batches", tx.batches).Int("values", tx.values).Dur(logging.DurationMS, time.Since(tx.began)).Msg("transaction committed")
+	return nil
 }
 
 // apply writes one batch's rows and rejected records into the open
@@ -468,14 +450,12 @@ func (wr *Writer) apply(ctx context.Context, tx *openTx, batch []Unit) error {
 	return nil
 }
 
-// commit writes the transaction's checkpoints and run counters and
-// commits it.
-func (wr *Writer) commit(ctx context.Context, tx *openTx) error {
-	start := time.Now()
+// finish writes the transaction's checkpoints and run counters, and
+// drops the staging tables, before it commits.
+func (wr *Writer) finish(ctx context.Context, tx *openTx) error {
 	now := wr.opts.Now().UTC()
 	conn := tx.conn
 	if err := wr.w.storeCheckpointSpans(ctx, conn, tx.checkpoints, now, wr.pending); err != nil {
-		wr.abort(ctx, tx)
 		return fmt.Errorf("store checkpoints: %w", err)
 	}
 	if wr.runID != "" {
@@ -488,34 +468,14 @@ func (wr *Writer) commit(ctx context.Context, tx *openTx) error {
 			counts[schema.RatedUsage].Inserted+counts[schema.RatedUsage].Updated,
 			counts[schema.AggregateUsage].Inserted+counts[schema.AggregateUsage].Updated, tx.rejected, wr.runID)
 		if err != nil {
-			wr.abort(ctx, tx)
 			return fmt.Errorf("update run counters: %w", err)
 		}
 	}
 	// Staging tables would otherwise hold the last batch's rows until the
 	// next run replaces them.
 	if err := dropStaging(ctx, conn); err != nil {
-		wr.abort(ctx, tx)
 		return fmt.Errorf("drop staging: %w", err)
 	}
-	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
-		wr.abort(ctx, tx)
-		return fmt.Errorf("commit batch: %w", err)
-	}
-	conn.Close()
-
-	wr.mu.Lock()
-	for k, v := range tx.counts {
-		t := wr.totals.Tables[k]
-		t.Inserted += v.Inserted
-		t.Updated += v.Updated
-		wr.totals.Tables[k] = t
-	}
-	wr.totals.Rejected += int64(tx.rejected)
-	wr.totals.EvolvedColumns += wr.w.evolvedCount() - tx.evolvedBefore
-	wr.totals.Batches += tx.batches
-	wr.mu.Unlock()
-	wr.w.log.Debug().Int("batches", tx.batches).Int("values", tx.values).Dur(logging.DurationMS, time.Since(start)).Msg("transaction committed")
 	return nil
 }
 
