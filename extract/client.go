@@ -48,6 +48,22 @@ type ClientConfig struct {
 	// first request in the background and answers the repeat from cache.
 	UnexpectedErrorPause time.Duration
 	HTTPClient           *http.Client // optional
+	// Observer, if set, hears of every attempt as it ends and of the rate
+	// ceiling (the daemon's live metrics).
+	Observer Observer
+}
+
+// Observer hears of a Client's work as it happens. Its methods are called
+// from the client's goroutines, concurrently, and must not block.
+type Observer interface {
+	// Attempt is one request sent to endpoint, retries and logins
+	// included: status is the HTTP status of the answer, 0 when there was
+	// none (a timeout, a broken connection, an answer refused as too
+	// large); retry says it repeats an earlier attempt of the same call.
+	Attempt(endpoint string, status int, retry bool)
+	// RateLimit is the ceiling the client keeps from now on, in requests
+	// per second over every endpoint.
+	RateLimit(perSecond float64)
 }
 
 // DefaultMaxBodyBytes is the default of ClientConfig.MaxBodyBytes.
@@ -136,6 +152,9 @@ func NewClient(cfg ClientConfig, log zerolog.Logger) (*Client, error) {
 		AuthStyle:    oauth2.AuthStyleInHeader,
 	}
 	c.counters.init()
+	if cfg.Observer != nil {
+		cfg.Observer.RateLimit(cfg.RateLimit)
+	}
 	return c, nil
 }
 
@@ -149,11 +168,12 @@ func (t limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err := t.c.limiter.Wait(r.Context()); err != nil {
 		return nil, err
 	}
-	t.c.counters.request("token")
 	resp, err := t.base.RoundTrip(r)
+	status := 0
 	if err == nil {
-		t.c.counters.status("token", resp.StatusCode)
+		status = resp.StatusCode
 	}
+	t.c.attempted("token", status, false)
 	return resp, err
 }
 
@@ -355,9 +375,10 @@ func (c *Client) callStatus(ctx context.Context, endpoint, method, path string, 
 		}
 		start := time.Now()
 		resp, err := c.send(ctx, method, path, payload, tok, sess)
-		c.counters.request(endpoint)
-		if attempt > 1 {
-			c.counters.retry(endpoint)
+		if err != nil {
+			c.attempted(endpoint, 0, attempt > 1)
+		} else {
+			c.attempted(endpoint, resp.status, attempt > 1)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -386,7 +407,6 @@ func (c *Client) callStatus(ctx context.Context, endpoint, method, path string, 
 			}
 			return 0, fmt.Errorf("%s: giving up after %d attempts: %w", endpoint, attempt, sanitizeNetErr(err))
 		}
-		c.counters.status(endpoint, resp.status)
 		log.Debug().Int(logging.Status, resp.status).Int(logging.Attempt, attempt).Dur(logging.DurationMS, time.Since(start)).Msg("request")
 		if resp.status/100 == 2 {
 			if out != nil && len(resp.body) > 0 {

@@ -311,6 +311,51 @@ func TestClient(t *testing.T) {
 		}
 	})
 
+	t.Run("observer hears every attempt as it ends", func(t *testing.T) {
+		obs := &tally{}
+		e := setup(t, simulator.Options{Seed: 1}, func(c *extract.ClientConfig) {
+			c.Observer = obs
+			c.MaxRetries = 2
+		})
+		if got := obs.limits; len(got) != 1 || got[0] != 1000 {
+			t.Errorf("rate limits heard %v, want [1000] from NewClient", got)
+		}
+		id := firstActive(t, e.sim)
+		// Seeded 5xx: some calls retried, some given up.
+		e.sim.SetFaults(simulator.Faults{Rate5xx: 0.4})
+		for i := 0; i < 12; i++ {
+			_, _ = e.client.UsagePage(ctx, id, t0.AddDate(0, 0, -5), t0)
+		}
+		// Answers too slow for the attempt's timeout: attempts without a
+		// status.
+		e.sim.SetFaults(simulator.Faults{Latency: time.Second})
+		short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		_, _ = e.client.UsagePage(short, id, t0.AddDate(0, 0, -5), t0)
+		cancel()
+
+		c := e.client.Counters()
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		if c.Retries["usage"] == 0 || c.Status["usage"][200] == 0 || obs.status["usage"][0] == 0 {
+			t.Fatalf("the faults made no retry, success or unanswered attempt: counters %+v, heard %+v", c, obs.status)
+		}
+		for ep, n := range c.Requests {
+			heard := 0
+			for status, k := range obs.status[ep] {
+				heard += k
+				if status != 0 && c.Status[ep][status] != k {
+					t.Errorf("%s %d: heard %d, counted %d", ep, status, k, c.Status[ep][status])
+				}
+			}
+			if heard != n || obs.retries[ep] != c.Retries[ep] {
+				t.Errorf("%s: heard %d attempts and %d retries, counted %d and %d", ep, heard, obs.retries[ep], n, c.Retries[ep])
+			}
+		}
+		if c.Requests["token"] != 1 || obs.status["token"][200] != 1 {
+			t.Errorf("token: counted %d, heard %v; want the one token request", c.Requests["token"], obs.status["token"])
+		}
+	})
+
 	t.Run("rate ceiling held under concurrency", func(t *testing.T) {
 		// The ceiling is measured where the client sends, not where the
 		// simulator receives: arrivals jitter on a loaded machine (one
@@ -512,4 +557,33 @@ func peakPerSecond(times []time.Time) int {
 		peak = max(peak, i-from+1)
 	}
 	return peak
+}
+
+// tally is an extract.Observer that counts what it hears.
+type tally struct {
+	mu      sync.Mutex
+	status  map[string]map[int]int
+	retries map[string]int
+	limits  []float64
+}
+
+func (o *tally) Attempt(endpoint string, status int, retry bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.status == nil {
+		o.status, o.retries = map[string]map[int]int{}, map[string]int{}
+	}
+	if o.status[endpoint] == nil {
+		o.status[endpoint] = map[int]int{}
+	}
+	o.status[endpoint][status]++
+	if retry {
+		o.retries[endpoint]++
+	}
+}
+
+func (o *tally) RateLimit(perSecond float64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.limits = append(o.limits, perSecond)
 }

@@ -34,27 +34,27 @@ func (c *counters) init() {
 	c.c = Counters{Requests: map[string]int{}, Retries: map[string]int{}, Status: map[string]map[int]int{}}
 }
 
-func (c *counters) request(endpoint string) {
+// attempted counts one attempt as it ends (status 0: no answer) and tells
+// the observer.
+func (cl *Client) attempted(endpoint string, status int, retry bool) {
+	c := &cl.counters
 	c.mu.Lock()
 	c.c.Requests[endpoint]++
-	c.mu.Unlock()
-}
-
-func (c *counters) retry(endpoint string) {
-	c.mu.Lock()
-	c.c.Retries[endpoint]++
-	c.mu.Unlock()
-}
-
-func (c *counters) status(endpoint string, status int) {
-	c.mu.Lock()
-	m := c.c.Status[endpoint]
-	if m == nil {
-		m = map[int]int{}
-		c.c.Status[endpoint] = m
+	if retry {
+		c.c.Retries[endpoint]++
 	}
-	m[status]++
+	if status != 0 {
+		m := c.c.Status[endpoint]
+		if m == nil {
+			m = map[int]int{}
+			c.c.Status[endpoint] = m
+		}
+		m[status]++
+	}
 	c.mu.Unlock()
+	if cl.cfg.Observer != nil {
+		cl.cfg.Observer.Attempt(endpoint, status, retry)
+	}
 }
 
 func (c *counters) relogin() {

@@ -84,6 +84,11 @@ type WriterOptions struct {
 	CommitInterval time.Duration
 	CommitValues   int
 	Now            func() time.Time
+	// Committed, if set, hears what each commit wrote (rows by table,
+	// rejected records) once it is committed, from the writer's
+	// goroutine: the daemon's live metrics. Its sum over a run is the
+	// totals Close returns.
+	Committed func(Totals)
 }
 
 // TableTotals counts what a writer did to one table.
@@ -394,6 +399,9 @@ func (wr *Writer) transaction(ctx context.Context, first batch, more <-chan batc
 	wr.totals.EvolvedColumns += wr.w.evolvedCount() - tx.evolvedBefore
 	wr.totals.Batches += tx.batches
 	wr.mu.Unlock()
+	if wr.opts.Committed != nil {
+		wr.opts.Committed(Totals{Tables: tx.counts, Rejected: int64(tx.rejected), Batches: tx.batches})
+	}
 	wr.w.log.Debug().Int("batches", tx.batches).Int("values", tx.values).Dur(logging.DurationMS, time.Since(tx.began)).Msg("transaction committed")
 	return nil
 }

@@ -79,12 +79,13 @@ type App struct {
 }
 
 // newClient builds the API client from the configuration, with the
-// test tuning applied; concurrency sizes its connection pool.
-func (a *App) newClient(cfg *config.Config, concurrency int, log zerolog.Logger) (*extract.Client, error) {
+// test tuning applied; concurrency sizes its connection pool, and obs (if
+// not nil) hears its requests.
+func (a *App) newClient(cfg *config.Config, concurrency int, log zerolog.Logger, obs extract.Observer) (*extract.Client, error) {
 	cc := extract.ClientConfig{
 		BaseURL: cfg.BaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
 		Username: cfg.Username, Password: cfg.Password.Reveal(), AccountName: cfg.AccountName,
-		RateLimit: cfg.RateLimit, Concurrency: concurrency, MaxBodyBytes: cfg.MaxAnswerBytes,
+		RateLimit: cfg.RateLimit, Concurrency: concurrency, MaxBodyBytes: cfg.MaxAnswerBytes, Observer: obs,
 	}
 	if a.TuneClient != nil {
 		a.TuneClient(&cc)

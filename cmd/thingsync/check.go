@@ -40,7 +40,7 @@ func runCheck(ctx context.Context, a *App, env *Env, args []string) error {
 	}
 	report(true, "configuration", fmt.Sprintf("streams %v, account %s, API %s", cfg.Streams, cfg.AccountName, logging.RedactURL(cfg.BaseURL)))
 
-	client, err := a.newClient(cfg, 1, env.Log)
+	client, err := a.newClient(cfg, 1, env.Log, nil)
 	if err != nil {
 		return cannotRun(err)
 	}

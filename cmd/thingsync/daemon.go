@@ -26,9 +26,10 @@ type daemon struct {
 	snapshot string   // THINGSYNC_SNAPSHOT; empty: none
 	streams  []string // the configured streams, for last-success times
 	now      func() time.Time
-	// sync runs one sync; the run is held in the warehouse through g,
-	// which the daemon already holds, so the file is opened once per run.
-	sync    func(ctx context.Context) (runReport, error)
+	// sync runs one sync, telling obs what it does as it goes; the run is
+	// held in the warehouse through g, which the daemon already holds, so
+	// the file is opened once per run.
+	sync    func(ctx context.Context, obs runObserver) (runReport, error)
 	metrics *metrics
 	// next tells when the schedule fires next (nil: unknown).
 	next func() time.Time
@@ -56,8 +57,8 @@ type lastRun struct {
 }
 
 func newDaemon(log zerolog.Logger, g *load.Gate, snapshot string, streams []string, now func() time.Time,
-	run func(context.Context) (runReport, error)) *daemon {
-	return &daemon{log: log, g: g, snapshot: snapshot, streams: streams, now: now, sync: run, metrics: newMetrics()}
+	run func(context.Context, runObserver) (runReport, error)) *daemon {
+	return &daemon{log: log, g: g, snapshot: snapshot, streams: streams, now: now, sync: run, metrics: newMetrics(time.Now)}
 }
 
 // trigger runs one sync now unless one is going, the daemon is stopping, or
@@ -85,7 +86,7 @@ func (d *daemon) trigger(ctx context.Context, why string) {
 	d.mu.Unlock()
 	defer d.wg.Done()
 
-	d.metrics.running.Set(1)
+	d.metrics.started()
 	d.log.Info().Str("trigger", why).Msg("run starting")
 	start := time.Now()
 	res := d.attempt(ctx)
@@ -167,7 +168,7 @@ func (d *daemon) guarded(ctx context.Context) (rep runReport, err error, panicke
 			err, panicked = fmt.Errorf("run panicked: %v", p), true
 		}
 	}()
-	rep, err = d.sync(ctx)
+	rep, err = d.sync(ctx, d.metrics)
 	return rep, err, false
 }
 

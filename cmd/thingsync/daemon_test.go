@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 
+	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/load"
 )
 
@@ -25,7 +26,7 @@ func testDaemon(t *testing.T, run func(ctx context.Context, g *load.Gate) (runRe
 	db := filepath.Join(t.TempDir(), "w.duckdb")
 	g := load.NewGate(db, zerolog.Nop())
 	d := newDaemon(zerolog.Nop(), g, "", []string{"usage"}, func() time.Time { return time.Now().UTC() },
-		func(ctx context.Context) (runReport, error) { return run(ctx, g) })
+		func(ctx context.Context, _ runObserver) (runReport, error) { return run(ctx, g) })
 	return d, db
 }
 
@@ -128,4 +129,65 @@ func testCounter(t *testing.T, c prometheus.Metric) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// The request rate is the mean over the last whole seconds of the window:
+// the second still going is left out, and what is older than the window is
+// forgotten.
+func TestRateWindow(t *testing.T) {
+	now := time.Unix(100, 0)
+	r := newRateWindow(30*time.Second, func() time.Time { return now })
+	for range 30 {
+		r.add()
+	}
+	now = now.Add(time.Second) // 101
+	for range 60 {
+		r.add()
+	}
+	now = now.Add(500 * time.Millisecond)
+	if got := r.perSecond(); got != 1 {
+		t.Errorf("at 101.5 s: %v/s, want 1 (30 in second 100; second 101 not over)", got)
+	}
+	now = time.Unix(102, 0)
+	if got := r.perSecond(); got != 3 {
+		t.Errorf("at 102 s: %v/s, want 3 (90 over 30 s)", got)
+	}
+	now = time.Unix(131, 0)
+	if got := r.perSecond(); got != 2 {
+		t.Errorf("at 131 s: %v/s, want 2 (second 100 is out of the window)", got)
+	}
+	r.add() // into a bucket that counted an older second
+	now = time.Unix(132, 0)
+	if got := r.perSecond(); float64(int(got*30+0.5)) != 1 {
+		t.Errorf("at 132 s: %v/s, want 1/30 (second 101 is out, one request in 131)", got)
+	}
+}
+
+// Devices done and left are the highest reported in the running run
+// (devices finish on several goroutines, their reports cross), and start
+// again from zero with the next run.
+func TestMetricsProgress(t *testing.T) {
+	m := newMetrics(time.Now)
+	gauge := func(g prometheus.Gauge) float64 {
+		var d dto.Metric
+		if err := g.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		return d.GetGauge().GetValue()
+	}
+	m.started()
+	m.Progress(extract.Progress{DevicesTotal: 10, DevicesDone: 4, Listing: true})
+	m.Progress(extract.Progress{DevicesTotal: 8, DevicesDone: 3, Listing: true}) // an earlier report, late
+	if done, left := gauge(m.devicesDone), gauge(m.devicesLeft); done != 4 || left != 6 {
+		t.Errorf("done %v, left %v; want 4 and 6", done, left)
+	}
+	m.Progress(extract.Progress{DevicesTotal: 12, DevicesDone: 12})
+	if done, left := gauge(m.devicesDone), gauge(m.devicesLeft); done != 12 || left != 0 {
+		t.Errorf("done %v, left %v; want 12 and 0", done, left)
+	}
+	m.started()
+	m.Progress(extract.Progress{DevicesTotal: 5, DevicesDone: 1})
+	if done, left := gauge(m.devicesDone), gauge(m.devicesLeft); done != 1 || left != 4 {
+		t.Errorf("next run: done %v, left %v; want 1 and 4", done, left)
+	}
 }

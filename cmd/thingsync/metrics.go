@@ -3,23 +3,34 @@ package main
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/load"
 )
 
 // metrics are the daemon's Prometheus metrics. They live in the daemon's
 // own registry, not the client library's global one, so that two daemons in
-// one test process do not share counters.
+// one test process do not share counters. What a run does (requests, rows,
+// devices) is counted as it happens, through the hooks the run is given
+// (Attempt, RateLimit, Committed, Progress); a run's end adds only its
+// outcome.
 type metrics struct {
 	reg *prometheus.Registry
 
 	requests     *prometheus.CounterVec
 	retries      *prometheus.CounterVec
+	rate         *rateWindow
+	rateLimit    prometheus.Gauge
 	rows         *prometheus.CounterVec
 	rejected     prometheus.Counter
+	devicesDone  prometheus.Gauge
+	devicesLeft  prometheus.Gauge
 	runs         *prometheus.CounterVec
 	skipped      prometheus.Counter
 	running      prometheus.Gauge
@@ -27,11 +38,22 @@ type metrics struct {
 	lastSuccess  *prometheus.GaugeVec
 	lastSnapshot prometheus.Gauge
 	pending      prometheus.Gauge
+
+	// progress is the running run's, kept as the highest seen: devices
+	// finish on several goroutines, whose reports may arrive out of order.
+	mu                 sync.Mutex
+	listed, done, left int
 }
 
-func newMetrics() *metrics {
+// requestRateWindow is the span over which the current request rate is
+// averaged: long enough to smooth the pauses of backoffs and page
+// boundaries, short enough to show a change of pace within a minute.
+const requestRateWindow = 30 * time.Second
+
+func newMetrics(now func() time.Time) *metrics {
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
+		reg:  prometheus.NewRegistry(),
+		rate: newRateWindow(requestRateWindow, now),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "thingsync_api_requests_total",
 			Help: "ThingSpace API requests by endpoint and HTTP status of the answer (status \"error\": no answer, e.g. a timeout); retries included.",
@@ -40,13 +62,25 @@ func newMetrics() *metrics {
 			Name: "thingsync_api_retries_total",
 			Help: "ThingSpace API requests that repeated an earlier attempt (429, 5xx, timeouts), by endpoint.",
 		}, []string{"endpoint"}),
+		rateLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "thingsync_api_rate_limit_requests_per_second",
+			Help: "The ceiling on ThingSpace API requests per second that the running (or last) run's client keeps (THINGSYNC_RATE_LIMIT), every endpoint, retries and logins included.",
+		}),
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "thingsync_rows_total",
-			Help: "Warehouse rows written by runs, by table and op (inserted: new keys; updated: revised values).",
+			Help: "Warehouse rows written by runs, by table and op (inserted: new keys; updated: revised values), counted as each transaction commits.",
 		}, []string{"table", "op"}),
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "thingsync_rejected_records_total",
-			Help: "API records refused by the transform (malformed, odd times) and kept in rejected_records.",
+			Help: "API records refused by the transform (malformed, odd times) and kept in rejected_records, counted as each transaction commits.",
+		}),
+		devicesDone: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "thingsync_run_devices_done",
+			Help: "Devices the running run has finished (fetched, or failed); the last run's once it has ended.",
+		}),
+		devicesLeft: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "thingsync_run_devices_left",
+			Help: "Devices the running run has listed and not finished yet; the device list is read as the run goes, so this grows until it is complete.",
 		}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "thingsync_runs_total",
@@ -77,8 +111,12 @@ func newMetrics() *metrics {
 			Help: "Aggregate usage requests still waiting for their callbacks (aggregate_requests pending or completed), read after each run.",
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.retries, m.rows, m.rejected, m.runs, m.skipped, m.running,
-		m.lastDuration, m.lastSuccess, m.lastSnapshot, m.pending,
+	rate := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "thingsync_api_requests_per_second",
+		Help: "ThingSpace API requests per second over the last 30 s, every endpoint, retries and logins included.",
+	}, m.rate.perSecond)
+	m.reg.MustRegister(m.requests, m.retries, rate, m.rateLimit, m.rows, m.rejected, m.devicesDone, m.devicesLeft,
+		m.runs, m.skipped, m.running, m.lastDuration, m.lastSuccess, m.lastSnapshot, m.pending,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Outcomes are known in advance: a rate() over a series that appears
 	// only at its first increment misses that increment.
@@ -88,28 +126,53 @@ func newMetrics() *metrics {
 	return m
 }
 
-// observe adds one finished run. Counters are the run's own (a fresh
-// client per run), so they add up across runs.
-func (m *metrics) observe(rep runReport, streams []string, took time.Duration) {
-	c := rep.Counters
-	for ep, n := range c.Requests {
-		answered := 0
-		for status, k := range c.Status[ep] {
-			m.requests.WithLabelValues(ep, strconv.Itoa(status)).Add(float64(k))
-			answered += k
-		}
-		if n > answered {
-			m.requests.WithLabelValues(ep, "error").Add(float64(n - answered))
-		}
+// Attempt counts one API request as it ends (status 0: no answer).
+func (m *metrics) Attempt(endpoint string, status int, retry bool) {
+	label := "error"
+	if status != 0 {
+		label = strconv.Itoa(status)
 	}
-	for ep, n := range c.Retries {
-		m.retries.WithLabelValues(ep).Add(float64(n))
+	m.requests.WithLabelValues(endpoint, label).Inc()
+	if retry {
+		m.retries.WithLabelValues(endpoint).Inc()
 	}
-	for table, tt := range rep.Totals.Tables {
+	m.rate.add()
+}
+
+// RateLimit records the ceiling the run's client keeps.
+func (m *metrics) RateLimit(perSecond float64) { m.rateLimit.Set(perSecond) }
+
+// Committed counts what one of the run's transactions wrote.
+func (m *metrics) Committed(t load.Totals) {
+	for table, tt := range t.Tables {
 		m.rows.WithLabelValues(table, "inserted").Add(float64(tt.Inserted))
 		m.rows.WithLabelValues(table, "updated").Add(float64(tt.Updated))
 	}
-	m.rejected.Add(float64(rep.Totals.Rejected))
+	m.rejected.Add(float64(t.Rejected))
+}
+
+// Progress records the running run's devices done and left.
+func (m *metrics) Progress(p extract.Progress) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.listed, m.done = max(m.listed, p.DevicesTotal), max(m.done, p.DevicesDone)
+	m.devicesDone.Set(float64(m.done))
+	m.devicesLeft.Set(float64(m.listed - m.done))
+}
+
+// started resets the progress of the run that starts.
+func (m *metrics) started() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.listed, m.done = 0, 0
+	m.devicesDone.Set(0)
+	m.devicesLeft.Set(0)
+	m.running.Set(1)
+}
+
+// observe records one finished run's outcome; what it did was counted as
+// it happened.
+func (m *metrics) observe(rep runReport, streams []string, took time.Duration) {
 	m.runs.WithLabelValues(rep.Status).Inc()
 	m.lastDuration.Set(took.Seconds())
 	if rep.Status == "ok" || rep.Status == "partial" {
@@ -121,4 +184,45 @@ func (m *metrics) observe(rep runReport, streams []string, took time.Duration) {
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// rateWindow counts events in one-second buckets and tells their mean rate
+// over the last whole seconds of its span (the current second, not over
+// yet, is left out).
+type rateWindow struct {
+	now func() time.Time
+
+	mu     sync.Mutex
+	second []int64 // the Unix second each bucket counts
+	count  []int
+}
+
+func newRateWindow(span time.Duration, now func() time.Time) *rateWindow {
+	n := max(1, int(span/time.Second))
+	return &rateWindow{now: now, second: make([]int64, n+1), count: make([]int, n+1)}
+}
+
+func (r *rateWindow) add() {
+	s := r.now().Unix()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i := int(s % int64(len(r.second)))
+	if r.second[i] != s {
+		r.second[i], r.count[i] = s, 0
+	}
+	r.count[i]++
+}
+
+func (r *rateWindow) perSecond() float64 {
+	s := r.now().Unix()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	span := int64(len(r.second) - 1)
+	n := 0
+	for i, sec := range r.second {
+		if sec < s && sec >= s-span {
+			n += r.count[i]
+		}
+	}
+	return float64(n) / float64(span)
 }

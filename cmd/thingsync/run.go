@@ -51,9 +51,9 @@ func runDaemon(ctx context.Context, a *App, env *Env, args []string) error {
 	// long as an analyst holds it rather than give up.
 	g := load.NewGate(cfg.DB, log)
 	g.Patience = 0
-	d := newDaemon(log, g, cfg.Snapshot, cfg.Streams, a.now, func(ctx context.Context) (runReport, error) {
+	d := newDaemon(log, g, cfg.Snapshot, cfg.Streams, a.now, func(ctx context.Context, obs runObserver) (runReport, error) {
 		// serving: the daemon's listener takes the run's callbacks.
-		return a.syncOnce(ctx, env, g, runSpec{kind: "scheduled", streams: cfg.Streams, serving: true})
+		return a.syncOnce(ctx, env, g, runSpec{kind: "scheduled", streams: cfg.Streams, serving: true, observer: obs})
 	})
 
 	mux := http.NewServeMux()
@@ -83,7 +83,7 @@ func runDaemon(ctx context.Context, a *App, env *Env, args []string) error {
 // and the next run's aggregate step tries again.
 func (a *App) registerAtStartup(ctx context.Context, env *Env) error {
 	cfg := env.Config
-	client, err := a.newClient(cfg, 1, env.Log)
+	client, err := a.newClient(cfg, 1, env.Log, nil)
 	if err != nil {
 		return cannotRun(err)
 	}

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -190,11 +192,19 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 // sample is the value of one series: name and labels as "k=v" pairs.
 func sample(t *testing.T, mf map[string]*dto.MetricFamily, name string, labels ...string) float64 {
 	t.Helper()
-	fam, ok := mf[name]
-	if !ok {
+	if _, ok := mf[name]; !ok {
 		t.Fatalf("metric %s missing", name)
 	}
-	for _, m := range fam.GetMetric() {
+	v, ok := lookup(mf, name, labels...)
+	if !ok {
+		t.Fatalf("metric %s has no series %v", name, labels)
+	}
+	return v
+}
+
+// lookup is sample for a series that may not be there yet.
+func lookup(mf map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
+	for _, m := range mf[name].GetMetric() {
 		have := map[string]string{}
 		for _, l := range m.GetLabel() {
 			have[l.GetName()] = l.GetValue()
@@ -209,14 +219,13 @@ func sample(t *testing.T, mf map[string]*dto.MetricFamily, name string, labels .
 		if match {
 			switch {
 			case m.Counter != nil:
-				return m.GetCounter().GetValue()
+				return m.GetCounter().GetValue(), true
 			case m.Gauge != nil:
-				return m.GetGauge().GetValue()
+				return m.GetGauge().GetValue(), true
 			}
 		}
 	}
-	t.Fatalf("metric %s has no series %v", name, labels)
-	return 0
+	return 0, false
 }
 
 // sum adds every series of a metric.
@@ -586,5 +595,134 @@ func TestRunRegistersItsListenerAtStartup(t *testing.T) {
 	}
 	if code, _ := d.signal(syscall.SIGTERM); code != 0 {
 		t.Errorf("SIGTERM: exit %d", code)
+	}
+}
+
+// The metrics move while a run goes: requests, the request rate, rows and
+// devices done are counted as they happen, not when the run ends. Once it
+// has ended they equal the run's own counters: nothing is counted twice.
+func TestRunMetricsLive(t *testing.T) {
+	const devices = 12
+	w := newWorld(t, simulator.Options{Devices: devices, Faults: simulator.Faults{Rate5xx: 0.05},
+		Quirks: simulator.Quirks{BadTimestamp: true, BadValue: true}})
+	// Every history request of one device is held until the test releases
+	// it: the other devices finish, the run cannot.
+	var ids [][]byte
+	for _, dev := range w.sim.Devices() {
+		if !dev.Silent && !dev.Deactivated {
+			ids = ids[:0]
+			for _, id := range dev.IDs {
+				ids = append(ids, []byte(`"`+id.ID+`"`))
+			}
+		}
+	}
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	front := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/devices/usage/actions/list") || strings.HasSuffix(r.URL.Path, "/devices/connections/actions/listHistory") {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			for _, id := range ids {
+				if bytes.Contains(body, id) {
+					once.Do(func() { close(arrived) })
+					select {
+					case <-release:
+					case <-r.Context().Done():
+						return
+					}
+					break
+				}
+			}
+		}
+		w.sim.ServeHTTP(rw, r)
+	}))
+	defer front.Close()
+	w.env["THINGSPACE_BASE_URL"] = front.URL
+	d := startDaemon(t, w, map[string]string{"THINGSYNC_SCHEDULE": "0 0 1 1 *"}, "--now")
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+
+	select {
+	case <-arrived:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the held device's history was never asked for")
+	}
+	// The other devices finish and their rows commit (within the writer's
+	// flush and commit intervals) while the held one keeps the run going.
+	var mf map[string]*dto.MetricFamily
+	waitFor(t, 60*time.Second, "the other devices done and their rows committed", func() bool {
+		mf = d.metrics()
+		rows, _ := lookup(mf, "thingsync_rows_total", "table=usage_daily", "op=inserted")
+		return sample(t, mf, "thingsync_run_devices_done") == devices-1 && rows > 0
+	})
+	if _, h := d.health(); !h.Running || h.Runs != 0 {
+		t.Fatalf("/healthz while the device is held: %+v; want the first run going", h)
+	}
+	for name, want := range map[string]float64{
+		"thingsync_run_in_progress":                    1,
+		"thingsync_run_devices_left":                   1,
+		"thingsync_api_rate_limit_requests_per_second": 5000, // THINGSYNC_RATE_LIMIT
+	} {
+		if got := sample(t, mf, name); got != want {
+			t.Errorf("during the run: %s = %v, want %v", name, got, want)
+		}
+	}
+	if got := sample(t, mf, "thingsync_runs_total", "status=ok"); got != 0 {
+		t.Errorf("during the run: %v ok runs counted", got)
+	}
+	if got := sample(t, mf, "thingsync_api_requests_total", "endpoint=usage", "status=200"); got <= 0 {
+		t.Errorf("during the run: usage requests answered 200 = %v", got)
+	}
+	if got := sample(t, mf, "thingsync_rows_total", "table=devices", "op=inserted"); got != devices {
+		t.Errorf("during the run: devices rows inserted = %v, want %d", got, devices)
+	}
+	if got := sample(t, mf, "thingsync_api_requests_per_second"); got <= 0 {
+		t.Errorf("during the run: request rate = %v", got)
+	}
+
+	released = true
+	close(release)
+	var h health
+	waitFor(t, 60*time.Second, "the run to end", func() bool { _, h = d.health(); return h.Runs >= 1 })
+	if h.LastRun.Status != "ok" {
+		t.Fatalf("run: %+v", h.LastRun)
+	}
+	mf = d.metrics()
+	if code, _ := d.signal(syscall.SIGTERM); code != 0 {
+		t.Errorf("SIGTERM: exit %d, want 0", code)
+	}
+	run := strings.Split(w.query(`SELECT devices, requests, retries, usage_inserted, usage_updated, events_inserted, events_updated, rejected FROM sync_runs`)[0], "|")
+	stored := strings.Split(w.query(`SELECT (SELECT count(*) FROM devices), (SELECT count(*) FROM usage_daily), (SELECT count(*) FROM connection_events)`)[0], "|")
+	if run[2] == "0" || run[7] == "0" {
+		t.Fatalf("sync_runs = %v: the faults made no retry or no rejected record", run)
+	}
+	for _, c := range []struct {
+		what string
+		got  float64
+		want string
+	}{
+		{"devices done", sample(t, mf, "thingsync_run_devices_done"), run[0]},
+		{"devices left", sample(t, mf, "thingsync_run_devices_left"), "0"},
+		{"requests", sum(mf, "thingsync_api_requests_total"), run[1]},
+		{"retries", sum(mf, "thingsync_api_retries_total"), run[2]},
+		{"usage_daily inserted", sample(t, mf, "thingsync_rows_total", "table=usage_daily", "op=inserted"), run[3]},
+		{"usage_daily updated", sample(t, mf, "thingsync_rows_total", "table=usage_daily", "op=updated"), run[4]},
+		{"connection_events inserted", sample(t, mf, "thingsync_rows_total", "table=connection_events", "op=inserted"), run[5]},
+		{"connection_events updated", sample(t, mf, "thingsync_rows_total", "table=connection_events", "op=updated"), run[6]},
+		{"rejected", sample(t, mf, "thingsync_rejected_records_total"), run[7]},
+		{"devices inserted", sample(t, mf, "thingsync_rows_total", "table=devices", "op=inserted"), stored[0]},
+		{"usage_daily rows", sample(t, mf, "thingsync_rows_total", "table=usage_daily", "op=inserted"), stored[1]},
+		{"connection_events rows", sample(t, mf, "thingsync_rows_total", "table=connection_events", "op=inserted"), stored[2]},
+	} {
+		if fmt.Sprint(c.got) != c.want {
+			t.Errorf("after the run: %s = %v in /metrics, %s in the warehouse", c.what, c.got, c.want)
+		}
 	}
 }

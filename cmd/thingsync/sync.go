@@ -273,6 +273,16 @@ type runSpec struct {
 	serving bool
 	// ranges narrows a backfill to these ranges per stream and device.
 	ranges map[string]map[extract.DeviceID][]extract.Range
+	// observer, if set, hears what the run does as it goes.
+	observer runObserver
+}
+
+// runObserver hears what a run does as it goes: its requests and rate
+// ceiling, what each of its transactions wrote, and its devices done.
+type runObserver interface {
+	extract.Observer
+	Committed(load.Totals)
+	Progress(extract.Progress)
 }
 
 // runReport is what one run did.
@@ -338,7 +348,7 @@ func (a *App) syncOnce(ctx context.Context, env *Env, g *load.Gate, spec runSpec
 	rep.RunID = runID
 	log = log.With().Str(logging.RunID, runID).Logger()
 
-	client, err := a.newClient(cfg, cfg.Concurrency, log)
+	client, err := a.newClient(cfg, cfg.Concurrency, log, spec.observer)
 	if err != nil {
 		return rep, cannotRun(err)
 	}
@@ -347,6 +357,9 @@ func (a *App) syncOnce(ctx context.Context, env *Env, g *load.Gate, spec runSpec
 	// is in flight: a first signal stops the walk, not the commit.
 	wctx := context.WithoutCancel(ctx)
 	wopts := load.WriterOptions{Now: a.now}
+	if spec.observer != nil {
+		wopts.Committed = spec.observer.Committed
+	}
 	if a.TuneWriter != nil {
 		a.TuneWriter(&wopts)
 	}
@@ -360,7 +373,13 @@ func (a *App) syncOnce(ctx context.Context, env *Env, g *load.Gate, spec runSpec
 	pf := startProgressFile(cfg.DB, log, a.now, func() int { return client.Counters().TotalRequests() }, runID, spec.kind, started)
 	defer pf.remove()
 	show, finishProgress := a.progress(log, spec.kind)
-	progress := func(p extract.Progress) { pf.update(p); show(p) }
+	progress := func(p extract.Progress) {
+		pf.update(p)
+		show(p)
+		if spec.observer != nil {
+			spec.observer.Progress(p)
+		}
+	}
 	w := &extract.Walk{Client: client, Sink: sink, Log: log, Concurrency: cfg.Concurrency, Streams: streams,
 		Plans: plans, Backfill: spec.backfill, Ranges: spec.ranges, Only: spec.only, Now: a.now, Progress: progress}
 	res, walkErr := w.Run(ctx)
