@@ -136,6 +136,13 @@ func TestPlanMonths(t *testing.T) {
 			check(t, Planner{Start: c.start, Deadline: time.Hour}.Plan(c.now, []Device{c.dev}, nil), c.want)
 		})
 	}
+	t.Run("asked from before six months back: one group", func(t *testing.T) {
+		devs := []Device{{ICCID: "a", Settled: day("2026-01-01")}, {ICCID: "b", Settled: day("2026-02-01")}}
+		got := Planner{Deadline: time.Hour}.Plan(now, devs, nil)
+		if len(got.Asks) != 7 || len(got.Asks[0].Devices) != 2 || !got.Asks[0].Period.From.Equal(day("2026-06-04")) {
+			t.Errorf("plan %v, want both devices in each of 7 requests from 2026-06-04", show(got))
+		}
+	})
 	t.Run("grouped by day asked from", func(t *testing.T) {
 		devs := []Device{{ICCID: "a", Settled: day("2026-12-01")}, {ICCID: "b"}, {ICCID: "c", Settled: day("2026-12-01")}, {ICCID: "d"}}
 		check(t, Planner{Start: day("2026-11-01"), Deadline: time.Hour}.Plan(now, devs, nil), []string{
@@ -175,6 +182,12 @@ func TestPlanReask(t *testing.T) {
 			[]string{"2026-11-01..2026-11-28 n=2 2-3 replaces r1", "2026-11-01..2026-12-01 n=1 1-1", "2026-12-01..2026-12-04 n=3 1-3"}},
 		{"overdue and older than six months: closed, not asked",
 			[]load.AggregateRequest{waitingFor("r0", 200*24*time.Hour, "2026-05-01", "2026-06-01", "1")},
+			[]string{"2026-11-01..2026-12-01 n=3 1-3", "2026-12-01..2026-12-04 n=3 1-3", "close r0"}},
+		{"overdue, from six months back: asked again",
+			[]load.AggregateRequest{waitingFor("r0", deadline, "2026-06-04", "2026-07-01", "1")},
+			[]string{"2026-06-04..2026-07-01 n=1 1-1 replaces r0", "2026-11-01..2026-12-01 n=3 1-3", "2026-12-01..2026-12-04 n=3 1-3"}},
+		{"overdue, from a day before six months back: closed",
+			[]load.AggregateRequest{waitingFor("r0", deadline, "2026-06-03", "2026-07-01", "1")},
 			[]string{"2026-11-01..2026-12-01 n=3 1-3", "2026-12-01..2026-12-04 n=3 1-3", "close r0"}},
 		{"older than six months but not overdue: left alone",
 			[]load.AggregateRequest{waitingFor("r0", time.Hour, "2026-05-01", "2026-06-01", "1")},
