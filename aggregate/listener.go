@@ -43,11 +43,15 @@ func (cb Callbacks) Path() string {
 // so it shares a run's open warehouse or opens the file for its own
 // commit, and answers 2xx only once the delivery is committed.
 func Handler(cb Callbacks, g *load.Gate, log zerolog.Logger, now func() time.Time) http.Handler {
+	return handler(cb, &store{g: g, tf: transform.New(), lookback: cb.Lookback, now: now, log: log})
+}
+
+func handler(cb Callbacks, s *store) http.Handler {
 	return &extract.Receiver{
 		Username: cb.Username,
 		Password: cb.Password,
-		Store:    &store{g: g, tf: transform.New(), lookback: cb.Lookback, now: now, log: log},
-		Log:      log.With().Str("listener", "callbacks").Logger(),
+		Store:    s,
+		Log:      s.log.With().Str("listener", "callbacks").Logger(),
 	}
 }
 
@@ -58,6 +62,9 @@ type store struct {
 	lookback time.Duration
 	now      func() time.Time
 	log      zerolog.Logger
+	// stored, when set, is signalled (without blocking) after each commit
+	// that changed something: a one-shot run waits on it.
+	stored chan<- struct{}
 }
 
 func (s *store) StoreCallback(ctx context.Context, cb extract.AggregateCallback) error {
@@ -80,6 +87,12 @@ func (s *store) StoreCallback(ctx context.Context, cb extract.AggregateCallback)
 	s.log.Info().Str("request_id", cb.RequestID).Bool("notice", res.Notice).Bool("duplicate", res.Duplicate).
 		Int64("inserted", res.Rows.Inserted).Int64("updated", res.Rows.Updated).Int("rejected", res.Rejected).
 		Msg("aggregate callback stored")
+	if s.stored != nil && !res.Duplicate {
+		select {
+		case s.stored <- struct{}{}:
+		default: // one signal pending is enough: the waiter reads every state
+		}
+	}
 	return nil
 }
 

@@ -77,7 +77,7 @@ func (r Requests) Reasks() int {
 // today, unless a waiting or re-asked request covers it; devices asked
 // from the same day share requests of at most MaxAggregateDevices.
 func (p Planner) Plan(now time.Time, devices []Device, waiting []load.AggregateRequest) Requests {
-	floor := schema.Day(now).AddDate(0, -6, 0)
+	floor := oldest(now)
 	type key struct {
 		dev   extract.DeviceID
 		start int64
@@ -120,7 +120,7 @@ func (p Planner) Plan(now time.Time, devices []Device, waiting []load.AggregateR
 	}
 	slices.SortFunc(froms, func(a, b time.Time) int { return a.Compare(b) })
 	for _, from := range froms {
-		for _, period := range extract.AggregatePeriods(now, from) {
+		for _, period := range Periods(now, from) {
 			var todo []extract.DeviceID
 			for _, d := range groups[from] {
 				if !covered[key{d, period.From.Unix()}] {
@@ -133,6 +133,31 @@ func (p Planner) Plan(now time.Time, devices []Device, waiting []load.AggregateR
 				todo = todo[n:]
 			}
 		}
+	}
+	return out
+}
+
+// oldest is the earliest day the API answers aggregate usage for: six
+// months before today.
+func oldest(now time.Time) time.Time { return schema.Day(now).AddDate(0, -6, 0) }
+
+// Periods are the periods to ask aggregate usage for, from from up to the
+// start of today (UTC): calendar months, the first starting at from, never
+// before six months ago, the last cut at today. The API answers a period
+// of at most a month, and usage of today is not final.
+func Periods(now, from time.Time) []extract.Window {
+	today := schema.Day(now)
+	if floor := oldest(now); from.Before(floor) {
+		from = floor
+	}
+	var out []extract.Window
+	for p := from.UTC(); p.Before(today); {
+		next := time.Date(p.Year(), p.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+		if next.After(today) {
+			next = today
+		}
+		out = append(out, extract.Window{From: p, To: next})
+		p = next
 	}
 	return out
 }

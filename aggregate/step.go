@@ -12,6 +12,7 @@ import (
 	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/load"
 	"github.com/thingsync/thingsync/schema"
+	"github.com/thingsync/thingsync/transform"
 )
 
 // Report is what the aggregate step of a run did.
@@ -40,22 +41,44 @@ type Step struct {
 // Run is the aggregate step of a run that started at started: it makes
 // sure the listener is registered and sends the requests. A one-shot run
 // (oneShot) has nobody else to take the callbacks: Run listens on
-// Callbacks.Addr for its own duration and waits, up to Wait, for the data
-// of the requests it sent. Otherwise the daemon's listener takes them.
+// Callbacks.Addr for its own duration, committing through Gate, and waits,
+// up to Wait, until the data of every request it sent is stored.
+// Otherwise the daemon's listener takes them and Run returns once they
+// are sent.
 func (s Step) Run(ctx context.Context, wh *load.Warehouse, started time.Time, oneShot bool) (Report, error) {
-	if oneShot {
-		stop, err := Listen(ctx, s.Callbacks, Handler(s.Callbacks, s.Gate, s.Log, s.Now), s.Log)
-		if err != nil {
-			return Report{}, err
-		}
-		defer stop()
+	if !oneShot {
+		return s.run(ctx, wh, started, nil)
 	}
-	return s.Request(ctx, wh, started, oneShot)
+	stored := make(chan struct{}, 1)
+	h := handler(s.Callbacks, &store{g: s.Gate, tf: transform.New(), lookback: s.Callbacks.Lookback, now: s.Now, log: s.Log, stored: stored})
+	stop, err := Listen(ctx, s.Callbacks, h, s.Log)
+	if err != nil {
+		return Report{}, err
+	}
+	defer stop()
+	return s.run(ctx, wh, started, &wake{stored: stored})
 }
 
-// Request is Run with the callbacks taken by a listener already up: it
-// sends the requests and, with wait, waits for their data up to Wait.
+// Request is Run with the callbacks taken by a listener already up; with
+// wait it waits for their data up to Wait, reading the warehouse every
+// 100 ms as it has no word of the listener's commits.
 func (s Step) Request(ctx context.Context, wh *load.Warehouse, started time.Time, wait bool) (Report, error) {
+	if !wait {
+		return s.run(ctx, wh, started, nil)
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	return s.run(ctx, wh, started, &wake{tick: tick.C})
+}
+
+// wake says when a waiting step reads the states of its requests again.
+type wake struct {
+	stored <-chan struct{}  // the step's own listener stored a delivery
+	tick   <-chan time.Time // a listener elsewhere: every so often
+}
+
+// run sends the requests and, unless w is nil, waits for their data.
+func (s Step) run(ctx context.Context, wh *load.Warehouse, started time.Time, w *wake) (Report, error) {
 	var rep Report
 	log := s.Log.With().Str(logging.Stream, schema.StreamAggregate).Logger()
 	if err := Register(ctx, s.Client, s.Callbacks, log); err != nil {
@@ -66,8 +89,8 @@ func (s Step) Request(ctx context.Context, wh *load.Warehouse, started time.Time
 	if err != nil {
 		return rep, err
 	}
-	if wait && len(ids) > 0 {
-		rep.Received, rep.Pending = s.await(ctx, wh, ids, log)
+	if w != nil && len(ids) > 0 {
+		rep.Received, rep.Pending = s.await(ctx, wh, ids, w, log)
 	} else {
 		rep.Pending = len(ids)
 	}
@@ -126,14 +149,16 @@ func (s Step) send(ctx context.Context, wh *load.Warehouse, started time.Time, l
 	return sent, reasked, nil
 }
 
-// await waits, bounded by Wait, until the requests are received.
-func (s Step) await(ctx context.Context, wh *load.Warehouse, ids []string, log zerolog.Logger) (received, pending int) {
+// await waits, bounded by Wait, until the requests are received,
+// reading their states at the start and each time w says so.
+func (s Step) await(ctx context.Context, wh *load.Warehouse, ids []string, w *wake, log zerolog.Logger) (received, pending int) {
 	want := map[string]bool{}
 	for _, id := range ids {
 		want[id] = true
 	}
 	wait := cmp.Or(s.Wait, DefaultWait)
-	deadline := time.Now().Add(wait)
+	timeout := time.NewTimer(wait)
+	defer timeout.Stop()
 	for {
 		rs, err := wh.AggregateRequests(context.WithoutCancel(ctx), load.RequestReceived)
 		if err == nil {
@@ -145,17 +170,20 @@ func (s Step) await(ctx context.Context, wh *load.Warehouse, ids []string, log z
 			}
 		}
 		pending = len(want) - received
-		if pending == 0 || time.Now().After(deadline) || ctx.Err() != nil {
-			break
+		if pending == 0 {
+			return received, 0
 		}
 		select {
+		case <-w.stored:
+			continue
+		case <-w.tick:
+			continue
 		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
+		case <-timeout.C:
 		}
+		break
 	}
-	if pending > 0 {
-		log.Warn().Int("pending", pending).Float64("waited_s", wait.Seconds()).
-			Msg("aggregate callbacks still pending; a later run stores them or asks again")
-	}
+	log.Warn().Int("pending", pending).Float64("waited_s", wait.Seconds()).
+		Msg("aggregate callbacks still pending; a later run stores them or asks again")
 	return received, pending
 }

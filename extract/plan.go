@@ -163,24 +163,3 @@ func ParseDate(s string) (time.Time, error) {
 	}
 	return t, nil
 }
-
-// AggregatePeriods are the periods to ask promo aggregate usage for, from
-// from up to today's midnight: calendar months (UTC), the first starting at
-// from, never before six months ago (the API's limit), the last cut at
-// today. Each is at most a month, as the API demands.
-func AggregatePeriods(now, from time.Time) []Window {
-	today := schema.Day(now)
-	if floor := today.AddDate(0, -6, 0); from.Before(floor) {
-		from = floor
-	}
-	var out []Window
-	for p := from.UTC(); p.Before(today); {
-		next := time.Date(p.Year(), p.Month()+1, 1, 0, 0, 0, 0, time.UTC)
-		if next.After(today) {
-			next = today
-		}
-		out = append(out, Window{From: p, To: next})
-		p = next
-	}
-	return out
-}

@@ -17,8 +17,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/thingsync/thingsync/aggregate"
 	"github.com/thingsync/thingsync/config"
-	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/extract/simulator"
 	"github.com/thingsync/thingsync/load"
 )
@@ -70,7 +70,7 @@ func (w *world) wantAggregates(at time.Time) []string {
 		}
 	}
 	var out []string
-	for _, p := range extract.AggregatePeriods(at, time.Time{}) {
+	for _, p := range aggregate.Periods(at, time.Time{}) {
 		for _, a := range w.sim.TruthAggregates(p.From, p.To, at) {
 			if active[a.ICCID] {
 				out = append(out, fmt.Sprintf("%s|%s|%s|%s|%d|%d|%d|%d", a.Device.Kind, a.Device.ID, a.Start.Format(time.RFC3339),
