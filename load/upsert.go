@@ -43,13 +43,6 @@ func (l layout) names() []string {
 	return n
 }
 
-// tracksFirstSeen tells tables whose rows keep first_seen_at: their rows
-// always take the checked path.
-func (l layout) tracksFirstSeen() bool {
-	_, ok := l.table.Column("first_seen_at")
-	return ok
-}
-
 func (l layout) types() []string {
 	var ts []string
 	for _, i := range l.data {
@@ -62,6 +55,351 @@ func (l layout) types() []string {
 		ts = append(ts, schema.ExtraMap)
 	}
 	return ts
+}
+
+// upsertPlan is how batches of one table are upserted while its evolved
+// columns are one set: the staging layout, the order rows sort in, and the
+// text of every statement, all from the schema's column flags. Nothing in
+// it depends on a batch: it is built once per table and set of evolved
+// columns (Warehouse.plan) and serves every batch after.
+type upsertPlan struct {
+	layout
+	names  []string // the staged columns, in order
+	width  int
+	hashed bool // the table keeps row_hash, which tells a changed row
+	// order sorts a batch: the table's Order, then the rest of its key,
+	// so rows of one key are neighbours. keyCols are the key's columns.
+	order, keyCols []int
+	// firstOf: a column keeps the first value of another, which only the
+	// checked path computes, so no row of the table is appended unchecked.
+	firstOf bool
+
+	stage, dedup, marked  string // staging tables
+	create, dedupe, count string
+	insert                string // $1: loaded_at
+	// exact matches staged rows to the table by key; spanned also bounds
+	// the table's time key to the batch's span ($1, $2), so zone maps
+	// skip the rest of a large table.
+	exact, spanned matchSQL
+}
+
+// matchSQL are the statements that match staged rows to table rows.
+type matchSQL struct {
+	mark    string // each staged row: whether its key existed, whether it changed
+	remove  string // delete the table rows that changed
+	refresh string // bookkeeping columns of unchanged rows; "" if the table has none
+}
+
+// plan returns t's upsert plan for the evolved columns it has now,
+// building it the first time the set is seen. Upserts run inside a
+// transaction on the one write connection, so the cache is read and filled
+// by one goroutine at a time.
+func (w *Warehouse) plan(t schema.Table) *upsertPlan {
+	var evolved []string
+	for _, c := range w.evolved[t.Name] {
+		if c != schema.ExtraColumn && !slices.Contains(evolved, c) {
+			evolved = append(evolved, c)
+		}
+	}
+	sort.Strings(evolved)
+	// Column names are made of [a-z0-9_]: a comma cannot be in one.
+	key := t.Name + ":" + strings.Join(evolved, ",")
+	if p, ok := w.plans[key]; ok {
+		return p
+	}
+	p := newUpsertPlan(t, evolved)
+	if w.plans == nil {
+		w.plans = map[string]*upsertPlan{}
+	}
+	w.plans[key] = p
+	return p
+}
+
+// newUpsertPlan builds the plan of t with the evolved columns given, in
+// staging order.
+func newUpsertPlan(t schema.Table, evolved []string) *upsertPlan {
+	l := layout{table: t, evolved: evolved, evolveIx: map[string]int{}, extra: t.Evolves}
+	for i, c := range t.Columns {
+		if !c.Loader {
+			l.data = append(l.data, i)
+		}
+	}
+	for i, c := range evolved {
+		l.evolveIx[c] = i
+	}
+	p := &upsertPlan{layout: l, names: l.names(), hashed: t.Index(schema.RowHashColumn) >= 0}
+	p.width = len(p.names)
+	key := t.Key()
+	p.order = sortOrder(t)
+	for _, k := range key {
+		i := t.Index(k)
+		p.keyCols = append(p.keyCols, i)
+		if !slices.Contains(p.order, i) {
+			p.order = append(p.order, i)
+		}
+	}
+	p.stage, p.dedup, p.marked = "stage_"+t.Name, "stage_"+t.Name+"_d", "stage_"+t.Name+"_m"
+	stage, dedup, marked := schema.Ident(p.stage), schema.Ident(p.dedup), schema.Ident(p.marked)
+	table := schema.Ident(t.Name)
+
+	var def strings.Builder
+	for i, typ := range l.types() {
+		fmt.Fprintf(&def, "%s %s, ", schema.Ident(p.names[i]), typ)
+	}
+	if p.hashed {
+		def.WriteString("_hash BIGINT, ")
+	}
+	p.create = fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s (%s_seq BIGINT)", stage, def.String())
+	// Of staged rows with one key, the last sent wins.
+	p.dedupe = fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE %s AS SELECT * EXCLUDE (_seq) FROM %s
+			QUALIFY row_number() OVER (PARTITION BY %s ORDER BY _seq DESC) = 1`, dedup, stage, quoteList(key, ""))
+	p.count = fmt.Sprintf(`SELECT count(*) FILTER (WHERE NOT _existed), count(*) FILTER (WHERE _changed) FROM %s`, marked)
+
+	// A change is a difference in a data, evolved or extra column; a
+	// bookkeeping column is refreshed instead. Loader columns are not
+	// staged.
+	isKey := map[string]bool{}
+	for _, k := range key {
+		isKey[k] = true
+	}
+	var diffs, keep []string
+	for _, n := range p.names {
+		if isKey[n] {
+			continue
+		}
+		if c, ok := t.Column(n); ok && c.Bookkeeping {
+			keep = append(keep, fmt.Sprintf("%s = s.%s", schema.Ident(n), schema.Ident(n)))
+			continue
+		}
+		diffs = append(diffs, fmt.Sprintf("t.%s IS DISTINCT FROM s.%s", schema.Ident(n), schema.Ident(n)))
+	}
+	changed := "false"
+	if len(diffs) > 0 {
+		changed = strings.Join(diffs, " OR ")
+	}
+	if p.hashed {
+		// One BIGINT instead of every column: the join then reads only the
+		// keys and the hash of the target, far less against a year of
+		// events (docs/design.md).
+		changed = fmt.Sprintf("t.%s IS DISTINCT FROM s._hash", schema.Ident(schema.RowHashColumn))
+	}
+
+	cols, sel := quoteList(p.names, ""), quoteList(p.names, "s.")
+	cols += ", " + schema.Ident(schema.LoadedAtColumn)
+	sel += ", $1::TIMESTAMPTZ"
+	if p.hashed {
+		cols += ", " + schema.Ident(schema.RowHashColumn)
+		sel += ", s._hash"
+	}
+	// A first-of column keeps the table's value, or takes its source's
+	// value from the staged row when the row is new.
+	var firsts []string
+	for _, c := range t.Columns {
+		if c.FirstOf == "" {
+			continue
+		}
+		alias := schema.Ident(fmt.Sprintf("_first_%d", len(firsts)))
+		firsts = append(firsts, fmt.Sprintf(", coalesce(t.%s, s.%s) AS %s", schema.Ident(c.Name), schema.Ident(c.FirstOf), alias))
+		cols += ", " + schema.Ident(c.Name)
+		sel += ", s." + alias
+	}
+	p.firstOf = len(firsts) > 0
+	orderBy := ""
+	if len(t.Order) > 0 {
+		orderBy = " ORDER BY " + quoteList(t.Order, "s.")
+	}
+	p.insert = fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s s WHERE s._changed OR NOT s._existed%s`,
+		table, cols, sel, marked, orderBy)
+
+	match := func(on []string) matchSQL {
+		join := strings.Join(on, " AND ")
+		m := matchSQL{
+			mark: fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE %s AS SELECT s.*, t.%s IS NOT NULL AS _existed,
+			(t.%s IS NOT NULL AND (%s)) AS _changed%s
+			FROM %s s LEFT JOIN %s t ON %s`,
+				marked, schema.Ident(key[0]), schema.Ident(key[0]), changed, strings.Join(firsts, ""), dedup, table, join),
+			remove: fmt.Sprintf(`DELETE FROM %s t USING %s s WHERE s._changed AND %s`, table, marked, join),
+		}
+		if len(keep) > 0 {
+			m.refresh = fmt.Sprintf(`UPDATE %s t SET %s FROM %s s
+			WHERE s._existed AND NOT s._changed AND %s`, table, strings.Join(keep, ", "), marked, join)
+		}
+		return m
+	}
+	on := make([]string, len(key))
+	for i, k := range key {
+		on[i] = fmt.Sprintf("t.%s IS NOT DISTINCT FROM s.%s", schema.Ident(k), schema.Ident(k))
+	}
+	p.exact, p.spanned = match(on), match(on)
+	if i := timeKey(t); i >= 0 {
+		col := t.Columns[i]
+		p.spanned = match(append(on, fmt.Sprintf("t.%s BETWEEN CAST($1 AS %s) AND CAST($2 AS %s)", schema.Ident(col.Name), col.Type, col.Type)))
+	}
+	return p
+}
+
+// upsert writes a batch of one table: plan (the table's cached plan),
+// stage the rows that need checking with the Appender, apply (keep the
+// last row of each key, insert new keys, rewrite changed rows, leave
+// equal rows alone, so a rerun changes nothing and counts exactly). Rows
+// whose keys no committed row can have skip staging. It returns the
+// values it staged too.
+func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, tb *tableBatch, now time.Time, runID string) (TableTotals, int, error) {
+	if err := w.evolve(ctx, conn, t, tb.rows, now, runID); err != nil {
+		return TableTotals{}, 0, err
+	}
+	p := w.plan(t)
+	fresh, checked := p.route(tb)
+	fill := p.filler(tb.rows, w.evolved[t.Name])
+
+	var tt TableTotals
+	if len(fresh) > 0 {
+		// Keys no committed row can have go straight into the table, in
+		// the batch's transaction. The checked path below runs after, so
+		// a stray row of the same key there finds this one and replaces it.
+		if err := w.appendFresh(ctx, conn, p, fresh, fill, now); err != nil {
+			return TableTotals{}, 0, err
+		}
+		tt.Inserted = int64(len(fresh))
+	}
+	if len(checked) == 0 {
+		return tt, 0, nil
+	}
+	if err := p.stageRows(ctx, conn, checked, fill); err != nil {
+		return TableTotals{}, 0, err
+	}
+	applied, err := p.apply(ctx, conn, tb.rows, checked, now)
+	if err != nil {
+		return TableTotals{}, 0, err
+	}
+	tt.Inserted += applied.Inserted
+	tt.Updated += applied.Updated
+	// The staging tables are three copies of the checked rows, which the
+	// open transaction keeps until it commits, even once replaced.
+	return tt, 3 * len(checked) * p.width, nil
+}
+
+// route sorts a batch's rows so rows of one key are neighbours (the sort
+// is stable, so the last of them is the last sent), and splits them into
+// fresh rows, appended as they are, and rows to check against the table.
+func (p *upsertPlan) route(tb *tableBatch) (fresh, checked []int) {
+	rows := tb.rows
+	idx := sortRows(rows, p.order)
+	for n, i := range idx {
+		if tb.fresh[i] && !p.firstOf {
+			// Of fresh rows with one key, only the last is new.
+			if n+1 < len(idx) && tb.fresh[idx[n+1]] && equalKey(rows[i].Values, rows[idx[n+1]].Values, p.keyCols) {
+				continue
+			}
+			fresh = append(fresh, i)
+			continue
+		}
+		checked = append(checked, i)
+	}
+	return fresh, checked
+}
+
+// filler returns fill, which puts row i's values in the order of p.names
+// into a buffer it reuses, with two spare places after them. known maps
+// the table's evolved attribute keys to their columns.
+func (p *upsertPlan) filler(rows []transform.Row, known map[string]string) func(i int) []driver.Value {
+	buf := make([]driver.Value, p.width+2)
+	return func(i int) []driver.Value {
+		r := rows[i]
+		for j, ci := range p.data {
+			buf[j] = r.Values[ci]
+		}
+		for j := len(p.data); j < p.width; j++ {
+			buf[j] = nil
+		}
+		var extra duckdb.Map
+		for _, a := range r.Unknown {
+			col, ok := known[a.Key]
+			if !ok {
+				continue
+			}
+			var v driver.Value
+			if !a.Null {
+				v = a.Value
+			}
+			if col == schema.ExtraColumn {
+				if extra == nil {
+					extra = duckdb.Map{}
+				}
+				extra[a.Key] = v
+				continue
+			}
+			buf[len(p.data)+p.evolveIx[col]] = v
+		}
+		if p.extra && extra != nil {
+			buf[p.width-1] = extra
+		}
+		return buf
+	}
+}
+
+// stageRows appends the checked rows to the staging table, with their
+// hash and their place in the batch.
+func (p *upsertPlan) stageRows(ctx context.Context, conn *sql.Conn, checked []int, fill func(int) []driver.Value) error {
+	if _, err := conn.ExecContext(ctx, p.create); err != nil {
+		return fmt.Errorf("create staging: %w", err)
+	}
+	return appendRows(conn, "temp", p.stage, len(checked), func(n int) []driver.Value {
+		i := checked[n]
+		v := fill(i)
+		if p.hashed {
+			v[p.width] = p.rowHash(v[:p.width])
+			v[p.width+1] = int64(i)
+			return v
+		}
+		v[p.width] = int64(i)
+		return v[:p.width+1]
+	})
+}
+
+// apply runs the plan's statements over the staged rows and counts what
+// they inserted and updated.
+func (p *upsertPlan) apply(ctx context.Context, conn *sql.Conn, rows []transform.Row, checked []int, now time.Time) (TableTotals, error) {
+	name := p.table.Name
+	// The batch's time range bounds the target rows a join can match, so
+	// DuckDB's zone maps skip the rest of a large table (rows go in in
+	// time order): a nightly batch of revisions reads the last days, not
+	// the whole year.
+	m, span := p.exact, []any(nil)
+	if lo, hi, ok := timeSpan(p.table, rows, checked); ok {
+		m, span = p.spanned, []any{lo, hi}
+		if p.table.Columns[timeKey(p.table)].Type == schema.Date {
+			// A time.Time parameter cast to DATE would go through the
+			// session's time zone; a date string does not.
+			span = []any{lo.Format(time.DateOnly), hi.Format(time.DateOnly)}
+		}
+	}
+	if _, err := conn.ExecContext(ctx, p.dedupe); err != nil {
+		return TableTotals{}, fmt.Errorf("stage %s: %w", name, err)
+	}
+	if _, err := conn.ExecContext(ctx, m.mark, span...); err != nil {
+		return TableTotals{}, fmt.Errorf("stage %s: %w", name, err)
+	}
+	var tt TableTotals
+	if err := conn.QueryRowContext(ctx, p.count).Scan(&tt.Inserted, &tt.Updated); err != nil {
+		return TableTotals{}, err
+	}
+	if tt.Updated > 0 {
+		if _, err := conn.ExecContext(ctx, m.remove, span...); err != nil {
+			return TableTotals{}, fmt.Errorf("replace changed %s rows: %w", name, err)
+		}
+	}
+	if tt.Inserted+tt.Updated > 0 {
+		if _, err := conn.ExecContext(ctx, p.insert, now); err != nil {
+			return TableTotals{}, fmt.Errorf("insert %s rows: %w", name, err)
+		}
+	}
+	if m.refresh != "" && tt.Inserted+tt.Updated < int64(len(checked)) {
+		if _, err := conn.ExecContext(ctx, m.refresh, span...); err != nil {
+			return TableTotals{}, fmt.Errorf("refresh %s bookkeeping: %w", name, err)
+		}
+	}
+	return tt, nil
 }
 
 // evolve gives every unknown attribute key of the batch a column (or the
@@ -184,265 +522,10 @@ func logKey(key string) string {
 	return strconv.Quote(strings.ToValidUTF8(clip.Text(key, 200), "\uFFFD"))
 }
 
-func (w *Warehouse) layout(t schema.Table) layout {
-	l := layout{table: t, evolveIx: map[string]int{}, extra: t.Evolves}
-	for i, c := range t.Columns {
-		if !c.Loader {
-			l.data = append(l.data, i)
-		}
-	}
-	cols := map[string]bool{}
-	for _, c := range w.evolved[t.Name] {
-		if c != schema.ExtraColumn {
-			cols[c] = true
-		}
-	}
-	for c := range cols {
-		l.evolved = append(l.evolved, c)
-	}
-	sort.Strings(l.evolved)
-	for i, c := range l.evolved {
-		l.evolveIx[c] = i
-	}
-	return l
-}
-
-// upsert writes a batch of one table: stage with the Appender, keep the
-// last row of each key, insert new keys, rewrite changed rows, leave equal
-// rows alone (so a rerun changes nothing and counts exactly). It returns
-// the values it staged too.
-func (w *Warehouse) upsert(ctx context.Context, conn *sql.Conn, t schema.Table, tb *tableBatch, now time.Time, runID string) (TableTotals, int, error) {
-	rows := tb.rows
-	if err := w.evolve(ctx, conn, t, rows, now, runID); err != nil {
-		return TableTotals{}, 0, err
-	}
-	l := w.layout(t)
-	names, types := l.names(), l.types()
-	stage, dedup, marked := "stage_"+t.Name, "stage_"+t.Name+"_d", "stage_"+t.Name+"_m"
-
-	// Rows in (date, device) order, then by the rest of the key, so equal
-	// keys are neighbours; the sort is stable, so the last of them is the
-	// last sent.
-	order := sortOrder(t)
-	for _, k := range t.Key() {
-		if i := t.Index(k); !slices.Contains(order, i) {
-			order = append(order, i)
-		}
-	}
-	idx := sortRows(rows, order)
-	keyCols := make([]int, 0, len(t.Key()))
-	for _, k := range t.Key() {
-		keyCols = append(keyCols, t.Index(k))
-	}
-	var fresh, checked []int
-	for n, i := range idx {
-		if tb.fresh[i] && !l.tracksFirstSeen() {
-			// Of fresh rows with one key, only the last is new.
-			if n+1 < len(idx) && tb.fresh[idx[n+1]] && equalKey(rows[i].Values, rows[idx[n+1]].Values, keyCols) {
-				continue
-			}
-			fresh = append(fresh, i)
-			continue
-		}
-		checked = append(checked, i)
-	}
-
-	known := w.evolved[t.Name]
-	width := len(names)
-	hashed := t.Index(schema.RowHashColumn) >= 0
-	buf := make([]driver.Value, width+2)
-	// fill puts row i's values in buf, in the order of names.
-	fill := func(i int) []driver.Value {
-		r := rows[i]
-		for j, ci := range l.data {
-			buf[j] = r.Values[ci]
-		}
-		for j := len(l.data); j < width; j++ {
-			buf[j] = nil
-		}
-		var extra duckdb.Map
-		for _, a := range r.Unknown {
-			col, ok := known[a.Key]
-			if !ok {
-				continue
-			}
-			var v driver.Value
-			if !a.Null {
-				v = a.Value
-			}
-			if col == schema.ExtraColumn {
-				if extra == nil {
-					extra = duckdb.Map{}
-				}
-				extra[a.Key] = v
-				continue
-			}
-			buf[len(l.data)+l.evolveIx[col]] = v
-		}
-		if l.extra && extra != nil {
-			buf[width-1] = extra
-		}
-		return buf
-	}
-
-	var tt TableTotals
-	if len(fresh) > 0 {
-		// Keys no committed row can have go straight into the table, in
-		// the batch's transaction. The checked path below runs after, so
-		// a stray row of the same key there finds this one and replaces it.
-		if err := w.appendFresh(ctx, conn, t, l, fresh, fill, now); err != nil {
-			return TableTotals{}, 0, err
-		}
-		tt.Inserted = int64(len(fresh))
-	}
-	if len(checked) == 0 {
-		return tt, 0, nil
-	}
-
-	var def strings.Builder
-	for i, n := range names {
-		fmt.Fprintf(&def, "%s %s, ", schema.Ident(n), types[i])
-	}
-	if hashed {
-		def.WriteString("_hash BIGINT, ")
-	}
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s (%s_seq BIGINT)", schema.Ident(stage), def.String())); err != nil {
-		return TableTotals{}, 0, fmt.Errorf("create staging: %w", err)
-	}
-	err := appendRows(conn, "temp", stage, len(checked), func(n int) []driver.Value {
-		i := checked[n]
-		v := fill(i)
-		if hashed {
-			v[width] = l.rowHash(v[:width])
-			v[width+1] = int64(i)
-			return v
-		}
-		v[width] = int64(i)
-		return v[:width+1]
-	})
-	if err != nil {
-		return TableTotals{}, 0, err
-	}
-
-	key := t.Key()
-	keyJoin := make([]string, len(key))
-	for i, k := range key {
-		keyJoin[i] = fmt.Sprintf("t.%s IS NOT DISTINCT FROM s.%s", schema.Ident(k), schema.Ident(k))
-	}
-	// The batch's time range bounds the target rows a join can match, so
-	// DuckDB's zone maps skip the rest of a large table (rows go in in
-	// time order): a nightly batch of revisions reads the last days, not
-	// the whole year.
-	var span []any
-	if lo, hi, ok := timeSpan(t, rows, checked); ok {
-		col := t.Columns[timeKey(t)]
-		keyJoin = append(keyJoin, fmt.Sprintf("t.%s BETWEEN CAST($1 AS %s) AND CAST($2 AS %s)", schema.Ident(col.Name), col.Type, col.Type))
-		span = []any{lo, hi}
-		if col.Type == schema.Date {
-			// A time.Time parameter cast to DATE would go through the
-			// session's time zone; a date string does not.
-			span = []any{lo.Format(time.DateOnly), hi.Format(time.DateOnly)}
-		}
-	}
-	isKey := map[string]bool{}
-	for _, k := range key {
-		isKey[k] = true
-	}
-	// Bookkeeping columns say when a row was last seen or fetched: they
-	// are refreshed, not counted as a change.
-	var diffs, keep []string
-	for _, n := range names {
-		if isKey[n] {
-			continue
-		}
-		if n == "last_seen_at" || n == "fetched_at" || n == "received_at" || n == "request_id" {
-			keep = append(keep, fmt.Sprintf("%s = s.%s", schema.Ident(n), schema.Ident(n)))
-			continue
-		}
-		diffs = append(diffs, fmt.Sprintf("t.%s IS DISTINCT FROM s.%s", schema.Ident(n), schema.Ident(n)))
-	}
-	changed := "false"
-	if len(diffs) > 0 {
-		changed = strings.Join(diffs, " OR ")
-	}
-	if hashed {
-		// One BIGINT instead of every column: the join then reads only the
-		// keys and the hash of the target, far less against a year of
-		// events (docs/design.md).
-		changed = fmt.Sprintf("t.%s IS DISTINCT FROM s._hash", schema.Ident(schema.RowHashColumn))
-	}
-	firstSeen := ""
-	if _, ok := t.Column("first_seen_at"); ok {
-		firstSeen = ", coalesce(t.first_seen_at, s.last_seen_at) AS _first_seen"
-	}
-	orderBy := ""
-	if len(t.Order) > 0 {
-		orderBy = " ORDER BY " + quoteList(t.Order, "s.")
-	}
-	stmts := []string{
-		fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE %s AS SELECT * EXCLUDE (_seq) FROM %s
-			QUALIFY row_number() OVER (PARTITION BY %s ORDER BY _seq DESC) = 1`,
-			schema.Ident(dedup), schema.Ident(stage), quoteList(key, "")),
-		fmt.Sprintf(`CREATE OR REPLACE TEMP TABLE %s AS SELECT s.*, t.%s IS NOT NULL AS _existed,
-			(t.%s IS NOT NULL AND (%s)) AS _changed%s
-			FROM %s s LEFT JOIN %s t ON %s`,
-			schema.Ident(marked), schema.Ident(key[0]), schema.Ident(key[0]), changed, firstSeen,
-			schema.Ident(dedup), schema.Ident(t.Name), strings.Join(keyJoin, " AND ")),
-	}
-	if _, err := conn.ExecContext(ctx, stmts[0]); err != nil {
-		return TableTotals{}, 0, fmt.Errorf("stage %s: %w", t.Name, err)
-	}
-	if _, err := conn.ExecContext(ctx, stmts[1], span...); err != nil {
-		return TableTotals{}, 0, fmt.Errorf("stage %s: %w", t.Name, err)
-	}
-	var ins, upd int64
-	if err := conn.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FILTER (WHERE NOT _existed), count(*) FILTER (WHERE _changed) FROM %s`,
-		schema.Ident(marked))).Scan(&ins, &upd); err != nil {
-		return TableTotals{}, 0, err
-	}
-	tt.Inserted += ins
-	tt.Updated += upd
-	if upd > 0 {
-		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s t USING %s s WHERE s._changed AND %s`,
-			schema.Ident(t.Name), schema.Ident(marked), strings.Join(keyJoin, " AND ")), span...); err != nil {
-			return TableTotals{}, 0, fmt.Errorf("replace changed %s rows: %w", t.Name, err)
-		}
-	}
-	if ins+upd > 0 {
-		cols, sel := quoteList(names, ""), quoteList(names, "s.")
-		// Every upserted table has loaded_at (schema_test checks the
-		// schema's tables are well formed).
-		cols += ", loaded_at"
-		sel += ", $1::TIMESTAMPTZ"
-		if hashed {
-			cols += ", " + schema.Ident(schema.RowHashColumn)
-			sel += ", s._hash"
-		}
-		if firstSeen != "" {
-			cols += ", first_seen_at"
-			sel += ", s._first_seen"
-		}
-		q := fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s s WHERE s._changed OR NOT s._existed%s`,
-			schema.Ident(t.Name), cols, sel, schema.Ident(marked), orderBy)
-		if _, err := conn.ExecContext(ctx, q, now); err != nil {
-			return TableTotals{}, 0, fmt.Errorf("insert %s rows: %w", t.Name, err)
-		}
-	}
-	if len(keep) > 0 && ins+upd < int64(len(checked)) {
-		if _, err := conn.ExecContext(ctx, fmt.Sprintf(`UPDATE %s t SET %s FROM %s s
-			WHERE s._existed AND NOT s._changed AND %s`, schema.Ident(t.Name), strings.Join(keep, ", "), schema.Ident(marked), strings.Join(keyJoin, " AND ")), span...); err != nil {
-			return TableTotals{}, 0, fmt.Errorf("refresh %s bookkeeping: %w", t.Name, err)
-		}
-	}
-	// The staging tables are three copies of the checked rows, which the
-	// open transaction keeps until it commits, even once replaced.
-	return tt, 3 * len(checked) * width, nil
-}
-
 // appendFresh appends rows to the table itself with the Appender, mapping
 // the table's columns, whatever order evolution left them in, to names.
-func (w *Warehouse) appendFresh(ctx context.Context, conn *sql.Conn, t schema.Table, l layout, rows []int, fill func(int) []driver.Value, now time.Time) error {
-	names := l.names()
+func (w *Warehouse) appendFresh(ctx context.Context, conn *sql.Conn, p *upsertPlan, rows []int, fill func(int) []driver.Value, now time.Time) error {
+	t, names := p.table, p.names
 	cols, ok := w.physical[t.Name]
 	if !ok {
 		var err error
@@ -463,7 +546,7 @@ func (w *Warehouse) appendFresh(ctx context.Context, conn *sql.Conn, t schema.Ta
 		switch j, ok := pos[c]; {
 		case ok:
 			from[i] = j
-		case c == "loaded_at":
+		case c == schema.LoadedAtColumn:
 			from[i] = -1
 		case c == schema.RowHashColumn:
 			from[i] = -3
@@ -481,7 +564,7 @@ func (w *Warehouse) appendFresh(ctx context.Context, conn *sql.Conn, t schema.Ta
 			case -2:
 				out[i] = nil
 			case -3:
-				out[i] = l.rowHash(v[:len(names)])
+				out[i] = p.rowHash(v[:len(names)])
 			default:
 				out[i] = v[j]
 			}

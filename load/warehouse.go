@@ -38,6 +38,9 @@ type Warehouse struct {
 	// (looking them up cost a catalog scan per batch); schema evolution
 	// and loadEvolved drop it.
 	physical map[string][]string
+	// plans caches upsert plans per table and set of evolved columns
+	// (Warehouse.plan).
+	plans map[string]*upsertPlan
 }
 
 // Open opens (creating if needed) the warehouse read-write and brings its

@@ -49,7 +49,10 @@ const (
 	Coverage           = "coverage"
 	CoverageDays       = "coverage_days"
 	// RowHashColumn holds a fact row's hash for change detection.
-	RowHashColumn     = "row_hash"
+	RowHashColumn = "row_hash"
+	// LoadedAtColumn says when the loader last wrote a row; every table
+	// the loader upserts has it.
+	LoadedAtColumn    = "loaded_at"
 	RatedUsage        = "rated_usage"
 	AggregateUsage    = "aggregate_usage"
 	AggregateRequests = "aggregate_requests"
@@ -74,9 +77,19 @@ type Column struct {
 	Attr string
 	// Aliases are other spellings of Attr seen in the API's pages.
 	Aliases []string
-	// Loader marks bookkeeping columns the loader fills (loaded_at, extra),
-	// not transform.
+	// Loader marks columns the loader fills itself (loaded_at, row_hash,
+	// extra, a FirstOf column), not transform.
 	Loader bool
+	// FirstOf names the column of the same table whose value this one
+	// keeps from the row's first write: set when the row is inserted,
+	// never changed by later writes (first_seen_at is the first
+	// last_seen_at). Such a column is also Loader.
+	FirstOf string
+	// Bookkeeping marks columns that say when a row was last seen,
+	// fetched or delivered: a re-read row refreshes them, but a
+	// difference in them alone is no change (the row is not rewritten or
+	// counted as updated).
+	Bookkeeping bool
 }
 
 // Table is a table or view of the warehouse.

@@ -88,6 +88,17 @@ func TestTablesWellFormed(t *testing.T) {
 				attrs[AttrKey(a)] = c.Name
 			}
 		}
+		for _, c := range tb.Columns {
+			if c.FirstOf != "" {
+				src, ok := tb.Column(c.FirstOf)
+				if !ok || src.Loader || src.Type != c.Type || !c.Loader {
+					t.Errorf("%s.%s keeps the first %s: want a column transform fills, of its type, and %s filled by the loader", tb.Name, c.Name, c.FirstOf, c.Name)
+				}
+			}
+			if c.Bookkeeping && (c.Key || c.Loader) {
+				t.Errorf("%s.%s: a bookkeeping column is neither key nor filled by the loader", tb.Name, c.Name)
+			}
+		}
 		for _, o := range tb.Order {
 			if !cols[o] {
 				t.Errorf("%s: order column %s does not exist", tb.Name, o)

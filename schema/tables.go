@@ -32,7 +32,7 @@ func identity() []Column {
 }
 
 func loadedAt() Column {
-	return Column{Name: "loaded_at", Type: TimestampTZ, Loader: true, Comment: "When thingsync last wrote this row (UTC)."}
+	return Column{Name: LoadedAtColumn, Type: TimestampTZ, Loader: true, Comment: "When thingsync last wrote this row (UTC)."}
 }
 
 // rowHash lets the loader tell a re-read row that changed from one that did
@@ -72,8 +72,8 @@ func devicesTable() Table {
 			Column{Name: "last_activation_at", Type: TimestampTZ, Comment: "Last activation date the device list reported (UTC)."},
 			Column{Name: "last_connection_at", Type: TimestampTZ, Comment: "Last connection date the device list reported (UTC)."},
 			Column{Name: "billing_cycle_end_at", Type: TimestampTZ, Comment: "End of the current billing cycle the device list reported (UTC)."},
-			Column{Name: "first_seen_at", Type: TimestampTZ, Loader: true, Comment: "When thingsync first saw the device in the device list (UTC)."},
-			Column{Name: "last_seen_at", Type: TimestampTZ, Comment: "When thingsync last saw the device in the device list (UTC)."},
+			Column{Name: "first_seen_at", Type: TimestampTZ, Loader: true, FirstOf: "last_seen_at", Comment: "When thingsync first saw the device in the device list (UTC)."},
+			Column{Name: "last_seen_at", Type: TimestampTZ, Bookkeeping: true, Comment: "When thingsync last saw the device in the device list (UTC)."},
 			loadedAt(),
 		),
 	}
@@ -178,7 +178,7 @@ func ratedUsageTable() Table {
 			Column{Name: "data_usage", Type: Double, Comment: "Rated data usage in the unit the API sent."},
 			Column{Name: "unit", Type: Varchar, Comment: "Unit of data_usage as sent: KB, MB or GB."},
 			Column{Name: "data_usage_bytes", Type: BigInt, Comment: "data_usage in bytes, decimal units: KB = 1,000, MB = 1,000,000, GB = 1,000,000,000 bytes."},
-			Column{Name: "fetched_at", Type: TimestampTZ, Comment: "When thingsync fetched this value (UTC)."},
+			Column{Name: "fetched_at", Type: TimestampTZ, Bookkeeping: true, Comment: "When thingsync fetched this value (UTC)."},
 			loadedAt(),
 		),
 	}
@@ -196,8 +196,8 @@ func aggregateUsageTable() Table {
 			Column{Name: "sms_usage", Type: Integer, Comment: "SMS messages in the period."},
 			Column{Name: "mo_sms", Type: Integer, Comment: "Mobile-originated SMS messages in the period."},
 			Column{Name: "mt_sms", Type: Integer, Comment: "Mobile-terminated SMS messages in the period."},
-			Column{Name: "request_id", Type: Varchar, Comment: "The aggregate usage request whose callback delivered the row."},
-			Column{Name: "received_at", Type: TimestampTZ, Comment: "When the callback was received (UTC)."},
+			Column{Name: "request_id", Type: Varchar, Bookkeeping: true, Comment: "The aggregate usage request whose callback delivered the row."},
+			Column{Name: "received_at", Type: TimestampTZ, Bookkeeping: true, Comment: "When the callback was received (UTC)."},
 			loadedAt(),
 		),
 	}
