@@ -1,83 +1,117 @@
 package load
 
 import (
+	"cmp"
 	"math/rand/v2"
-	"slices"
-	"sort"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/thingsync/thingsync/schema"
 	"github.com/thingsync/thingsync/transform"
 )
 
-// TestSortRows checks the ranked sort against the order it replaces: a
-// stable sort by lessRow, on batches with NULLs, duplicate keys, many or
-// few ties in the first column and, for the fallback, columns it cannot
-// rank.
+// TestSortRows: a batch of each upserted table sorts by the table's order
+// and then the rest of its key, each column as its type orders (NULL
+// first; one instant in two zones is one value), and rows equal on all of
+// them keep the order they were sent in (the last sent of a key is last).
 func TestSortRows(t *testing.T) {
 	day := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	values := map[string]func(r *rand.Rand) any{
-		"date":    func(r *rand.Rand) any { return day.AddDate(0, 0, r.IntN(5)) },
-		"instant": func(r *rand.Rand) any { return day.Add(time.Duration(r.IntN(4)) * time.Nanosecond) },
-		"zone": func(r *rand.Rand) any { // one instant in two zones: equal
-			return day.In(time.FixedZone("x", 3600*r.IntN(2)))
-		},
-		// Rarely tied: rows it leaves tied are compared as values.
-		"spread":  func(r *rand.Rand) any { return day.Add(time.Duration(r.IntN(1 << 30))) },
-		"device":  func(r *rand.Rand) any { return []string{"8914", "891", "89140", "", "a"}[r.IntN(5)] },
-		"int64":   func(r *rand.Rand) any { return int64(r.IntN(7) - 3) },
-		"int32":   func(r *rand.Rand) any { return int32(r.IntN(3)) },
-		"other":   func(r *rand.Rand) any { return float64(r.IntN(3)) },
-		"nullish": func(r *rand.Rand) any { return nil },
-		// Values compare cannot order against each other: the fallback.
-		"mixed":  func(r *rand.Rand) any { return []any{int64(1), "1", int32(1)}[r.IntN(3)] },
-		"intmix": func(r *rand.Rand) any { return []any{int64(r.IntN(3)), int32(r.IntN(3))}[r.IntN(2)] },
-		"ancient": func(r *rand.Rand) any {
-			return []time.Time{day, time.Date(1200, 1, 1, 0, 0, 0, 0, time.UTC)}[r.IntN(2)]
-		},
+	value := func(r *rand.Rand, typ string) any {
+		if r.IntN(6) == 0 {
+			return nil
+		}
+		switch typ {
+		case schema.Date:
+			return day.AddDate(0, 0, r.IntN(5))
+		case schema.TimestampTZ:
+			return day.Add(time.Duration(r.IntN(4)) * time.Nanosecond).In(time.FixedZone("x", 3600*r.IntN(2)))
+		case schema.Varchar:
+			return []string{"8914", "891", "89140", "", "a"}[r.IntN(5)]
+		case schema.BigInt:
+			return int64(r.IntN(7) - 3)
+		case schema.Integer:
+			return int32(r.IntN(3))
+		}
+		return nil
 	}
-	cases := [][]string{
-		{"date", "device", "device"},
-		{"instant", "device", "int64"},
-		{"zone", "device"},
-		{"int32", "int64", "other"},
-		{"device", "nullish", "date"},
-		{"mixed", "device"},
-		{"ancient", "device"},
-		{"intmix", "device"},
-		{"spread", "device", "mixed"},
-		{"spread", "intmix"},
-		{"date", "mixed"},
-		{"spread"},
-		{"date"},
+	// The reference order of values of one column.
+	compareValues := func(a, b any) int {
+		switch {
+		case a == nil || b == nil:
+			return cmp.Compare(boolInt(a != nil), boolInt(b != nil))
+		}
+		switch x := a.(type) {
+		case time.Time:
+			return x.Compare(b.(time.Time))
+		case string:
+			return strings.Compare(x, b.(string))
+		case int64:
+			return cmp.Compare(x, b.(int64))
+		case int32:
+			return cmp.Compare(x, b.(int32))
+		}
+		t.Fatalf("no reference order for %T", a)
+		return 0
 	}
-	r := rand.New(rand.NewPCG(1, 2))
-	for _, cols := range cases {
+	sortedBy := map[string][]string{
+		schema.Devices:          {"device_kind", "device_id"},
+		schema.UsageDaily:       {"usage_date", "device_kind", "device_id"},
+		schema.ConnectionEvents: {"occurred_at", "device_kind", "device_id", "event", "account_session_id"},
+		schema.RatedUsage:       {"billing_start_date", "device_kind", "device_id"},
+		schema.AggregateUsage:   {"start_time", "device_kind", "device_id", "end_time"},
+	}
+	const seed = 1
+	r := rand.New(rand.NewPCG(seed, 2))
+	for name, cols := range sortedBy {
+		tb := schema.MustLookup(name)
+		p := newUpsertPlan(tb, nil)
 		for _, n := range []int{0, 1, 2, 17, 500} {
 			rows := make([]transform.Row, n)
 			for i := range rows {
-				v := make([]any, len(cols)+1)
-				for j, c := range cols {
-					if r.IntN(6) == 0 {
-						continue // NULL
-					}
-					v[j] = values[c](r)
+				v := make([]any, len(tb.Columns))
+				for _, c := range cols {
+					v[tb.Index(c)] = value(r, tb.Columns[tb.Index(c)].Type)
 				}
-				v[len(cols)] = int64(i) // the row's identity, not sorted on
 				rows[i] = transform.Row{Values: v}
 			}
-			order := make([]int, len(cols))
-			for j := range order {
-				order[j] = j
+			idx := sortRows(rows, p.order)
+			seen := make([]bool, n)
+			for _, i := range idx {
+				seen[i] = true
 			}
-			want := make([]int, n)
-			for i := range want {
-				want[i] = i
+			for i, ok := range seen {
+				if !ok {
+					t.Fatalf("%s, %d rows: row %d missing from %v", name, n, i, idx)
+				}
 			}
-			sort.SliceStable(want, func(a, b int) bool { return lessRow(rows[want[a]].Values, rows[want[b]].Values, order) })
-			if got := sortRows(rows, order); !slices.Equal(got, want) {
-				t.Errorf("columns %v, %d rows: order %v, want %v", cols, n, got, want)
+			for k := 0; k+1 < len(idx); k++ {
+				a, b := rows[idx[k]].Values, rows[idx[k+1]].Values
+				c := 0
+				for _, col := range cols {
+					if c = compareValues(a[tb.Index(col)], b[tb.Index(col)]); c != 0 {
+						break
+					}
+				}
+				if c > 0 || (c == 0 && idx[k] > idx[k+1]) {
+					shown := func(v []any) []any {
+						var out []any
+						for _, col := range cols {
+							out = append(out, v[tb.Index(col)])
+						}
+						return out
+					}
+					t.Errorf("seed %d: %s, %d rows: row %d %v before row %d %v (by %v)", seed, name, n, idx[k], shown(a), idx[k+1], shown(b), cols)
+					break
+				}
 			}
 		}
 	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -67,9 +67,9 @@ type upsertPlan struct {
 	names  []string // the staged columns, in order
 	width  int
 	hashed bool // the table keeps row_hash, which tells a changed row
-	// order sorts a batch: the table's Order, then the rest of its key,
-	// so rows of one key are neighbours. keyCols are the key's columns.
-	order, keyCols []int
+	// order sorts a batch: by the table's Order, then the rest of its
+	// key, so rows of one key are neighbours. sameKey compares keys.
+	order, sameKey rowCompare
 	// firstOf: a column keeps the first value of another, which only the
 	// checked path computes, so no row of the table is appended unchecked.
 	firstOf bool
@@ -130,14 +130,20 @@ func newUpsertPlan(t schema.Table, evolved []string) *upsertPlan {
 	p := &upsertPlan{layout: l, names: l.names(), hashed: t.Index(schema.RowHashColumn) >= 0}
 	p.width = len(p.names)
 	key := t.Key()
-	p.order = sortOrder(t)
-	for _, k := range key {
-		i := t.Index(k)
-		p.keyCols = append(p.keyCols, i)
-		if !slices.Contains(p.order, i) {
-			p.order = append(p.order, i)
+	var order, keyCols []int
+	for _, n := range t.Order {
+		if i := t.Index(n); i >= 0 {
+			order = append(order, i)
 		}
 	}
+	for _, k := range key {
+		i := t.Index(k)
+		keyCols = append(keyCols, i)
+		if !slices.Contains(order, i) {
+			order = append(order, i)
+		}
+	}
+	p.order, p.sameKey = compareBy(t, order), compareBy(t, keyCols)
 	p.stage, p.dedup, p.marked = "stage_"+t.Name, "stage_"+t.Name+"_d", "stage_"+t.Name+"_m"
 	stage, dedup, marked := schema.Ident(p.stage), schema.Ident(p.dedup), schema.Ident(p.marked)
 	table := schema.Ident(t.Name)
@@ -288,7 +294,7 @@ func (p *upsertPlan) route(tb *tableBatch) (fresh, checked []int) {
 	for n, i := range idx {
 		if tb.fresh[i] && !p.firstOf {
 			// Of fresh rows with one key, only the last is new.
-			if n+1 < len(idx) && tb.fresh[idx[n+1]] && equalKey(rows[i].Values, rows[idx[n+1]].Values, p.keyCols) {
+			if n+1 < len(idx) && tb.fresh[idx[n+1]] && p.sameKey(rows[i].Values, rows[idx[n+1]].Values) == 0 {
 				continue
 			}
 			fresh = append(fresh, i)
