@@ -13,7 +13,7 @@ import (
 )
 
 func runSimulate(ctx context.Context, a *App, _ *Env, args []string) error {
-	fs := a.flagSet("simulate", "simulate [--addr A] [--devices N] [--seed S] [faults]\n\n"+
+	fs := a.flagSet("simulate", "simulate [--addr A] [--devices N] [--fleet-mix M] [--seed S] [faults]\n\n"+
 		"Serves a deterministic simulated ThingSpace account (same --seed, same data) until stopped,\n"+
 		"with every endpoint thingsync uses, and injects the faults and quirks below on demand.\n"+
 		"Prints the environment a sync against it needs, rate included, on standard error.")
@@ -37,7 +37,11 @@ func runSimulate(ctx context.Context, a *App, _ *Env, args []string) error {
 	}
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	id, secret, user, pass := sim.Credentials()
-	fmt.Fprintf(a.Stderr, "thingsync simulate: serving %d devices of account %s on http://%s\n", opts.Devices, sim.AccountName(), ln.Addr())
+	fleet := ""
+	if !opts.Fleet.IsZero() {
+		fleet = " (fleet mix " + opts.Fleet.String() + ")"
+	}
+	fmt.Fprintf(a.Stderr, "thingsync simulate: serving %d devices%s of account %s on http://%s\n", opts.Devices, fleet, sim.AccountName(), ln.Addr())
 	fmt.Fprintf(a.Stderr, "  THINGSPACE_BASE_URL=http://%s THINGSPACE_CLIENT_ID=%s THINGSPACE_CLIENT_SECRET=%s THINGSPACE_USERNAME=%s THINGSPACE_PASSWORD=%s THINGSPACE_ACCOUNT_NAME=%s THINGSYNC_RATE_LIMIT=%s\n",
 		ln.Addr(), id, secret, user, pass, sim.AccountName(), simulatorRate(opts.Faults.RateCeiling))
 	errc := make(chan error, 1)

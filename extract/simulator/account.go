@@ -7,10 +7,11 @@ import (
 	"time"
 )
 
-// The account is generated, never stored: every device-day is a pure
-// function of (seed, device, day), so 10,000 devices × 365 days cost no
-// memory and every machine serves the same bytes for the same seed and
-// clock.
+// The account is generated, never stored: every device is a pure function
+// of (seed, device) and every device-day of (seed, device, day), so a
+// million devices × 365 days cost no memory (a request generates the
+// devices it needs) and every machine serves the same bytes for the same
+// seed and clock.
 
 // mix hashes its inputs (a splitmix64 chain): cheap and well distributed.
 func mix(vals ...uint64) uint64 {
@@ -42,17 +43,19 @@ type device struct {
 	state    string
 	offset   *time.Location // zone of its connection events
 	silent   bool           // no usage, no sessions
+	class    Class          // NoClass without a fleet mix
 	intlPct  uint64         // share of international bytes, percent
 	unit     string         // rated usage unit
 	cycleDay int            // billing cycle start day
-	// deactivatedAt is the day a deactivated device went quiet: it has
-	// history before, nothing from then on.
-	deactivatedAt time.Time
+	// quietFrom is the day a deactivated (or, in a fleet, suspended)
+	// device went quiet: it has history before, nothing from then on.
+	quietFrom time.Time
+	created   time.Time // createdAt; lastActivationDate is a day later
 }
 
 // activeOn tells whether the device could use the network on day.
 func (d *device) activeOn(day time.Time) bool {
-	return d.deactivatedAt.IsZero() || day.Before(d.deactivatedAt)
+	return d.quietFrom.IsZero() || day.Before(d.quietFrom)
 }
 
 // The spellings of each kind real payloads use; a device keeps one.
@@ -79,10 +82,17 @@ var zones = []*time.Location{
 // the first of these kinds it has.
 var identityOrder = []string{"iccid", "imei", "meid", "esn", "mdn", "msisdn", "eid"}
 
-func (s *Simulator) genDevice(i int) device {
+// apiID is device i's DeviceId: ascending with i, so the device list's
+// cursor finds its place by bisection.
+func (s *Simulator) apiID(i int) int64 {
+	return 1_000_000 + int64(i)*7 + int64(mix(uint64(s.opts.Seed), uint64(i), 1)%5)
+}
+
+// device generates device i (0 ≤ i < Options.Devices).
+func (s *Simulator) device(i int) device {
 	seed := uint64(s.opts.Seed)
 	h := mix(seed, uint64(i), 1)
-	d := device{index: i, apiID: 1_000_000 + int64(i)*7 + int64(h%5)}
+	d := device{index: i, apiID: s.apiID(i)}
 	u := uint64(i)
 	iccid := fmt.Sprintf("8914800%013d", (seed%1000)*1_000_000_000+u)
 	imei := fmt.Sprintf("35%013d", (seed%97)*10_000_000_000+u*3)
@@ -118,17 +128,31 @@ func (s *Simulator) genDevice(i int) device {
 		// events: the network's, derived from the device.
 		d.msisdn = fmt.Sprintf("1%d%09d", 2+(seed%7), u)
 	}
-	switch {
-	case i%20 == 7:
-		d.state = "deactive"
-		d.deactivatedAt = s.epoch.AddDate(0, 0, -(10 + int(h>>32)%40))
-	case i%33 == 5:
-		d.state = "suspend"
-	default:
-		d.state = "active"
+	d.created = time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Hour)
+	d.state = "active"
+	if s.opts.Fleet.IsZero() {
+		switch {
+		case i%20 == 7:
+			d.state = "deactive"
+			d.quietFrom = s.epoch.AddDate(0, 0, -(10 + int(h>>32)%40))
+		case i%33 == 5:
+			d.state = "suspend"
+		}
+		d.silent = i%17 == 3
+	} else {
+		d.class = s.opts.Fleet.classOf(seed, i)
+		// Added over two years before the history served.
+		d.created = time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(mix(seed, uint64(i), 18)%17520) * time.Hour)
+		switch d.class {
+		case Suspended:
+			d.state = "suspend"
+			d.quietFrom = s.epoch.AddDate(0, 0, -(10 + int(h>>32)%50))
+		case Deactivated:
+			d.state = "deactive"
+			d.quietFrom = s.epoch.AddDate(0, 0, -(10 + int(h>>32)%50))
+		}
 	}
 	d.offset = zones[i%len(zones)]
-	d.silent = i%17 == 3
 	if h%3 == 0 {
 		d.intlPct = 1 + (h>>8)%15
 	}
@@ -158,14 +182,49 @@ func (u usageDay) sms() int64 { return u.mo + u.mt }
 
 const day = 24 * time.Hour
 
-// usage returns day's usage of dev as served at now. The three most recent
-// days are provisional, as the usage page describes: SMS counts arrive up
-// to three days late, and a little of the bytes too.
-func (s *Simulator) usage(dev *device, d time.Time, now time.Time) usageDay {
-	h := mix(uint64(s.opts.Seed), uint64(dev.index), uint64(d.Unix()/86400), 2)
+// usage returns day's usage of dev as served at now, and whether dev has a
+// usage record for that day at all (before the checks of usageSpan:
+// retention, the clock, a device gone quiet). The three most recent days
+// are provisional, as the usage page describes: SMS counts arrive up to
+// three days late, and a little of the bytes too. Without a fleet mix
+// every day of a device that is not silent has a record, idle days
+// included; in a fleet a day has one when the device had a session that
+// day (daily: every day), or, dormant, SMS that have arrived.
+func (s *Simulator) usage(dev *device, d time.Time, now time.Time) (usageDay, bool) {
+	dn := d.Unix() / 86400
+	h := mix(uint64(s.opts.Seed), uint64(dev.index), uint64(dn), 2)
 	var u usageDay
-	if h%9 != 0 { // some days are idle
-		u.bytes = int64(h>>8) % 50_000_000
+	smsOnly := false
+	switch dev.class {
+	case NoClass:
+		if dev.silent {
+			return u, false
+		}
+		if h%9 != 0 { // some days are idle
+			u.bytes = int64(h>>8) % 50_000_000
+			u.mo = int64((h >> 40) % 6)
+			u.mt = int64((h >> 48) % 9)
+		}
+	case Intermittent, Dormant:
+		if !s.sessionDay(dev, dn) {
+			if !s.smsDay(dev, dn) {
+				return u, false
+			}
+			smsOnly = true
+			u.mo = int64((h >> 40) % 3)
+			u.mt = 1 + int64((h>>48)%4)
+			break
+		}
+		fallthrough
+	default: // a day with data: Daily, Intermittent and Dormant session days
+		if d.Equal(dayOf(now)) {
+			// Today's record appears with its first session.
+			var buf [4]session
+			if sess := s.sessionsOn(dev, d, buf[:0]); len(sess) == 0 || sess[0].start.After(now) {
+				return u, false
+			}
+		}
+		u.bytes = 1 + int64(h>>8)%50_000_000
 		u.mo = int64((h >> 40) % 6)
 		u.mt = int64((h >> 48) % 9)
 	}
@@ -176,7 +235,10 @@ func (s *Simulator) usage(dev *device, d time.Time, now time.Time) usageDay {
 	}
 	u.intl = u.bytes * int64(dev.intlPct) / 100
 	u.domestic = u.bytes - u.intl
-	return u
+	if smsOnly && u.sms() == 0 {
+		return u, false // its SMS have not arrived yet
+	}
+	return u, true
 }
 
 func dayOf(t time.Time) time.Time {
@@ -216,11 +278,11 @@ const (
 
 // sessionsOn appends the sessions of dev that start on d.
 func (s *Simulator) sessionsOn(dev *device, d time.Time, out []session) []session {
-	if dev.silent || !dev.activeOn(d) {
+	n := s.sessionCount(dev, d)
+	if n == 0 {
 		return out
 	}
 	seed, dn := uint64(s.opts.Seed), uint64(d.Unix()/86400)
-	n := int(mix(seed, uint64(dev.index), dn, 3) % 4)
 	t := d.Add(firstStart + time.Minute + time.Duration(mix(seed, uint64(dev.index), dn, 6)%3600)*time.Second)
 	for j := 0; j < n; j++ {
 		h := mix(seed, uint64(dev.index), dn, 4, uint64(j))
@@ -405,11 +467,9 @@ func (s *Simulator) rated(dev *device, now time.Time) rated {
 	end := start.AddDate(0, 1, -1)
 	// Rated usage is about two days in arrears.
 	var total int64
-	if !dev.silent {
-		for d := start; d.Before(today.AddDate(0, 0, -2)); d = d.Add(day) {
-			if dev.activeOn(d) {
-				total += s.usage(dev, d, now).bytes
-			}
+	for d := start; d.Before(today.AddDate(0, 0, -2)); d = d.Add(day) {
+		if u, ok := s.usage(dev, d, now); ok && dev.activeOn(d) {
+			total += u.bytes
 		}
 	}
 	return rated{start: start, end: end, reset: end.Add(day), usage: float64(total) / unitBytes[dev.unit], unit: dev.unit}

@@ -32,9 +32,19 @@
 // msisdn 11, eid 32, meid 14 hex, esn 11) with kinds spelled in mixed case
 // ("ICCID", "iccId", "Imei", …); about 5% are "deactive" (quiet from a day
 // some weeks back), a few "suspend", about 6% silent (no usage, no
-// sessions). Every device-day is a hash of (seed, device, day): nothing is
-// stored, the same seed and clock give the same bytes on every machine.
-// Usage: one record a day (some idle), bytesUsed and smsUsed as JSON
+// sessions). With Options.Fleet (a FleetMix) the devices instead get
+// activity classes in its proportions (Class: daily, intermittent,
+// dormant, suspended, deactivated). Every device is a hash of (seed,
+// device) and every device-day of (seed, device, day): nothing is stored
+// (a request generates the devices it names, an identifier is undone into
+// its device's number), the same seed and clock give the same bytes on
+// every machine, and a million devices cost no more memory than ten.
+// The device list's connected and lastConnectionDate agree with the
+// connection history served at the clock's time: connected while a
+// session is open, lastConnectionDate the start of the latest session
+// (within retention; "" when none), sent in the device's offset.
+// Usage: one record a day (some idle; in a fleet, only days with a
+// session or, dormant, SMS), bytesUsed and smsUsed as JSON
 // numbers, MoSms/MtSms/domesticUsage/internationalUsage as string
 // attributes, source "Raw Usage", timestamps YYYY-MM-DDT00:00:00Z.
 // Connections: up to three non-overlapping sessions a day, Start and Stop

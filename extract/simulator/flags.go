@@ -12,6 +12,11 @@ import (
 func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&o.Seed, "seed", 1, "seed of the generated account (same seed, same data)")
 	fs.IntVar(&o.Devices, "devices", 100, "number of devices in the account")
+	fs.Func("fleet-mix", "activity classes of the devices, in parts: \"default\" (daily=25,intermittent=25,dormant=40,suspended=5,deactivated=5) or class=parts pairs; daily: a session and data every day; intermittent: a session every 2-8 days; dormant: no session for weeks, SMS-only usage days; suspended, deactivated: quiet for the last 10-59 days (unset: the fixed account)", func(v string) error {
+		m, err := ParseFleetMix(v)
+		o.Fleet = m
+		return err
+	})
 	fs.StringVar(&o.AccountName, "account", "0000123456-00001", "billing account name")
 	fs.StringVar(&o.ClientID, "client-id", "sim-client", "OAuth client id accepted")
 	fs.StringVar(&o.ClientSecret, "client-secret", "sim-secret", "OAuth client secret accepted")

@@ -102,10 +102,10 @@ func (s *Simulator) appendDeviceID(b []byte, dev *device) []byte {
 	return append(b, '}')
 }
 
-// usageSpan returns the days dev has usage records for in [earliest,
+// usageSpan returns the days dev may have usage records for in [earliest,
 // latest] at now: whole days whose midnight lies in the range, within
-// retention, up to today, before a deactivated device went quiet. n is 0
-// when there are none.
+// retention, up to today, before a device gone quiet went quiet. n is 0
+// when there are none. Which of them have a record, usage tells.
 func usageSpan(dev *device, earliest, latest, now time.Time) (from time.Time, n int) {
 	if dev.silent {
 		return time.Time{}, 0
@@ -121,13 +121,25 @@ func usageSpan(dev *device, earliest, latest, now time.Time) (from time.Time, n 
 	if to.After(now) {
 		to = now
 	}
-	if q := dev.deactivatedAt; !q.IsZero() && !to.Before(q) {
+	if q := dev.quietFrom; !q.IsZero() && !to.Before(q) {
 		to = q.Add(-time.Nanosecond)
 	}
 	if to.Before(from) {
 		return from, 0
 	}
 	return from, int(to.Sub(from)/day) + 1
+}
+
+// usageDays calls fn with each usage record of dev in [earliest, latest]
+// as served at now, oldest first, while fn returns true.
+func (s *Simulator) usageDays(dev *device, earliest, latest, now time.Time, fn func(d time.Time, u usageDay) bool) {
+	first, n := usageSpan(dev, earliest, latest, now)
+	for k := 0; k < n; k++ {
+		d := first.Add(time.Duration(k) * day)
+		if u, ok := s.usage(dev, d, now); ok && !fn(d, u) {
+			return
+		}
+	}
 }
 
 // Quirk devices: which device each data quirk affects.
@@ -155,8 +167,22 @@ func implausibleAge(age int) string {
 	return ""
 }
 
+// usageRec is a usage record of a page.
+type usageRec struct {
+	d time.Time
+	u usageDay
+}
+
 func (s *Simulator) appendUsagePage(b []byte, dev *device, earliest, latest, now time.Time) ([]byte, bool) {
-	from, n := usageSpan(dev, earliest, latest, now)
+	// hasMoreData comes first on the wire: gather the page, and one more
+	// record to know.
+	var recs [pageSize + 1]usageRec
+	n := 0
+	s.usageDays(dev, earliest, latest, now, func(d time.Time, u usageDay) bool {
+		recs[n] = usageRec{d, u}
+		n++
+		return n <= s.opts.HistoryPageSize
+	})
 	more := n > s.opts.HistoryPageSize
 	if more {
 		n = s.opts.HistoryPageSize
@@ -171,11 +197,10 @@ func (s *Simulator) appendUsagePage(b []byte, dev *device, earliest, latest, now
 	b = s.appendDeviceID(b, dev)
 	b = append(b, `,"usageHistory":[`...)
 	for i := 0; i < n; i++ {
-		d := from.Add(time.Duration(i) * day)
+		d, u := recs[i].d, recs[i].u
 		if i > 0 {
 			b = append(b, ',')
 		}
-		u := s.usage(dev, d, now)
 		age := int(today.Sub(d) / day)
 		odd := ""
 		if q.Implausible && dev.index == quirkDevUnknown {
@@ -344,24 +369,33 @@ type kvJSON struct {
 
 var servicePlans = []string{"M2M-4G-5GB", "M2M-4G-1GB", "IoT-LTE-M-50MB"}
 
-func (s *Simulator) deviceJSON(d *device) deviceJSON {
-	created := time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(d.index) * time.Hour)
+// deviceJSON is d as the device list shows it at now. connected and
+// lastConnectionDate agree with the connection history served at now:
+// connected while a session is open (its Start served, its Stop not yet),
+// lastConnectionDate the start of the latest session that started by now,
+// in the offset of the device's events; "" when there is none in the
+// history served.
+func (s *Simulator) deviceJSON(d *device, now time.Time) deviceJSON {
 	ids := make([]idJSON, len(d.ids))
 	for i, id := range d.ids {
 		ids[i] = idJSON{ID: id.ID, Kind: d.spelled[i]}
 	}
-	return deviceJSON{
+	dj := deviceJSON{
 		AccountName:         s.opts.AccountName,
 		CarrierInformations: []carrierJSON{{CarrierName: "Verizon Wireless", ServicePlan: servicePlans[d.index%len(servicePlans)], State: d.state}},
-		Connected:           d.state == "active" && !d.silent,
-		CreatedAt:           created.Format(time.RFC3339),
+		CreatedAt:           d.created.Format(time.RFC3339),
 		CustomFields:        []map[string]string{},
 		DeviceIDs:           ids,
 		ExtendedAttributes:  []kvJSON{{Key: "DeviceId", Value: strconv.FormatInt(d.apiID, 10)}},
 		GroupNames:          []string{"Default: " + s.opts.AccountName},
 		IPAddress:           "0.0.0.0",
-		LastActivationDate:  created.Add(day).Format(time.RFC3339),
+		LastActivationDate:  d.created.Add(day).Format(time.RFC3339),
 	}
+	if last, ok := s.lastSession(d, now); ok {
+		dj.Connected = last.stop.After(now)
+		dj.LastConnectionDate = last.start.In(d.offset).Format(time.RFC3339)
+	}
+	return dj
 }
 
 // appendEndlessPage is the EndlessHistory fault's answer: a full page of

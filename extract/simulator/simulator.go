@@ -15,8 +15,12 @@ import (
 // Options configure a simulated account. The zero value of every field has
 // a sane default.
 type Options struct {
-	Seed           int64
-	Devices        int
+	Seed    int64
+	Devices int
+	// Fleet, when set, gives the devices activity classes in these
+	// proportions (FleetMix, Class); the zero value keeps the account of
+	// the fixed rules.
+	Fleet          FleetMix
 	AccountName    string // default "0000123456-00001"
 	ClientID       string // default "sim-client"
 	ClientSecret   string // default "sim-secret"
@@ -211,9 +215,7 @@ const (
 type Simulator struct {
 	opts    Options
 	epoch   time.Time // the clock's day when the account was generated
-	devices []device
-	byID    map[string]int // any identifier → device index
-	oddKeys []OddKey       // the HostileKeys and KeySeed quirks' keys
+	oddKeys []OddKey  // the HostileKeys and KeySeed quirks' keys
 
 	faults atomic.Pointer[faultSet]
 
@@ -248,7 +250,6 @@ func New(opts Options) *Simulator {
 	opts.setDefaults()
 	s := &Simulator{
 		opts:      opts,
-		byID:      make(map[string]int, opts.Devices*4),
 		callbacks: map[string]callbackReg{},
 		slowSeen:  map[string]time.Time{},
 		rate:      newRateWindow(),
@@ -256,14 +257,7 @@ func New(opts Options) *Simulator {
 	s.auth.init()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.epoch = dayOf(opts.Clock.Now())
-	s.devices = make([]device, opts.Devices)
-	for i := range s.devices {
-		s.devices[i] = s.genDevice(i)
-		for _, id := range s.devices[i].ids {
-			s.byID[id.ID] = i
-		}
-	}
-	s.ctr.devices = make([]atomic.Int64, len(s.devices)*len(deviceEndpoints))
+	s.ctr.devices.init(opts.Devices * len(deviceEndpoints))
 	s.oddKeys = oddKeys(opts.Quirks)
 	s.SetFaults(opts.Faults)
 	return s
@@ -548,12 +542,13 @@ func (s *Simulator) lookup(w http.ResponseWriter, id wireID) (*device, bool) {
 		writeError(w, http.StatusBadRequest, "INPUT_INVALID.Device.Identifier.Invalid", "The device identifier is missing")
 		return nil, false
 	}
-	i, ok := s.byID[id.ID]
-	if !ok || s.devices[i].id(kind) != id.ID {
+	i, ok := s.indexOf(kind, id.ID)
+	if !ok {
 		writeError(w, http.StatusBadRequest, "REQUEST_FAILED.DeviceNotFound", "Device not found: "+kind+" "+id.ID)
 		return nil, false
 	}
-	return &s.devices[i], true
+	d := s.device(i)
+	return &d, true
 }
 
 func (s *Simulator) failing(f *faultSet, d *device) bool {
@@ -591,11 +586,12 @@ func (s *Simulator) serveDevices(w http.ResponseWriter, r *http.Request, f *faul
 		limit = req.MaxNumberOfDevices
 	}
 	// Devices are generated in DeviceId order: find the first after the
-	// cursor by bisection.
-	lo, hi := 0, len(s.devices)
+	// cursor by bisection. Only the page's devices are generated.
+	n := s.opts.Devices
+	lo, hi := 0, n
 	for lo < hi {
 		m := (lo + hi) / 2
-		if s.devices[m].apiID <= after {
+		if s.apiID(m) <= after {
 			lo = m + 1
 		} else {
 			hi = m
@@ -605,23 +601,25 @@ func (s *Simulator) serveDevices(w http.ResponseWriter, r *http.Request, f *faul
 		writeError(w, http.StatusInternalServerError, "REQUEST_FAILED.InternalError", "An internal error occurred")
 		return
 	}
-	end := min(lo+limit, len(s.devices))
+	now := s.Now()
+	end := min(lo+limit, n)
 	page := struct {
 		HasMoreData bool         `json:"hasMoreData"`
 		Devices     []deviceJSON `json:"devices"`
-	}{HasMoreData: end < len(s.devices), Devices: make([]deviceJSON, 0, end-lo)}
+	}{HasMoreData: end < n, Devices: make([]deviceJSON, 0, end-lo)}
 	for i := lo; i < end; i++ {
-		page.Devices = append(page.Devices, s.deviceJSON(&s.devices[i]))
+		d := s.device(i)
+		page.Devices = append(page.Devices, s.deviceJSON(&d, now))
 	}
 	if f.RepeatDeviceList {
 		page.HasMoreData = true
-		if lo >= len(s.devices) {
+		if lo >= n {
 			// Past the end: the first devices again, renumbered past the
 			// cursor.
-			for i := range min(limit, len(s.devices)) {
-				d := s.devices[i]
+			for i := range min(limit, n) {
+				d := s.device(i)
 				d.apiID = after + 1 + int64(i)
-				page.Devices = append(page.Devices, s.deviceJSON(&d))
+				page.Devices = append(page.Devices, s.deviceJSON(&d, now))
 			}
 		}
 	}

@@ -378,9 +378,17 @@ func TestPagingWithoutProgress(t *testing.T) {
 }
 
 // The served pages and the ground truth agree, record by record, for
-// every device of an account with every quirk on.
+// every device of an account with every quirk on, and of a fleet.
 func TestTruthMatchesServed(t *testing.T) {
-	a := newAPI(t, Options{Seed: 11, Devices: 40, Quirks: Quirks{OccuredAt: true, NumbersAsNumbers: true, NumbersAsStrings: true, UnknownKeys: true}})
+	quirks := Quirks{OccuredAt: true, NumbersAsNumbers: true, NumbersAsStrings: true, UnknownKeys: true}
+	t.Run("fixed account", func(t *testing.T) { truthMatchesServed(t, Options{Seed: 11, Devices: 40, Quirks: quirks}, 30*300) })
+	t.Run("fleet", func(t *testing.T) {
+		truthMatchesServed(t, Options{Seed: 11, Devices: 40, Quirks: quirks, Fleet: DefaultFleetMix()}, 3000)
+	})
+}
+
+func truthMatchesServed(t *testing.T, opts Options, minUsage int) {
+	a := newAPI(t, opts)
 	a.login()
 	from := t0.AddDate(0, 0, -6)
 	usage := a.sim.TruthUsage(t0, time.Time{}, time.Time{})
@@ -440,7 +448,7 @@ func TestTruthMatchesServed(t *testing.T) {
 	if gotUsage != len(usage) || gotEvents != len(events) || gotRated != len(rated) {
 		t.Errorf("served %d usage records, %d events, %d rated; truth %d, %d, %d", gotUsage, gotEvents, gotRated, len(usage), len(events), len(rated))
 	}
-	if len(usage) < 30*300 || len(events) < 100 || len(rated) < 20 {
+	if len(usage) < minUsage || len(events) < 100 || len(rated) < 20 {
 		t.Errorf("suspiciously small account: %d usage records, %d events, %d rated", len(usage), len(events), len(rated))
 	}
 }

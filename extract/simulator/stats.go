@@ -73,7 +73,50 @@ type counters struct {
 	throttled, delivered, attempts, abandoned    atomic.Int64
 	requests                                     [len(endpoints)]atomic.Int64
 	status                                       [600]atomic.Int64
-	devices                                      []atomic.Int64 // device index × len(deviceEndpoints)
+	devices                                      deviceCounters
+}
+
+// deviceCounters count requests per device and endpoint (device index ×
+// len(deviceEndpoints) + slot) in blocks allocated when a device of the
+// block is first asked about: a million-device fleet whose nightly run
+// asks about a few devices holds only their blocks.
+type deviceCounters struct {
+	blocks []atomic.Pointer[[counterBlock]atomic.Int64]
+}
+
+const counterBlock = 1 << 14
+
+func (c *deviceCounters) init(n int) {
+	c.blocks = make([]atomic.Pointer[[counterBlock]atomic.Int64], (n+counterBlock-1)/counterBlock)
+}
+
+func (c *deviceCounters) add(i int) {
+	p := &c.blocks[i/counterBlock]
+	b := p.Load()
+	if b == nil {
+		p.CompareAndSwap(nil, new([counterBlock]atomic.Int64))
+		b = p.Load()
+	}
+	b[i%counterBlock].Add(1)
+}
+
+// each calls fn with every counter that is not zero.
+func (c *deviceCounters) each(fn func(i int, n int64)) {
+	for k := range c.blocks {
+		if b := c.blocks[k].Load(); b != nil {
+			for j := range b {
+				if n := b[j].Load(); n > 0 {
+					fn(k*counterBlock+j, n)
+				}
+			}
+		}
+	}
+}
+
+func (c *deviceCounters) reset() {
+	for k := range c.blocks {
+		c.blocks[k].Store(nil)
+	}
 }
 
 func (c *counters) countStatus(code int) {
@@ -93,9 +136,7 @@ func (c *counters) reset() {
 	for i := range c.status {
 		c.status[i].Store(0)
 	}
-	for i := range c.devices {
-		c.devices[i].Store(0)
-	}
+	c.devices.reset()
 }
 
 // rateWindow measures arrivals over a sliding second, for PeakRPS and the
@@ -187,13 +228,11 @@ func (s *Simulator) Stats() Stats {
 			st.Status[code] = int(n)
 		}
 	}
-	for i := range c.devices {
-		if n := c.devices[i].Load(); n > 0 {
-			d := s.devices[i/len(deviceEndpoints)]
-			ep := endpoints[deviceEndpoints[i%len(deviceEndpoints)]]
-			st.DeviceRequests[ep+" "+d.identity().String()] = int(n)
-		}
-	}
+	c.devices.each(func(i int, n int64) {
+		d := s.device(i / len(deviceEndpoints))
+		ep := endpoints[deviceEndpoints[i%len(deviceEndpoints)]]
+		st.DeviceRequests[ep+" "+d.identity().String()] = int(n)
+	})
 	return st
 }
 
@@ -206,7 +245,7 @@ func (s *Simulator) ResetStats() {
 // countDevice counts a request that named device d.
 func (s *Simulator) countDevice(ep int, d *device) {
 	if slot := deviceSlot(ep); slot >= 0 {
-		s.ctr.devices[d.index*len(deviceEndpoints)+slot].Add(1)
+		s.ctr.devices.add(d.index*len(deviceEndpoints) + slot)
 	}
 }
 

@@ -24,10 +24,16 @@ type TruthDevice struct {
 	APIID int64  // the DeviceId extended attribute, the device list cursor
 	// Silent devices have no usage and no sessions at all.
 	Silent bool
+	// Class is the activity class of a fleet generated with a FleetMix
+	// (NoClass without one).
+	Class Class
 	// Deactivated is State == "deactive"; such a device has history until
 	// DeactivatedAt (midnight UTC) and nothing from then on.
 	Deactivated   bool
 	DeactivatedAt time.Time
+	// SuspendedAt: in a fleet, a suspended device has history until this
+	// day (midnight UTC) and nothing from then on (zero otherwise).
+	SuspendedAt time.Time
 	// Offset is the UTC offset its connection events are sent with, as it
 	// appears in occurredAt ("Z", "-05:00", "+02:00").
 	Offset string
@@ -38,19 +44,60 @@ type TruthDevice struct {
 
 // Devices lists every device, in device-list (DeviceId) order.
 func (s *Simulator) Devices() []TruthDevice {
-	out := make([]TruthDevice, len(s.devices))
-	for i := range s.devices {
-		d := &s.devices[i]
-		td := TruthDevice{
-			Identity: d.identity(), IDs: slices.Clone(d.ids), Kinds: slices.Clone(d.spelled),
-			State: d.state, APIID: d.apiID, Silent: d.silent,
-			Deactivated: d.state == "deactive", DeactivatedAt: d.deactivatedAt,
-			Offset: time.Date(2000, 1, 1, 0, 0, 0, 0, d.offset).Format("Z07:00"),
+	out := make([]TruthDevice, s.opts.Devices)
+	for i := range out {
+		out[i] = s.Device(i)
+	}
+	return out
+}
+
+// Device is the i-th device of the device list (0 ≤ i < Options.Devices):
+// for fleets too large to list at once.
+func (s *Simulator) Device(i int) TruthDevice {
+	d := s.device(i)
+	td := TruthDevice{
+		Identity: d.identity(), IDs: d.ids, Kinds: d.spelled,
+		State: d.state, APIID: d.apiID, Silent: d.silent, Class: d.class,
+		Deactivated: d.state == "deactive",
+		Offset:      time.Date(2000, 1, 1, 0, 0, 0, 0, d.offset).Format("Z07:00"),
+	}
+	if td.Deactivated {
+		td.DeactivatedAt = d.quietFrom
+	} else if d.class == Suspended {
+		td.SuspendedAt = d.quietFrom
+	}
+	if d.id("mdn") != "" {
+		td.RatedUnit = d.unit
+	}
+	return td
+}
+
+// Connection is what the device list tells of a device's connection at
+// some time.
+type Connection struct {
+	Device    ID
+	Connected bool // a session is open: its Start is served, its Stop not yet
+	// LastConnection is the start (UTC) of the latest session that started
+	// by then, within the history served; zero when there is none.
+	LastConnection time.Time
+}
+
+// TruthConnections returns connected and lastConnectionDate as the device
+// list serves them at clock time at, sorted by device identity (its
+// String). With only given, just those devices.
+func (s *Simulator) TruthConnections(at time.Time, only ...ID) []Connection {
+	keep := idSet(only)
+	var out []Connection
+	for _, i := range s.byIdentity() {
+		d := s.device(i)
+		if keep != nil && !keep[d.ident] {
+			continue
 		}
-		if d.id("mdn") != "" {
-			td.RatedUnit = d.unit
+		c := Connection{Device: d.ident}
+		if last, ok := s.lastSession(&d, at); ok {
+			c.Connected, c.LastConnection = last.stop.After(at), last.start.UTC()
 		}
-		out[i] = td
+		out = append(out, c)
 	}
 	return out
 }
@@ -89,14 +136,12 @@ func (s *Simulator) TruthUsage(at, from, to time.Time, only ...ID) []UsageDay {
 	today := dayOf(at)
 	var out []UsageDay
 	for _, i := range s.byIdentity() {
-		d := &s.devices[i]
+		dev := s.device(i)
+		d := &dev
 		if keep != nil && !keep[d.ident] {
 			continue
 		}
-		first, n := usageSpan(d, from, to.Add(-time.Nanosecond), at)
-		for k := 0; k < n; k++ {
-			day := first.Add(time.Duration(k) * day)
-			u := s.usage(d, day, at)
+		s.usageDays(d, from, to.Add(-time.Nanosecond), at, func(day time.Time, u usageDay) bool {
 			age := int(today.Sub(day) / (24 * time.Hour))
 			rec := UsageDay{
 				Device: d.ident, Date: day, BytesUsed: u.bytes, SMSUsed: u.sms(), MoSMS: u.mo, MtSMS: u.mt,
@@ -110,7 +155,8 @@ func (s *Simulator) TruthUsage(at, from, to time.Time, only ...ID) []UsageDay {
 				}
 			}
 			out = append(out, rec)
-		}
+			return true
+		})
 	}
 	return out
 }
@@ -148,7 +194,8 @@ func (s *Simulator) TruthEvents(at, from, to time.Time, only ...ID) []Event {
 	}
 	var out []Event
 	for _, i := range s.byIdentity() {
-		d := &s.devices[i]
+		dev := s.device(i)
+		d := &dev
 		if keep != nil && !keep[d.ident] {
 			continue
 		}
@@ -220,7 +267,8 @@ type Rated struct {
 func (s *Simulator) TruthRated(at time.Time) []Rated {
 	var out []Rated
 	for _, i := range s.byIdentity() {
-		d := &s.devices[i]
+		dev := s.device(i)
+		d := &dev
 		mdn := d.id("mdn")
 		if mdn == "" {
 			continue
@@ -248,14 +296,13 @@ type aggregate struct{ data, sms, mo, mt int64 }
 // as served at now.
 func (s *Simulator) aggregate(d *device, start, end, now time.Time) aggregate {
 	var a aggregate
-	first, n := usageSpan(d, start, end.Add(-time.Nanosecond), now)
-	for k := 0; k < n; k++ {
-		u := s.usage(d, first.Add(time.Duration(k)*day), now)
+	s.usageDays(d, start, end.Add(-time.Nanosecond), now, func(_ time.Time, u usageDay) bool {
 		a.data += u.bytes
 		a.sms += u.sms()
 		a.mo += u.mo
 		a.mt += u.mt
-	}
+		return true
+	})
 	return a
 }
 
@@ -263,11 +310,12 @@ func (s *Simulator) aggregate(d *device, start, end, now time.Time) aggregate {
 // device with this ICCID over [start, end) when asked at at; false for an
 // unknown ICCID.
 func (s *Simulator) TruthAggregate(iccid string, start, end, at time.Time) (Aggregate, bool) {
-	i, ok := s.byID[iccid]
-	if !ok || s.devices[i].id("iccid") != iccid {
+	i, ok := s.indexOf("iccid", iccid)
+	if !ok {
 		return Aggregate{}, false
 	}
-	d := &s.devices[i]
+	dev := s.device(i)
+	d := &dev
 	a := s.aggregate(d, start, end, at)
 	return Aggregate{Device: d.ident, ICCID: iccid, Start: start.UTC(), End: end.UTC(), Data: a.data, SMS: a.sms, MoSMS: a.mo, MtSMS: a.mt}, true
 }
@@ -281,7 +329,8 @@ func (s *Simulator) TruthAggregates(start, end, at time.Time, iccids ...string) 
 	}
 	var out []Aggregate
 	for _, i := range s.byIdentity() {
-		iccid := s.devices[i].id("iccid")
+		dev := s.device(i)
+		iccid := dev.id("iccid")
 		if iccid == "" || (len(want) > 0 && !want[iccid]) {
 			continue
 		}
@@ -293,13 +342,20 @@ func (s *Simulator) TruthAggregates(start, end, at time.Time, iccids ...string) 
 
 // byIdentity returns device indexes ordered by their identity's String.
 func (s *Simulator) byIdentity() []int {
-	idx := make([]int, len(s.devices))
-	for i := range idx {
-		idx[i] = i
+	type keyed struct {
+		key string
+		i   int
 	}
-	slices.SortFunc(idx, func(a, b int) int {
-		return strings.Compare(s.devices[a].ident.String(), s.devices[b].ident.String())
-	})
+	ks := make([]keyed, s.opts.Devices)
+	for i := range ks {
+		d := s.device(i)
+		ks[i] = keyed{d.ident.String(), i}
+	}
+	slices.SortFunc(ks, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
+	idx := make([]int, len(ks))
+	for j, k := range ks {
+		idx[j] = k.i
+	}
 	return idx
 }
 
@@ -318,6 +374,7 @@ func idSet(ids []ID) map[ID]bool {
 // i-th device (device-list order) over [earliest, latest] at at: the API's
 // own bytes, for benchmarks that load them another way.
 func (s *Simulator) UsagePageJSON(i int, earliest, latest, at time.Time) []byte {
-	b, _ := s.appendUsagePage(nil, &s.devices[i], earliest, latest, at)
+	d := s.device(i)
+	b, _ := s.appendUsagePage(nil, &d, earliest, latest, at)
 	return b
 }
