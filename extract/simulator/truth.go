@@ -88,7 +88,7 @@ type Connection struct {
 func (s *Simulator) TruthConnections(at time.Time, only ...ID) []Connection {
 	keep := idSet(only)
 	var out []Connection
-	for _, i := range s.byIdentity() {
+	for _, i := range s.byIdentity(only...) {
 		d := s.device(i)
 		if keep != nil && !keep[d.ident] {
 			continue
@@ -135,7 +135,7 @@ func (s *Simulator) TruthUsage(at, from, to time.Time, only ...ID) []UsageDay {
 	q := s.opts.Quirks
 	today := dayOf(at)
 	var out []UsageDay
-	for _, i := range s.byIdentity() {
+	for _, i := range s.byIdentity(only...) {
 		dev := s.device(i)
 		d := &dev
 		if keep != nil && !keep[d.ident] {
@@ -193,7 +193,7 @@ func (s *Simulator) TruthEvents(at, from, to time.Time, only ...ID) []Event {
 		to = at.Add(time.Nanosecond)
 	}
 	var out []Event
-	for _, i := range s.byIdentity() {
+	for _, i := range s.byIdentity(only...) {
 		dev := s.device(i)
 		d := &dev
 		if keep != nil && !keep[d.ident] {
@@ -340,16 +340,30 @@ func (s *Simulator) TruthAggregates(start, end, at time.Time, iccids ...string) 
 	return out
 }
 
-// byIdentity returns device indexes ordered by their identity's String.
-func (s *Simulator) byIdentity() []int {
+// byIdentity returns device indexes ordered by their identity's String:
+// every device, or with only given, those it names (a device not named by
+// its identity is left to the caller's filter).
+func (s *Simulator) byIdentity(only ...ID) []int {
 	type keyed struct {
 		key string
 		i   int
 	}
-	ks := make([]keyed, s.opts.Devices)
-	for i := range ks {
-		d := s.device(i)
-		ks[i] = keyed{d.ident.String(), i}
+	var ks []keyed
+	if len(only) > 0 {
+		seen := map[int]bool{}
+		for _, id := range only {
+			if i, ok := s.indexOf(strings.ToLower(id.Kind), id.ID); ok && !seen[i] {
+				seen[i] = true
+				d := s.device(i)
+				ks = append(ks, keyed{d.ident.String(), i})
+			}
+		}
+	} else {
+		ks = make([]keyed, s.opts.Devices)
+		for i := range ks {
+			d := s.device(i)
+			ks[i] = keyed{d.ident.String(), i}
+		}
 	}
 	slices.SortFunc(ks, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
 	idx := make([]int, len(ks))
