@@ -17,6 +17,7 @@ import (
 	"github.com/thingsync/thingsync/config"
 	"github.com/thingsync/thingsync/config/logging"
 	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/ingest"
 	"github.com/thingsync/thingsync/load"
 )
 
@@ -82,15 +83,7 @@ type App struct {
 // test tuning applied; concurrency sizes its connection pool, and obs (if
 // not nil) hears its requests.
 func (a *App) newClient(cfg *config.Config, concurrency int, log zerolog.Logger, obs extract.Observer) (*extract.Client, error) {
-	cc := extract.ClientConfig{
-		BaseURL: cfg.BaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
-		Username: cfg.Username, Password: cfg.Password.Reveal(), AccountName: cfg.AccountName,
-		RateLimit: cfg.RateLimit, Concurrency: concurrency, MaxBodyBytes: cfg.MaxAnswerBytes, Observer: obs,
-	}
-	if a.TuneClient != nil {
-		a.TuneClient(&cc)
-	}
-	return extract.NewClient(cc, log)
+	return ingest.NewClient(cfg, concurrency, a.TuneClient, obs, log)
 }
 
 func (a *App) program() string {

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/ingest"
 	"github.com/thingsync/thingsync/internal/clip"
 	"github.com/thingsync/thingsync/load"
 )
@@ -29,7 +30,7 @@ type daemon struct {
 	// sync runs one sync, telling obs what it does as it goes; the run is
 	// held in the warehouse through g, which the daemon already holds, so
 	// the file is opened once per run.
-	sync    func(ctx context.Context, obs runObserver) (runReport, error)
+	sync    func(ctx context.Context, obs ingest.Observer) (ingest.Report, error)
 	metrics *metrics
 	// next tells when the schedule fires next (nil: unknown).
 	next func() time.Time
@@ -57,7 +58,7 @@ type lastRun struct {
 }
 
 func newDaemon(log zerolog.Logger, g *load.Gate, snapshot string, streams []string, now func() time.Time,
-	run func(context.Context, runObserver) (runReport, error)) *daemon {
+	run func(context.Context, ingest.Observer) (ingest.Report, error)) *daemon {
 	return &daemon{log: log, g: g, snapshot: snapshot, streams: streams, now: now, sync: run, metrics: newMetrics(time.Now)}
 }
 
@@ -108,7 +109,7 @@ func (d *daemon) stop() {
 
 // attempt is one run's outcome as the daemon saw it.
 type attempt struct {
-	rep      runReport
+	rep      ingest.Report
 	err      error
 	panicked bool
 	// cancelled: a signal came while the warehouse file was being opened
@@ -131,7 +132,7 @@ func (d *daemon) attempt(ctx context.Context) (res attempt) {
 			res.cancelled = true
 			return res
 		}
-		res.rep = runReport{Kind: "scheduled", Status: "failed", Started: d.now(), Finished: d.now()}
+		res.rep = ingest.Report{Kind: "scheduled", Status: "failed", Started: d.now(), Finished: d.now()}
 		res.err = cannotRun(fmt.Errorf("open warehouse: %w", err))
 		return res
 	}
@@ -160,11 +161,11 @@ func (d *daemon) attempt(ctx context.Context) (res attempt) {
 
 // guarded runs the sync, turning a panic into a failed run: the daemon
 // outlives a bug hit by one night's data.
-func (d *daemon) guarded(ctx context.Context) (rep runReport, err error, panicked bool) {
+func (d *daemon) guarded(ctx context.Context) (rep ingest.Report, err error, panicked bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			d.log.Error().Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("run panicked; recorded as failed")
-			rep = runReport{Status: "failed"}
+			rep = ingest.Report{Status: "failed"}
 			err, panicked = fmt.Errorf("run panicked: %v", p), true
 		}
 	}()
@@ -259,7 +260,7 @@ func (d *daemon) finish(res attempt, took time.Duration) {
 	}
 }
 
-func runLine(rep runReport) string {
+func runLine(rep ingest.Report) string {
 	if rep.Summary != "" && rep.Status != "failed" {
 		return rep.Summary
 	}

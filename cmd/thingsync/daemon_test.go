@@ -15,36 +15,37 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/ingest"
 	"github.com/thingsync/thingsync/load"
 )
 
 // The daemon's own logic with a stand-in sync: what real runs cannot be
 // made to do on demand (panic, hang while the schedule fires).
 
-func testDaemon(t *testing.T, run func(ctx context.Context, g *load.Gate) (runReport, error)) (*daemon, string) {
+func testDaemon(t *testing.T, run func(ctx context.Context, g *load.Gate) (ingest.Report, error)) (*daemon, string) {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "w.duckdb")
 	g := load.NewGate(db, zerolog.Nop())
 	d := newDaemon(zerolog.Nop(), g, "", []string{"usage"}, func() time.Time { return time.Now().UTC() },
-		func(ctx context.Context, _ runObserver) (runReport, error) { return run(ctx, g) })
+		func(ctx context.Context, _ ingest.Observer) (ingest.Report, error) { return run(ctx, g) })
 	return d, db
 }
 
 // A panic in a run is recovered: the run is failed in sync_runs, the
 // metrics and /healthz (503, saying so), and the daemon goes on.
 func TestDaemonPanicIsAFailedRun(t *testing.T) {
-	d, db := testDaemon(t, func(ctx context.Context, g *load.Gate) (runReport, error) {
+	d, db := testDaemon(t, func(ctx context.Context, g *load.Gate) (ingest.Report, error) {
 		wh, release, err := g.Acquire(ctx)
 		if err != nil {
-			return runReport{}, err
+			return ingest.Report{}, err
 		}
 		defer release()
 		if _, err := wh.StartRun(ctx, "scheduled", []string{"usage"}, time.Now().UTC()); err != nil {
-			return runReport{}, err
+			return ingest.Report{}, err
 		}
 		var m map[string]int
 		m["boom"]++ // a nil map: a real bug's panic
-		return runReport{}, nil
+		return ingest.Report{}, nil
 	})
 	d.trigger(context.Background(), "test")
 
@@ -85,10 +86,10 @@ func TestDaemonPanicIsAFailedRun(t *testing.T) {
 func TestDaemonSkipsOverlapAndStops(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{}, 10)
-	d, _ := testDaemon(t, func(ctx context.Context, g *load.Gate) (runReport, error) {
+	d, _ := testDaemon(t, func(ctx context.Context, g *load.Gate) (ingest.Report, error) {
 		started <- struct{}{}
 		<-release
-		return runReport{Status: "ok", Finished: time.Now()}, nil
+		return ingest.Report{Status: "ok", Finished: time.Now()}, nil
 	})
 	ctx := context.Background()
 	go d.trigger(ctx, "first")

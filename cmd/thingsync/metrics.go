@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/ingest"
 	"github.com/thingsync/thingsync/load"
 )
 
@@ -172,7 +173,7 @@ func (m *metrics) started() {
 
 // observe records one finished run's outcome; what it did was counted as
 // it happened.
-func (m *metrics) observe(rep runReport, streams []string, took time.Duration) {
+func (m *metrics) observe(rep ingest.Report, streams []string, took time.Duration) {
 	m.runs.WithLabelValues(rep.Status).Inc()
 	m.lastDuration.Set(took.Seconds())
 	if rep.Status == "ok" || rep.Status == "partial" {

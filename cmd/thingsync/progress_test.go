@@ -13,10 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/extract/simulator"
+	"github.com/thingsync/thingsync/ingest"
 )
 
 // syncProcess starts `thingsync sync` as a real child process on w.
@@ -43,11 +41,11 @@ func syncProcess(t *testing.T, w *world, stdout *strings.Builder) *exec.Cmd {
 
 // waitProgress waits for the running sync's progress file to report done
 // devices.
-func waitProgress(t *testing.T, w *world) runProgress {
+func waitProgress(t *testing.T, w *world) ingest.RunProgress {
 	t.Helper()
-	var p *runProgress
+	var p *ingest.RunProgress
 	waitFor(t, 60*time.Second, "the sync's progress file to report devices done", func() bool {
-		got, err := readProgress(progressPath(w.db))
+		got, err := ingest.ReadProgress(ingest.ProgressPath(w.db))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +124,7 @@ func TestStatusDuringSync(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Fatalf("interrupted sync: %v, want exit 1", err)
 	}
-	if _, err := os.Stat(progressPath(w.db)); !os.IsNotExist(err) {
+	if _, err := os.Stat(ingest.ProgressPath(w.db)); !os.IsNotExist(err) {
 		t.Errorf("progress file after the run: %v, want it removed", err)
 	}
 	summary := stdout.String()
@@ -187,26 +185,6 @@ func TestKilledRunIsAbandoned(t *testing.T) {
 		t.Errorf("sync_runs after the next run = %v; want the killed run %s abandoned, the next ok", got, p.RunID)
 	}
 	diffLines(t, "usage_daily after a killed run", w.gotUsage(), w.wantUsage(t0))
-}
-
-// The progress log lines name their units: eta_s and devices_per_s, not
-// a bare number of milliseconds.
-func TestProgressLogNamesUnits(t *testing.T) {
-	var buf strings.Builder
-	log := zerolog.New(&buf)
-	progressLog(log, "sync")(extract.Progress{DevicesTotal: 10, DevicesDone: 10, Records: 5})
-	var line map[string]any
-	if err := json.Unmarshal([]byte(buf.String()), &line); err != nil {
-		t.Fatalf("progress line %q: %v", buf.String(), err)
-	}
-	for _, k := range []string{"eta_s", "devices_per_s"} {
-		if _, ok := line[k]; !ok {
-			t.Errorf("progress line %s lacks %s", buf.String(), k)
-		}
-	}
-	if _, ok := line["eta"]; ok {
-		t.Errorf("progress line %s has a unit-less eta", buf.String())
-	}
 }
 
 // A run that fails (exit 3) prints the error, not a summary of zeros.

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/thingsync/thingsync/extract"
+	"github.com/thingsync/thingsync/ingest"
 	"github.com/thingsync/thingsync/load"
 	"github.com/thingsync/thingsync/schema"
 )
@@ -51,9 +52,10 @@ func runDaemon(ctx context.Context, a *App, env *Env, args []string) error {
 	// long as an analyst holds it rather than give up.
 	g := load.NewGate(cfg.DB, log)
 	g.Patience = 0
-	d := newDaemon(log, g, cfg.Snapshot, cfg.Streams, a.now, func(ctx context.Context, obs runObserver) (runReport, error) {
+	runner := a.runner(env, g)
+	d := newDaemon(log, g, cfg.Snapshot, cfg.Streams, a.now, func(ctx context.Context, obs ingest.Observer) (ingest.Report, error) {
 		// serving: the daemon's listener takes the run's callbacks.
-		return a.syncOnce(ctx, env, g, runSpec{kind: "scheduled", streams: cfg.Streams, serving: true, observer: obs})
+		return runner.Run(ctx, ingest.Spec{Kind: "scheduled", Streams: cfg.Streams, Serving: true, Observer: obs})
 	})
 
 	mux := http.NewServeMux()

@@ -22,6 +22,7 @@ import (
 	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/thingsync/thingsync/config"
+	"github.com/thingsync/thingsync/ingest"
 	"github.com/thingsync/thingsync/load"
 )
 
@@ -110,7 +111,7 @@ func runSQL(ctx context.Context, a *App, env *Env, args []string) error {
 	defer os.RemoveAll(spill)
 	db, err := load.OpenQuery(ctx, path, load.QueryOptions{Allow: allow, TempDir: spill})
 	if errors.Is(err, load.ErrLocked) {
-		return cannotRun(fmt.Errorf("sql: %w", lockedAdvice(path, a.now())))
+		return cannotRun(fmt.Errorf("sql: %w", ingest.LockedAdvice(path, a.now())))
 	}
 	if err != nil {
 		return cannotRun(fmt.Errorf("sql: %w", err))

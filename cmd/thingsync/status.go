@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/thingsync/thingsync/config"
+	"github.com/thingsync/thingsync/ingest"
 	"github.com/thingsync/thingsync/internal/clip"
 	"github.com/thingsync/thingsync/load"
 )
@@ -49,12 +50,12 @@ func runStatus(ctx context.Context, a *App, env *Env, args []string) error {
 	// Lists are [] rather than null when empty: scripts iterate them.
 	doc := statusDoc{Warehouse: cfg.DB, At: now, Source: "warehouse", Streams: []streamStatus{},
 		FailingDevices: []failingDevice{}, Runs: []runRow{}, Pending: []pendingStatus{}, Rejected: map[string]int{}}
-	prog, perr := readProgress(progressPath(cfg.DB))
+	prog, perr := ingest.ReadProgress(ingest.ProgressPath(cfg.DB))
 	if perr != nil {
 		env.Log.Warn().Err(perr).Msg("status: the run's progress file is unreadable")
 	}
 	if prog != nil {
-		doc.Progress = prog.view(now)
+		doc.Progress = prog.View(now)
 	}
 	db, err := load.OpenReadOnly(ctx, cfg.DB)
 	if errors.Is(err, load.ErrLocked) {
@@ -121,8 +122,8 @@ type statusDoc struct {
 	Snapshot     string    `json:"snapshot,omitempty"`
 	SnapshotTime time.Time `json:"snapshot_time,omitzero"`
 	// InUse: another process holds the warehouse file.
-	InUse    bool          `json:"in_use"`
-	Progress *progressView `json:"progress"`
+	InUse    bool                 `json:"in_use"`
+	Progress *ingest.ProgressView `json:"progress"`
 
 	Streams        []streamStatus  `json:"streams"`
 	FailingTotal   int             `json:"failing_devices_total"`
@@ -489,12 +490,12 @@ func writeStatusTable(w io.Writer, doc *statusDoc) {
 	}
 }
 
-func writeProgress(w io.Writer, p *progressView, now time.Time) {
+func writeProgress(w io.Writer, p *ingest.ProgressView, now time.Time) {
 	head, who := "Run in progress", ""
 	switch p.Process {
-	case processRunning:
+	case ingest.ProcessRunning:
 		who = fmt.Sprintf("pid %d", p.PID)
-	case processGone:
+	case ingest.ProcessGone:
 		head = "Run left unfinished"
 		who = fmt.Sprintf("pid %d, which is gone: the run ended without recording an outcome (killed?); the next run marks it abandoned", p.PID)
 	default:

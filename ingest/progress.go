@@ -1,4 +1,4 @@
-package main
+package ingest
 
 import (
 	"encoding/json"
@@ -20,11 +20,11 @@ import (
 // its advance in a small JSON file beside the warehouse, which status
 // reads while the run goes on.
 
-// progressPath is the progress file of the warehouse at db.
-func progressPath(db string) string { return db + ".progress.json" }
+// ProgressPath is the progress file of the warehouse at db.
+func ProgressPath(db string) string { return db + ".progress.json" }
 
-// runProgress is the progress file's content.
-type runProgress struct {
+// RunProgress is the progress file's content.
+type RunProgress struct {
 	PID       int       `json:"pid"`
 	Host      string    `json:"host"`
 	RunID     string    `json:"run_id"`
@@ -46,23 +46,25 @@ type runProgress struct {
 
 // Whether the process that wrote a progress file still runs.
 const (
-	processRunning = "running"
-	processGone    = "gone"
-	processUnknown = "unknown" // written on another host
+	ProcessRunning = "running"
+	ProcessGone    = "gone"
+	ProcessUnknown = "unknown" // written on another host
 )
 
-// progressView is a progress file as status shows it.
-type progressView struct {
-	runProgress
+// ProgressView is a progress file as status shows it.
+type ProgressView struct {
+	RunProgress
 	Process string `json:"process"`
 }
 
-func (p *runProgress) view(now time.Time) *progressView {
-	v := &progressView{runProgress: *p, Process: processUnknown}
+// View is p as a reader shows it at now, with whether its process still
+// runs.
+func (p *RunProgress) View(now time.Time) *ProgressView {
+	v := &ProgressView{RunProgress: *p, Process: ProcessUnknown}
 	if host, _ := os.Hostname(); host == p.Host {
-		v.Process = processGone
+		v.Process = ProcessGone
 		if processAlive(p.PID) {
-			v.Process = processRunning
+			v.Process = ProcessRunning
 		}
 	}
 	return v
@@ -78,13 +80,13 @@ func processAlive(pid int) bool {
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
-// lockedAdvice says who holds the warehouse at path, from its progress
+// LockedAdvice says who holds the warehouse at path, from its progress
 // file, and what a reader can do meanwhile: DuckDB lets nobody read a file
 // a process writes.
-func lockedAdvice(path string, now time.Time) error {
+func LockedAdvice(path string, now time.Time) error {
 	holder := "another process"
-	if p, _ := readProgress(progressPath(path)); p != nil {
-		if v := p.view(now); v.Process != processGone {
+	if p, _ := ReadProgress(ProgressPath(path)); p != nil {
+		if v := p.View(now); v.Process != ProcessGone {
 			holder = fmt.Sprintf("thingsync %s (pid %d, run %s, started %s, %d of %d devices done)",
 				p.Kind, p.PID, p.RunID, p.StartedAt.UTC().Format(time.RFC3339), p.DevicesDone, p.DevicesListed)
 		}
@@ -94,8 +96,8 @@ func lockedAdvice(path string, now time.Time) error {
 		path, holder)
 }
 
-// readProgress reads a progress file; nil when there is none.
-func readProgress(path string) (*runProgress, error) {
+// ReadProgress reads a progress file; nil when there is none.
+func ReadProgress(path string) (*RunProgress, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -103,7 +105,7 @@ func readProgress(path string) (*runProgress, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	var p runProgress
+	var p RunProgress
 	if err := json.Unmarshal(b, &p); err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
@@ -121,7 +123,7 @@ type progressFile struct {
 	start    time.Time // wall clock, for the rate
 
 	mu      sync.Mutex
-	p       runProgress
+	p       RunProgress
 	written time.Time
 	failed  bool // a write failed: said once, then quiet
 
@@ -130,8 +132,8 @@ type progressFile struct {
 
 func startProgressFile(db string, log zerolog.Logger, now func() time.Time, requests func() int, runID, kind string, started time.Time) *progressFile {
 	host, _ := os.Hostname()
-	f := &progressFile{path: progressPath(db), log: log, now: now, requests: requests, start: time.Now(),
-		p: runProgress{PID: os.Getpid(), Host: host, RunID: runID, Kind: kind, StartedAt: started, Phase: "started", Listing: true}}
+	f := &progressFile{path: ProgressPath(db), log: log, now: now, requests: requests, start: time.Now(),
+		p: RunProgress{PID: os.Getpid(), Host: host, RunID: runID, Kind: kind, StartedAt: started, Phase: "started", Listing: true}}
 	f.mu.Lock()
 	f.write()
 	f.mu.Unlock()
