@@ -51,7 +51,7 @@ func Open(ctx context.Context, path string, log zerolog.Logger) (*Warehouse, err
 	}
 	connector, err := duckdb.NewConnector(path, nil)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, explainLock(err))
+		return nil, fmt.Errorf("open %s: %w", path, ExplainLock(err))
 	}
 	db := sql.OpenDB(connector)
 	// One connection: DuckDB serialises writers anyway, and TEMP staging
@@ -59,7 +59,7 @@ func Open(ctx context.Context, path string, log zerolog.Logger) (*Warehouse, err
 	db.SetMaxOpenConns(1)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open %s: %w", path, explainLock(err))
+		return nil, fmt.Errorf("open %s: %w", path, ExplainLock(err))
 	}
 	// DuckDB's default buffer pool is 80% of RAM; the loader needs little
 	// (batches are bounded), and the daemon shares the machine. Committed
@@ -133,10 +133,28 @@ func CheckFile(path string) error {
 	return nil
 }
 
+// CheckExists refuses a warehouse path that readers cannot read: a missing
+// file (opening it would create an empty database, and every question
+// asked of it would fail confusingly) or a directory.
+func CheckExists(path string) error {
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("warehouse %s does not exist (set THINGSYNC_DB, or run thingsync sync first)", path)
+	case err != nil:
+		return fmt.Errorf("warehouse %s: %w", path, err)
+	case st.IsDir():
+		return fmt.Errorf("warehouse %s is a directory, not a DuckDB file", path)
+	}
+	return nil
+}
+
 // ErrLocked: another process holds the warehouse file.
 var ErrLocked = errors.New("the warehouse file is in use by another process")
 
-func explainLock(err error) error {
+// ExplainLock marks an error of opening a file that another process holds
+// as ErrLocked.
+func ExplainLock(err error) error {
 	if err != nil && strings.Contains(err.Error(), "Could not set lock") {
 		return fmt.Errorf("%w: %v", ErrLocked, err)
 	}
@@ -151,11 +169,11 @@ func OpenReadOnly(ctx context.Context, path string) (*sql.DB, error) {
 	db, err := sql.Open("duckdb", path+"?access_mode=READ_ONLY")
 	if err != nil {
 		// The driver opens the file here already: a writer's lock shows.
-		return nil, fmt.Errorf("open %s read-only: %w", path, explainLock(err))
+		return nil, fmt.Errorf("open %s read-only: %w", path, ExplainLock(err))
 	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open %s read-only: %w", path, explainLock(err))
+		return nil, fmt.Errorf("open %s read-only: %w", path, ExplainLock(err))
 	}
 	return db, nil
 }

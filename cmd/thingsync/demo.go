@@ -16,6 +16,7 @@ import (
 	"github.com/thingsync/thingsync/config/logging"
 	"github.com/thingsync/thingsync/extract/simulator"
 	"github.com/thingsync/thingsync/load"
+	"github.com/thingsync/thingsync/query"
 )
 
 // demoRateLimit is the request ceiling of the demo's sync, and the one
@@ -98,7 +99,7 @@ func runDemo(ctx context.Context, a *App, _ *Env, args []string) error {
 		if err != nil {
 			return cannotRun(fmt.Errorf("demo query: %w", err))
 		}
-		err = writeAligned(ctx, a.Stdout, rowsResult{rows})
+		err = query.WriteTable(ctx, a.Stdout, query.Once(rows))
 		rows.Close()
 		if err != nil {
 			return cannotRun(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/load"
+	"github.com/thingsync/thingsync/query"
 	"github.com/thingsync/thingsync/schema"
 )
 
@@ -55,7 +56,7 @@ func runExport(ctx context.Context, a *App, env *Env, args []string) error {
 		return usageErr("export: %s", strings.Join(problems, "; "))
 	}
 
-	path, err := queryPath(env.Config)
+	path, err := query.Path(env.Config.DB, env.Config.Snapshot)
 	if err != nil {
 		return cannotRun(fmt.Errorf("export: %w", err))
 	}

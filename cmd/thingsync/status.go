@@ -20,6 +20,7 @@ import (
 	"github.com/thingsync/thingsync/ingest"
 	"github.com/thingsync/thingsync/internal/clip"
 	"github.com/thingsync/thingsync/load"
+	"github.com/thingsync/thingsync/query"
 )
 
 // statusListed caps the failing devices and pending requests status lists.
@@ -43,7 +44,7 @@ func runStatus(ctx context.Context, a *App, env *Env, args []string) error {
 		return usageErr("status: --format: want table or json, got %q", *format)
 	}
 	cfg := env.Config
-	if err := mustExist(cfg.DB); err != nil {
+	if err := load.CheckExists(cfg.DB); err != nil {
 		return cannotRun(fmt.Errorf("status: %w", err))
 	}
 	now := a.now()
@@ -533,7 +534,7 @@ func writeStreams(w io.Writer, doc *statusDoc) {
 			opt(s.Oldest), opt(s.Newest), behind, strconv.Itoa(s.Failing)})
 	}
 	fmt.Fprintln(w, "Streams (behind: not settled for more than twice the stream's lookback)")
-	writeColumns(w, []string{"stream", "devices", "retired", "oldest settled", "newest settled", "behind", "failing"},
+	query.WriteColumns(w, []string{"stream", "devices", "retired", "oldest settled", "newest settled", "behind", "failing"},
 		body, []bool{false, true, true, false, false, true, true})
 	if doc.FailingTotal == 0 {
 		return
@@ -543,7 +544,7 @@ func writeStreams(w io.Writer, doc *statusDoc) {
 	for _, f := range doc.FailingDevices {
 		body = append(body, []string{f.Stream, f.Kind + ":" + f.ID, strconv.Itoa(f.Failures), opt(f.UpdatedAt), f.LastError})
 	}
-	writeColumns(w, []string{"stream", "device", "failures", "updated", "last error"}, body, []bool{false, false, true, false, false})
+	query.WriteColumns(w, []string{"stream", "device", "failures", "updated", "last error"}, body, []bool{false, false, true, false, false})
 	if more := doc.FailingTotal - len(body); more > 0 {
 		fmt.Fprintf(w, "and %d more\n", more)
 	}
@@ -561,7 +562,7 @@ func writeCoverage(w io.Writer, doc *statusDoc) {
 			strconv.FormatInt(s.Provisional, 10), strconv.FormatInt(s.Missing, 10), strconv.FormatInt(s.DevicesBehind, 10)})
 	}
 	fmt.Fprintf(w, "Coverage, device-days from %s to %s (missing ones: thingsync backfill --gaps)\n", c.From, c.To)
-	writeColumns(w, []string{"stream", "devices", "settled", "provisional", "missing", "devices behind"}, body, []bool{false, true, true, true, true, true})
+	query.WriteColumns(w, []string{"stream", "devices", "settled", "provisional", "missing", "devices behind"}, body, []bool{false, true, true, true, true, true})
 }
 
 func writeRuns(w io.Writer, doc *statusDoc) {
@@ -600,7 +601,7 @@ func writeRuns(w io.Writer, doc *statusDoc) {
 			strconv.FormatInt(run.Rejected, 10), strings.Join(counts, ", ")})
 	}
 	fmt.Fprintln(w, "Last runs (rows: inserted/updated; abandoned: its process ended without recording an outcome)")
-	writeColumns(w, []string{"kind", "started", "duration", "status", "devices", "failed", "requests", "rejected", "rows"},
+	query.WriteColumns(w, []string{"kind", "started", "duration", "status", "devices", "failed", "requests", "rejected", "rows"},
 		body, []bool{false, false, true, false, true, true, true, true, false})
 	if e := doc.Runs[0].Error; e != "" {
 		fmt.Fprintf(w, "last run's error: %s\n", e)
@@ -621,7 +622,7 @@ func writePending(w io.Writer, doc *statusDoc) {
 		body = append(body, []string{p.RequestID, requested, age, strconv.Itoa(p.Devices)})
 	}
 	fmt.Fprintf(w, "Pending aggregate requests (%d)\n", doc.PendingTotal)
-	writeColumns(w, []string{"request", "requested", "age", "devices"}, body, []bool{false, false, true, true})
+	query.WriteColumns(w, []string{"request", "requested", "age", "devices"}, body, []bool{false, false, true, true})
 	if more := doc.PendingTotal - len(body); more > 0 {
 		fmt.Fprintf(w, "and %d more\n", more)
 	}

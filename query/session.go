@@ -1,61 +1,114 @@
-package load
+// Package query decides what the sql command may run against the
+// warehouse and how its answer prints: which file a query reads (the
+// published snapshot when there is one, since a running sync holds the
+// warehouse), what the session may touch (the file read-only, no other
+// file but the allowed directories, no setting changed), which texts run
+// (exactly one query; every other statement is refused before it runs),
+// and the result as aligned columns, CSV or JSON, with a value rendering
+// that holds for every DuckDB type.
+package query
 
 import (
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/duckdb/duckdb-go/v2"
 
+	"github.com/thingsync/thingsync/load"
 	"github.com/thingsync/thingsync/schema"
 )
 
-// QueryMemoryLimit is DuckDB's buffer pool for analysts' queries. The driver hands a query's whole result to Go in one piece, so
-// results are kept in a temporary table, which DuckDB spills past this
-// limit, and read back a page at a time; sorts, joins and Parquet writes
-// spill too.
-const QueryMemoryLimit = "128MB"
+// MemoryLimit is DuckDB's buffer pool for analysts' queries. The driver
+// hands a query's whole result to Go in one piece, so results are kept in a
+// temporary table, which DuckDB spills past this limit, and read back a
+// page at a time; sorts, joins and Parquet writes spill too.
+const MemoryLimit = "128MB"
 
-// QueryOptions says what an analyst's session may touch besides the
-// warehouse.
-type QueryOptions struct {
-	// Allow lists directories whose files queries may read (read_parquet of
-	// an export directory, say). No other file is readable.
-	Allow []string
-	// TempDir is where DuckDB spills what does not fit in its memory limit:
-	// a private directory the caller creates and removes.
-	TempDir string
+// Path is the file analysts' queries read: the published snapshot when
+// there is one (a running sync holds the warehouse's lock), else the
+// warehouse itself, which must exist.
+func Path(warehouse, snapshot string) (string, error) {
+	if snapshot != "" {
+		if _, err := os.Stat(snapshot); err == nil {
+			return snapshot, nil
+		}
+	}
+	if err := load.CheckExists(warehouse); err != nil {
+		return "", err
+	}
+	return warehouse, nil
 }
 
-// OpenQuery opens an existing warehouse for analysts' queries. DuckDB's own
-// switches keep the session from writing or reading any file but the
-// warehouse, the allowed directories and its spill directory: the
-// database is read-only, external access is off, no extension can be
-// installed or loaded, and the configuration is locked, so no statement
-// can undo any of that. Statements that are not queries are refused
-// before they run by RunQuery.
-func OpenQuery(ctx context.Context, path string, opts QueryOptions) (*sql.DB, error) {
-	if err := CheckFile(path); err != nil {
+// Session is one analyst's session on a warehouse file: one connection,
+// read-only, that reads no file but the warehouse and the allowed
+// directories, with a private spill directory.
+type Session struct {
+	db    *sql.DB
+	conn  *sql.Conn
+	spill string
+}
+
+// Open opens a session on the existing warehouse file at path. Queries
+// may also read the files under the allow directories. DuckDB spills to a
+// private directory under the system's temporary directory (TMPDIR),
+// removed by Close. The error wraps load.ErrLocked when another process
+// writes the file.
+func Open(ctx context.Context, path string, allow []string) (*Session, error) {
+	spill, err := os.MkdirTemp("", "thingsync-sql-")
+	if err != nil {
+		return nil, fmt.Errorf("create a temporary directory (set TMPDIR): %w", err)
+	}
+	s := &Session{spill: spill}
+	if s.db, err = openReadOnly(ctx, path, allow, spill); err == nil {
+		s.conn, err = s.db.Conn(ctx)
+	}
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close ends the session and removes its spill directory.
+func (s *Session) Close() error {
+	var errs []error
+	if s.conn != nil {
+		errs = append(errs, s.conn.Close())
+	}
+	if s.db != nil {
+		errs = append(errs, s.db.Close())
+	}
+	return errors.Join(append(errs, os.RemoveAll(s.spill))...)
+}
+
+// openReadOnly opens an existing warehouse for analysts' queries. DuckDB's
+// own switches keep the session from writing or reading any file but the
+// warehouse, the allowed directories and its spill directory: the database
+// is read-only, external access is off, no extension can be installed or
+// loaded, and the configuration is locked, so no statement can undo any of
+// that. Statements that are not queries are refused before they run by
+// Run.
+func openReadOnly(ctx context.Context, path string, allow []string, spill string) (*sql.DB, error) {
+	if err := load.CheckFile(path); err != nil {
 		return nil, err
 	}
 	connector, err := duckdb.NewConnector(path+"?access_mode=READ_ONLY&autoload_known_extensions=false&autoinstall_known_extensions=false&allow_community_extensions=false", nil)
 	if err != nil {
-		return nil, fmt.Errorf("open %s read-only: %w", path, explainLock(err))
+		return nil, fmt.Errorf("open %s read-only: %w", path, load.ExplainLock(err))
 	}
 	db := sql.OpenDB(connector)
 	// One connection: a query's result table lives on it, and the settings
 	// below are made once.
 	db.SetMaxOpenConns(1)
-	sets := []string{"SET memory_limit = " + schema.Literal(QueryMemoryLimit)}
-	if opts.TempDir != "" {
-		sets = append(sets, "SET temp_directory = "+schema.Literal(opts.TempDir))
-	}
-	if len(opts.Allow) > 0 {
-		dirs := make([]string, len(opts.Allow))
-		for i, d := range opts.Allow {
+	sets := []string{"SET memory_limit = " + schema.Literal(MemoryLimit), "SET temp_directory = " + schema.Literal(spill)}
+	if len(allow) > 0 {
+		dirs := make([]string, len(allow))
+		for i, d := range allow {
 			abs, err := filepath.Abs(d)
 			if err != nil {
 				db.Close()
@@ -70,13 +123,13 @@ func OpenQuery(ctx context.Context, path string, opts QueryOptions) (*sql.DB, er
 	for _, s := range sets {
 		if _, err := db.ExecContext(ctx, s); err != nil {
 			db.Close()
-			return nil, fmt.Errorf("open %s read-only: %w", path, explainLock(err))
+			return nil, fmt.Errorf("open %s read-only: %w", path, load.ExplainLock(err))
 		}
 	}
 	return db, nil
 }
 
-// RefusedError: a text RunQuery refuses to run: a statement that is not a
+// RefusedError: a text Run refuses to run: a statement that is not a
 // query, or more than one statement.
 type RefusedError struct{ What string }
 
@@ -84,7 +137,7 @@ func (e *RefusedError) Error() string {
 	return "refused " + e.What + ": sql runs exactly one query (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE or EXPLAIN), and nothing it runs writes a file or changes a setting"
 }
 
-// statementNames names the statement types RunQuery refuses, for the
+// statementNames names the statement types Run refuses, for the
 // message.
 var statementNames = map[duckdb.StmtType]string{
 	duckdb.STATEMENT_TYPE_INSERT: "INSERT", duckdb.STATEMENT_TYPE_UPDATE: "UPDATE", duckdb.STATEMENT_TYPE_DELETE: "DELETE",
@@ -98,15 +151,15 @@ var statementNames = map[duckdb.StmtType]string{
 	duckdb.STATEMENT_TYPE_ATTACH: "ATTACH", duckdb.STATEMENT_TYPE_DETACH: "DETACH",
 }
 
-// QueryResult is the result of one analyst query. A SELECT's rows wait in
+// Result is the result of one analyst query. A SELECT's rows wait in
 // a temporary table (DuckDB spills it past its memory limit) and are read
 // back in pages of PageRows rows, so neither side holds the whole result;
 // they can be read more than once. EXPLAIN runs directly, once.
-type QueryResult struct {
+type Result struct {
 	conn *sql.Conn
-	// Columns are the query's column names as it names them (the table
+	// columns are the query's column names as it names them (the table
 	// would make duplicates unique).
-	Columns []string
+	columns []string
 	// Rows is the row count of a kept result.
 	Rows  int64
 	query string
@@ -119,13 +172,13 @@ const PageRows = 16384
 
 const resultTable = "thingsync_result"
 
-// RunQuery checks that q is exactly one query and runs it on conn (of a
-// database opened by OpenQuery). Anything else (COPY, EXPORT, ATTACH,
-// INSTALL, LOAD, SET, PRAGMA, CHECKPOINT, several statements) is refused
-// before it runs, with a *RefusedError. DuckDB's parser counts and types the
+// Run checks that q is exactly one query and runs it. Anything else (COPY,
+// EXPORT, ATTACH, INSTALL, LOAD, SET, PRAGMA, CHECKPOINT, several
+// statements) is refused before it runs, with a *RefusedError. DuckDB's parser counts and types the
 // statements: nothing here reads SQL text.
-func RunQuery(ctx context.Context, conn *sql.Conn, q string) (*QueryResult, error) {
-	res := &QueryResult{conn: conn, query: q}
+func (s *Session) Run(ctx context.Context, q string) (*Result, error) {
+	conn := s.conn
+	res := &Result{conn: conn, query: q}
 	var typ duckdb.StmtType
 	err := conn.Raw(func(dc any) error {
 		c, ok := dc.(*duckdb.Conn)
@@ -147,9 +200,9 @@ func RunQuery(ctx context.Context, conn *sql.Conn, q string) (*QueryResult, erro
 		if err != nil {
 			return err
 		}
-		res.Columns = make([]string, n)
+		res.columns = make([]string, n)
 		for i := range n {
-			if res.Columns[i], err = ds.ColumnName(i); err != nil {
+			if res.columns[i], err = ds.ColumnName(i); err != nil {
 				return err
 			}
 		}
@@ -190,12 +243,15 @@ func RunQuery(ctx context.Context, conn *sql.Conn, q string) (*QueryResult, erro
 	return res, nil
 }
 
+// Names are the query's column names as it gave them.
+func (r *Result) Names() []string { return r.columns }
+
 // Repeatable reports whether Each may run more than once.
-func (r *QueryResult) Repeatable() bool { return r.kept }
+func (r *Result) Repeatable() bool { return r.kept }
 
 // Each calls fn with the result's rows, a page at a time, in the query's
 // order.
-func (r *QueryResult) Each(ctx context.Context, fn func(*sql.Rows) error) error {
+func (r *Result) Each(ctx context.Context, fn func(*sql.Rows) error) error {
 	if !r.kept {
 		if r.read {
 			return errors.New("the result of this statement can be read once")
