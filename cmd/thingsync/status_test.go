@@ -164,21 +164,3 @@ func TestStatusEmptyAndMissing(t *testing.T) {
 		t.Errorf("extra argument: exit %d, stderr %q; want 2", code, errOut)
 	}
 }
-
-func TestDurationText(t *testing.T) {
-	tests := []struct {
-		in   time.Duration
-		want string
-	}{
-		{-time.Second, "0s"},
-		{1234 * time.Millisecond, "1.2s"},
-		{4*time.Minute + 31*time.Second + 400*time.Millisecond, "4m31s"},
-		{3*time.Hour + 5*time.Minute + 10*time.Second, "3h5m"},
-		{52*time.Hour + 20*time.Minute, "2d4h"},
-	}
-	for _, tt := range tests {
-		if got := durationText(tt.in); got != tt.want {
-			t.Errorf("durationText(%v) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
