@@ -19,19 +19,17 @@ import (
 // warehouse creates a migrated warehouse file and runs stmts in it.
 func warehouse(t *testing.T, stmts ...string) string {
 	t.Helper()
-	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "w.duckdb")
-	w, err := load.Open(ctx, path, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range stmts {
-		if _, err := w.DB().ExecContext(ctx, s); err != nil {
-			w.Close()
-			t.Fatalf("%s: %v", s, err)
+	w, err := load.Open(context.Background(), path, zerolog.Nop())
+	if err == nil {
+		for _, s := range stmts {
+			if _, err = w.DB().Exec(s); err != nil {
+				break
+			}
 		}
+		err = errors.Join(err, w.Close())
 	}
-	if err := w.Close(); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
 	return path
