@@ -135,3 +135,20 @@ func Register(ctx context.Context, client *extract.Client, cb Callbacks, log zer
 	log.Info().Str("service", extract.AggregateService).Str("url", cb.URL).Msg("callback listener registered")
 	return nil
 }
+
+// RegisterAtStartup is Register for a daemon that starts: ThingSpace
+// should know the listener before the first request. A rejected login is
+// the error (not retried: five failures lock the account); any other
+// failure is logged, and the next run's aggregate step tries again. The
+// client is logged out.
+func RegisterAtStartup(ctx context.Context, client *extract.Client, cb Callbacks, log zerolog.Logger) error {
+	err := Register(ctx, client, cb, log)
+	_ = client.Logout(context.WithoutCancel(ctx))
+	switch {
+	case errors.Is(err, extract.ErrLoginRejected):
+		return err
+	case err != nil:
+		log.Warn().Err(err).Msg("could not make sure the callback listener is registered; the next run tries again")
+	}
+	return nil
+}

@@ -1,4 +1,6 @@
-// Package config turns the environment into one validated Config.
+// Package config decides what the environment means: it turns it into one
+// validated Config (parsed once: typed streams, a cron schedule) and sets
+// the Go runtime's defaults the environment does not override.
 package config
 
 import (

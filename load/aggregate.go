@@ -65,6 +65,24 @@ func (w *Warehouse) Supersede(ctx context.Context, oldID, newID string) error {
 	return nil
 }
 
+// waitingForCallbacks is the states of an aggregate request whose
+// callbacks have not all been taken in.
+const waitingForCallbacks = `status IN ('pending', 'completed')`
+
+// PendingCallbacks counts the aggregate requests still waiting for their
+// callbacks.
+func (w *Warehouse) PendingCallbacks(ctx context.Context) (int, error) {
+	return countPending(ctx, w.db)
+}
+
+func countPending(ctx context.Context, db *sql.DB) (int, error) {
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM aggregate_requests WHERE `+waitingForCallbacks).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count aggregate requests waiting for callbacks: %w", err)
+	}
+	return n, nil
+}
+
 // AggregateRequests lists the requests in the given states, oldest first.
 func (w *Warehouse) AggregateRequests(ctx context.Context, states ...string) ([]AggregateRequest, error) {
 	if len(states) == 0 {

@@ -65,6 +65,33 @@ func ExportTables() []string {
 	return names
 }
 
+// ParseExportTables reads a comma-separated list of tables to export
+// (empty: nil, all of them). Names are checked against the schema, and
+// only the schema's names come back: nothing typed reaches SQL.
+func ParseExportTables(list string) ([]string, error) {
+	if strings.TrimSpace(list) == "" {
+		return nil, nil
+	}
+	exportable := ExportTables()
+	var tables []string
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		t, known := schema.Lookup(name)
+		switch {
+		case name == "":
+			return nil, fmt.Errorf("empty table name in %q", list)
+		case !known:
+			return nil, fmt.Errorf("unknown table %q (exported: %s)", name, strings.Join(exportable, ", "))
+		case !slices.Contains(exportable, t.Name):
+			return nil, fmt.Errorf("%s is not exported (exported: %s)", t.Name, strings.Join(exportable, ", "))
+		}
+		if !slices.Contains(tables, t.Name) {
+			tables = append(tables, t.Name)
+		}
+	}
+	return tables, nil
+}
+
 // ExportOptions says what Export writes.
 type ExportOptions struct {
 	// Tables to write (ExportTables' names); empty: all of them.

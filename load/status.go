@@ -316,14 +316,16 @@ func (r statusReader) coverage(ctx context.Context, doc *Status) error {
 
 // pending reads the aggregate requests still waiting for their callback.
 func (r statusReader) pending(ctx context.Context, doc *Status) error {
-	if err := r.db.QueryRowContext(ctx, `SELECT count(*) FROM aggregate_requests WHERE status IN ('pending', 'completed')`).Scan(&doc.PendingTotal); err != nil {
-		return fmt.Errorf("read aggregate requests: %w", err)
+	n, err := countPending(ctx, r.db)
+	if err != nil {
+		return err
 	}
+	doc.PendingTotal = n
 	if doc.PendingTotal == 0 {
 		return nil
 	}
 	rows, err := r.db.QueryContext(ctx, `SELECT request_id, requested_at, coalesce(device_count, 0)
-		FROM aggregate_requests WHERE status IN ('pending', 'completed') ORDER BY requested_at NULLS LAST, request_id LIMIT ?`, StatusListed)
+		FROM aggregate_requests WHERE `+waitingForCallbacks+` ORDER BY requested_at NULLS LAST, request_id LIMIT ?`, StatusListed)
 	if err != nil {
 		return fmt.Errorf("read aggregate requests: %w", err)
 	}

@@ -343,6 +343,18 @@ func (w *Warehouse) FinishRun(ctx context.Context, runID string, o RunOutcome) e
 	return nil
 }
 
+// FailRunning records as failed, with cause, the runs of kind started at
+// or after since that are still marked running: the daemon calls it for a
+// run a panic cut short, which recorded no outcome.
+func (w *Warehouse) FailRunning(ctx context.Context, kind string, since, at time.Time, cause string) error {
+	_, err := w.db.ExecContext(ctx, `UPDATE sync_runs SET status = 'failed', finished_at = ?, error = ?
+		WHERE status = 'running' AND kind = ? AND started_at >= ?`, at.UTC(), clip.Text(cause, 2000), kind, since.UTC())
+	if err != nil {
+		return fmt.Errorf("record the failed run: %w", err)
+	}
+	return nil
+}
+
 // loadEvolved reads the columns schema evolution has added so far.
 func (w *Warehouse) loadEvolved(ctx context.Context) error {
 	w.evolved = map[string]map[string]string{}

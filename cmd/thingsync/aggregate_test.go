@@ -149,7 +149,7 @@ func TestCallbackListener(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	env.Log = zerolog.New(&logs)
-	srv := &http.Server{Addr: w.env["THINGSYNC_HTTP_ADDR"], Handler: (&App{Now: w.clock.Now}).callbackHandler(env, load.NewGate(w.db, env.Log))}
+	srv := &http.Server{Addr: w.env["THINGSYNC_HTTP_ADDR"], Handler: aggregate.Handler(callbacks(env), load.NewGate(w.db, env.Log), env.Log, (&App{Now: w.clock.Now}).now)}
 	ln, err := net.Listen("tcp", w.env["THINGSYNC_HTTP_ADDR"])
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +236,7 @@ func TestCallbacksResentAndReasked(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := &http.Server{Handler: (&App{Now: w.clock.Now}).callbackHandler(env, load.NewGate(w.db, env.Log))}
+		srv := &http.Server{Handler: aggregate.Handler(callbacks(env), load.NewGate(w.db, env.Log), env.Log, (&App{Now: w.clock.Now}).now)}
 		ln, err := net.Listen("tcp", w.env["THINGSYNC_HTTP_ADDR"])
 		if err != nil {
 			t.Fatal(err)

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -18,6 +15,7 @@ import (
 	"github.com/thingsync/thingsync/config/logging"
 	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/ingest"
+	"github.com/thingsync/thingsync/internal/cli"
 	"github.com/thingsync/thingsync/load"
 )
 
@@ -148,11 +146,8 @@ func commands() []command {
 
 func runVersion(_ context.Context, a *App, _ *Env, args []string) error {
 	fs := a.flagSet("version", "version")
-	if help, err := parse(fs, args); help || err != nil {
+	if help, err := parseNoArgs(fs, args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErr("version: unexpected arguments %v", fs.Args())
 	}
 	fmt.Fprintln(a.Stdout, "thingsync", a.Version)
 	return nil
@@ -192,7 +187,7 @@ func (a *App) Run(ctx context.Context, args []string) error {
 		return unknownCommand(args[0])
 	}
 	env := &Env{Log: zerolog.Nop()}
-	if !cmd.noConfig && !asksHelp(args[1:]) {
+	if !cmd.noConfig && !cli.AsksHelp(args[1:]) {
 		lookup := a.LookupEnv
 		if lookup == nil {
 			lookup = func(string) (string, bool) { return "", false }
@@ -216,60 +211,17 @@ func (a *App) Run(ctx context.Context, args []string) error {
 	return cmd.run(ctx, a, env, args[1:])
 }
 
-// asksHelp tells whether the flags ask for help: then the command prints
-// it without reading the environment, which may not be set up yet.
-func asksHelp(args []string) bool {
-	for _, a := range args {
-		switch a {
-		case "--":
-			return false
-		case "-h", "-help", "--help":
-			return true
-		}
-	}
-	return false
-}
-
 // unknownCommand is the error for a command name that is not one, with
 // the nearest command when a typo is likely.
 func unknownCommand(name string) error {
-	best, bestDist := "", 3
+	var names []string
 	for _, c := range commands() {
-		if d := editDistance(strings.ToLower(name), c.name); d < bestDist {
-			best, bestDist = c.name, d
-		}
+		names = append(names, c.name)
 	}
-	if best != "" && bestDist < len(best) {
+	if best, ok := cli.Nearest(name, names); ok {
 		return usageErr("unknown command %q; did you mean %s? (thingsync help lists the commands)", name, best)
 	}
 	return usageErr("unknown command %q (thingsync help lists the commands)", name)
-}
-
-// editDistance counts the insertions, deletions, substitutions and swaps
-// of adjacent letters that turn a into b (snyc -> sync is one).
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	d := make([][]int, len(ra)+1)
-	for i := range d {
-		d[i] = make([]int, len(rb)+1)
-		d[i][0] = i
-	}
-	for j := range rb {
-		d[0][j+1] = j + 1
-	}
-	for i := 1; i <= len(ra); i++ {
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(ra)][len(rb)]
 }
 
 func (a *App) usage(w io.Writer) {
@@ -282,96 +234,34 @@ func (a *App) usage(w io.Writer) {
 	fmt.Fprintln(w, "\nConfiguration comes from the environment (each command's help names what it reads; see README.md).")
 }
 
-// flagSet builds a command's flag set. usage is the command's synopsis
-// lines (without "thingsync "), then after a blank line what it does.
-// -h prints, to stdout, the synopsis, the description, every flag with
-// its default and the variables the command reads; a bad flag is an error
-// (exit 2) naming the flag, without the listing.
+// flagSet builds a command's flag set (see cli.FlagSet): its help goes
+// to stdout and lists the variables the command reads.
 func (a *App) flagSet(name, usage string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() { a.help(a.Stdout, fs, usage) }
-	return fs
+	var env []string
+	if c := findCommand(name); c != nil {
+		env = c.env
+	}
+	return cli.FlagSet(name, usage, a.Stdout, cli.Variables(env))
 }
 
-// help writes a command's help.
-func (a *App) help(w io.Writer, fs *flag.FlagSet, usage string) {
-	synopsis, desc, _ := strings.Cut(usage, "\n\n")
-	for i, line := range strings.Split(synopsis, "\n") {
-		lead := "Usage: "
-		if i > 0 {
-			lead = "       "
-		}
-		fmt.Fprintf(w, "%sthingsync %s\n", lead, strings.TrimSpace(line))
-	}
-	if desc = strings.TrimSpace(desc); desc != "" {
-		fmt.Fprintf(w, "\n%s\n", desc)
-	}
-	n := 0
-	fs.VisitAll(func(f *flag.Flag) {
-		if n == 0 {
-			fmt.Fprintln(w, "\nFlags:")
-		}
-		n++
-		kind, text := flag.UnquoteUsage(f)
-		head := "  --" + f.Name
-		if _, isBool := f.Value.(interface{ IsBoolFlag() bool }); !isBool && kind != "" {
-			head += " " + kind
-		}
-		low := strings.ToLower(text)
-		if !strings.Contains(low, "default") && !strings.Contains(low, "required") {
-			def := f.DefValue
-			if def == "" {
-				def = "none"
-			}
-			text += " (default: " + def + ")"
-		}
-		fmt.Fprintf(w, "%s\n      %s\n", head, text)
-	})
-	if n == 0 {
-		fmt.Fprintln(w, "\nFlags: none")
-	}
-	var names []string
-	if c := findCommand(fs.Name()); c != nil {
-		names = c.env
-	}
-	if len(names) == 0 {
-		fmt.Fprintln(w, "\nEnvironment: none read")
-		return
-	}
-	vars := map[string]config.Variable{}
-	for _, v := range config.Variables() {
-		vars[v.Name] = v
-	}
-	fmt.Fprintln(w, "\nEnvironment:")
-	for _, name := range names {
-		v := vars[name]
-		text := v.Meaning
-		if v.Default != "" {
-			text += " (default: " + v.Default + ")"
-		}
-		fmt.Fprintf(w, "  %-31s %s\n", name, text)
-	}
-}
-
-// flagStyle matches a flag as the flag package names it in its errors.
-var flagStyle = regexp.MustCompile(`(^|[ :])-([A-Za-z][\w-]*)`)
-
-// parse parses flags: help is printed and reported as such (exit 0); an
-// error is exit status 2, naming flags as --flag like the help does.
+// parse parses a command's flags: help is printed and reported as such
+// (exit 0); a bad flag is exit status 2.
 func parse(fs *flag.FlagSet, args []string) (help bool, err error) {
-	// The flag package prints the usage on every error; only -h wants it.
-	usage := fs.Usage
-	fs.Usage = func() {}
-	err = fs.Parse(args)
-	fs.Usage = usage
+	help, err = cli.Parse(fs, args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage()
-			return true, nil
-		}
-		msg := flagStyle.ReplaceAllString(err.Error(), "$1--$2")
-		return false, usageErr("%s: %s (thingsync %s -h lists the flags)", fs.Name(), msg, fs.Name())
+		return false, &ExitError{Code: exitUsage, Err: err}
+	}
+	return help, nil
+}
+
+// parseNoArgs parses a command's flags, for a command that takes no
+// arguments besides them.
+func parseNoArgs(fs *flag.FlagSet, args []string) (help bool, err error) {
+	if help, err = parse(fs, args); help || err != nil {
+		return help, err
+	}
+	if fs.NArg() > 0 {
+		return false, usageErr("%s: unexpected arguments %v", fs.Name(), fs.Args())
 	}
 	return false, nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/thingsync/thingsync/extract/simulator"
+	"github.com/thingsync/thingsync/query"
 )
 
 // runBinary runs the program as a process (see TestMain) with only the
@@ -300,14 +301,14 @@ func TestDemoShowsItsSQL(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo: exit %d\n%s%s", code, out, errOut)
 	}
-	for _, q := range demoQueries {
+	for _, q := range query.Examples() {
 		var lines []string
-		for _, l := range strings.Split(strings.TrimSpace(q.sql), "\n") {
+		for _, l := range strings.Split(strings.TrimSpace(q.SQL), "\n") {
 			lines = append(lines, strings.TrimSpace(l))
 		}
-		i := strings.Index(out, q.title)
+		i := strings.Index(out, q.Title)
 		if i < 0 {
-			t.Errorf("demo does not show %q", q.title)
+			t.Errorf("demo does not show %q", q.Title)
 			continue
 		}
 		// The SQL follows its title, line by line, before the next title.
@@ -315,7 +316,7 @@ func TestDemoShowsItsSQL(t *testing.T) {
 		for _, l := range lines {
 			j := strings.Index(rest, l)
 			if j < 0 {
-				t.Errorf("demo does not show the SQL of %q: line %q missing after it\n%s", q.title, l, out)
+				t.Errorf("demo does not show the SQL of %q: line %q missing after it\n%s", q.Title, l, out)
 				break
 			}
 			rest = rest[j+len(l):]

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thingsync/thingsync/config"
 	"github.com/thingsync/thingsync/extract/simulator"
 )
 
@@ -16,6 +17,7 @@ import (
 // with THINGSYNC_TEST_MAIN=1 it is thingsync, nothing else.
 func TestMain(m *testing.M) {
 	if os.Getenv("THINGSYNC_TEST_MAIN") == "1" {
+		config.RuntimeDefaults(os.LookupEnv)
 		// The child's clock starts at the simulator's t0, as the in-process
 		// tests' does, so the retention floor does not depend on today.
 		start := time.Now()

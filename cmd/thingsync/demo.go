@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
@@ -15,30 +14,10 @@ import (
 	"github.com/thingsync/thingsync/config"
 	"github.com/thingsync/thingsync/config/logging"
 	"github.com/thingsync/thingsync/extract/simulator"
+	"github.com/thingsync/thingsync/internal/cli"
 	"github.com/thingsync/thingsync/load"
 	"github.com/thingsync/thingsync/query"
 )
-
-// demoRateLimit is the request ceiling of the demo's sync, and the one
-// simulate suggests: the simulator has no ceiling of its own unless told.
-const demoRateLimit = "2000"
-
-// demoQueries are what an analyst asks first.
-var demoQueries = []struct{ title, sql string }{
-	{"Top 5 data users this month", `SELECT device_kind, device_id, round(bytes_used / 1e9, 2) AS gb, sms_used
-		FROM usage_monthly WHERE month = date_trunc('month', current_date) ORDER BY bytes_used DESC LIMIT 5`},
-	{"SMS by day, last 7 days (the last three are provisional)", `SELECT usage_date, sum(mo_sms) AS mo_sms, sum(mt_sms) AS mt_sms, sum(sms_used) AS total
-		FROM usage_daily WHERE usage_date >= current_date - 7 GROUP BY ALL ORDER BY usage_date`},
-	{"Sessions per day and their median duration, last 7 days", `SELECT started_at::DATE AS day, count(*) AS sessions, count(*) FILTER (WHERE is_open) AS still_open,
-		round(median(epoch(duration)) / 60, 1) AS median_minutes
-		FROM connection_sessions WHERE started_at >= current_date - 7 GROUP BY ALL ORDER BY day`},
-	{"Devices with no data for 7 days", `SELECT d.device_kind, d.device_id, d.state, max(u.usage_date) FILTER (WHERE u.bytes_used > 0) AS last_day_with_data
-		FROM devices d LEFT JOIN usage_daily u USING (device_kind, device_id) GROUP BY ALL
-		HAVING last_day_with_data IS NULL OR last_day_with_data < current_date - 7 ORDER BY last_day_with_data NULLS FIRST, d.device_id LIMIT 8`},
-	{"International share by month", `SELECT month, round(sum(international_usage) / 1e9, 2) AS international_gb,
-		round(100 * sum(international_usage) / nullif(sum(domestic_usage) + sum(international_usage), 0), 2) AS international_pct
-		FROM usage_monthly GROUP BY month ORDER BY month DESC LIMIT 4`},
-}
 
 func runDemo(ctx context.Context, a *App, _ *Env, args []string) error {
 	fs := a.flagSet("demo", "demo [--devices N] [--seed S] [--db FILE]\n\n"+
@@ -73,7 +52,7 @@ func runDemo(ctx context.Context, a *App, _ *Env, args []string) error {
 	env := map[string]string{
 		"THINGSPACE_BASE_URL": "http://" + ln.Addr().String(), "THINGSPACE_CLIENT_ID": id, "THINGSPACE_CLIENT_SECRET": secret,
 		"THINGSPACE_USERNAME": user, "THINGSPACE_PASSWORD": pass, "THINGSPACE_ACCOUNT_NAME": sim.AccountName(),
-		"THINGSYNC_DB": *db, "THINGSYNC_RATE_LIMIT": demoRateLimit, "THINGSYNC_STREAMS": "usage,connections,rated",
+		"THINGSYNC_DB": *db, "THINGSYNC_RATE_LIMIT": simulator.ClientRate(0), "THINGSYNC_STREAMS": "usage,connections,rated",
 		"THINGSYNC_LOG_LEVEL": "warn",
 	}
 	cfg, err := config.Load(ctx, envconfig.MapLookuper(env), a.now(), config.Needs{API: true})
@@ -93,9 +72,9 @@ func runDemo(ctx context.Context, a *App, _ *Env, args []string) error {
 		return cannotRun(err)
 	}
 	defer rdb.Close()
-	for _, q := range demoQueries {
-		fmt.Fprintf(a.Stdout, "\n-- %s\n%s;\n\n", q.title, sqlText(q.sql))
-		rows, err := rdb.QueryContext(ctx, q.sql)
+	for _, q := range query.Examples() {
+		fmt.Fprintf(a.Stdout, "\n-- %s\n%s;\n\n", q.Title, q.SQL)
+		rows, err := rdb.QueryContext(ctx, q.SQL)
 		if err != nil {
 			return cannotRun(fmt.Errorf("demo query: %w", err))
 		}
@@ -105,26 +84,6 @@ func runDemo(ctx context.Context, a *App, _ *Env, args []string) error {
 			return cannotRun(err)
 		}
 	}
-	fmt.Fprintf(a.Stdout, "\nTry: THINGSYNC_DB=%s %s sql 'SELECT * FROM connection_sessions LIMIT 5'\n", shellWord(*db), shellWord(a.program()))
+	fmt.Fprintf(a.Stdout, "\nTry: THINGSYNC_DB=%s %s sql 'SELECT * FROM connection_sessions LIMIT 5'\n", cli.ShellWord(*db), cli.ShellWord(a.program()))
 	return nil
-}
-
-// sqlText is a query as written in the source, without its Go indentation.
-func sqlText(q string) string {
-	lines := strings.Split(strings.TrimSpace(q), "\n")
-	for i, l := range lines {
-		if l = strings.TrimLeft(l, "\t "); i > 0 {
-			l = "  " + l
-		}
-		lines[i] = l
-	}
-	return strings.Join(lines, "\n")
-}
-
-// shellWord quotes s for a POSIX shell when it needs it.
-func shellWord(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=+,") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

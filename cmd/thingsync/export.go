@@ -4,14 +4,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/load"
 	"github.com/thingsync/thingsync/query"
-	"github.com/thingsync/thingsync/schema"
 )
 
 func runExport(ctx context.Context, a *App, env *Env, args []string) error {
@@ -32,19 +30,16 @@ func runExport(ctx context.Context, a *App, env *Env, args []string) error {
 	to := fs.String("to", "", "directory to write (created if missing); required")
 	tablesFlag := fs.String("tables", "", "comma-separated tables to export (default: all of "+tableNames+")")
 	sinceFlag := fs.String("since", "", "export partitions from the one holding this UTC date (YYYY-MM-DD) on (default: all)")
-	if help, err := parse(fs, args); help || err != nil {
+	if help, err := parseNoArgs(fs, args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErr("export: unexpected arguments %v", fs.Args())
 	}
 	var problems []string
 	if strings.TrimSpace(*to) == "" {
 		problems = append(problems, "--to DIR is required")
 	}
-	tables, err := exportTables(*tablesFlag)
+	tables, err := load.ParseExportTables(*tablesFlag)
 	if err != nil {
-		problems = append(problems, err.Error())
+		problems = append(problems, "--tables: "+err.Error())
 	}
 	var since time.Time
 	if *sinceFlag != "" {
@@ -72,8 +67,10 @@ func runExport(ctx context.Context, a *App, env *Env, args []string) error {
 	}
 	out := bufio.NewWriter(a.Stdout)
 	var rows int64
+	var names []string
 	for _, t := range res.Tables {
 		rows += t.Rows
+		names = append(names, t.Table)
 		if t.Partitioned {
 			fmt.Fprintf(out, "%s: %d rows in %s (partitions written: %d, replaced: %d)\n", t.Table, t.Rows, t.Path, t.Partitions, t.Replaced)
 		} else {
@@ -81,43 +78,9 @@ func runExport(ctx context.Context, a *App, env *Env, args []string) error {
 		}
 	}
 	fmt.Fprintf(out, "export: %d rows of %s from %s to %s, %s\n",
-		rows, strings.Join(names(res.Tables), ", "), path, res.Dir, time.Since(start).Round(time.Millisecond))
+		rows, strings.Join(names, ", "), path, res.Dir, time.Since(start).Round(time.Millisecond))
 	if err := out.Flush(); err != nil {
 		return cannotRun(fmt.Errorf("export: write summary: %w", err))
 	}
 	return nil
-}
-
-// exportTables parses --tables. Names are checked against the schema
-// package, and only its names go on: nothing typed reaches SQL.
-func exportTables(flag string) ([]string, error) {
-	if strings.TrimSpace(flag) == "" {
-		return nil, nil
-	}
-	exportable := load.ExportTables()
-	var tables []string
-	for _, name := range strings.Split(flag, ",") {
-		name = strings.TrimSpace(name)
-		t, known := schema.Lookup(name)
-		switch {
-		case name == "":
-			return nil, fmt.Errorf("--tables: empty table name in %q", flag)
-		case !known:
-			return nil, fmt.Errorf("--tables: unknown table %q (exported: %s)", name, strings.Join(exportable, ", "))
-		case !slices.Contains(exportable, t.Name):
-			return nil, fmt.Errorf("--tables: %s is not exported (exported: %s)", t.Name, strings.Join(exportable, ", "))
-		}
-		if !slices.Contains(tables, t.Name) {
-			tables = append(tables, t.Name)
-		}
-	}
-	return tables, nil
-}
-
-func names(tables []load.ExportedTable) []string {
-	out := make([]string, len(tables))
-	for i, t := range tables {
-		out[i] = t.Table
-	}
-	return out
 }

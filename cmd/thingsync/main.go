@@ -8,40 +8,18 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
+
+	"github.com/thingsync/thingsync/config"
 )
 
 // version is stamped by the Makefile from git describe.
 var version = "dev"
 
-// Go runtime defaults, each replaced by its variable when that is set.
-const (
-	// defaultGOGC: a sync allocates briskly and keeps little, so the
-	// collector runs very often; 400% trades some peak memory for about a
-	// tenth less time (docs/design.md).
-	defaultGOGC = 400
-	// defaultGOMEMLIMIT bounds what defaultGOGC costs on a large account:
-	// the heap stays within it, the collector running more often instead
-	// (docs/design.md).
-	defaultGOMEMLIMIT = 128 << 20
-)
-
 func main() {
-	runtimeDefaults(os.LookupEnv)
+	config.RuntimeDefaults(os.LookupEnv)
 	app := &App{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, Version: version, Program: os.Args[0]}
 	os.Exit(runMain(app, os.Args[1:]))
-}
-
-// runtimeDefaults sets GOGC and GOMEMLIMIT to the program's defaults
-// unless the environment sets them (the runtime has read those already).
-func runtimeDefaults(lookupEnv func(string) (string, bool)) {
-	if _, set := lookupEnv("GOGC"); !set {
-		debug.SetGCPercent(defaultGOGC)
-	}
-	if _, set := lookupEnv("GOMEMLIMIT"); !set {
-		debug.SetMemoryLimit(defaultGOMEMLIMIT)
-	}
 }
 
 // runMain runs the program as a process: signals, then the exit status.

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/thingsync/thingsync/daemon"
 	"github.com/thingsync/thingsync/extract/simulator"
 	"github.com/thingsync/thingsync/load"
 )
@@ -130,10 +131,10 @@ func (p *daemonProc) get(path string) (int, []byte) {
 }
 
 // health is /healthz decoded, with its status code.
-func (p *daemonProc) health() (int, health) {
+func (p *daemonProc) health() (int, daemon.Health) {
 	p.t.Helper()
 	code, b := p.get("/healthz")
-	var h health
+	var h daemon.Health
 	if err := json.Unmarshal(b, &h); err != nil {
 		p.t.Fatalf("/healthz answered %d %q: %v", code, b, err)
 	}
@@ -352,7 +353,7 @@ func TestRunLoginRejected(t *testing.T) {
 	d := startDaemon(t, w, map[string]string{"THINGSYNC_SCHEDULE": "@every 1s"})
 
 	var code int
-	var h health
+	var h daemon.Health
 	waitFor(t, 30*time.Second, "/healthz to fail", func() bool { code, h = d.health(); return code != http.StatusOK })
 	if code != http.StatusServiceUnavailable || h.Status != "failing" || !strings.Contains(h.Reason, "login") ||
 		h.LastRun == nil || h.LastRun.Status != "failed" {
@@ -404,7 +405,7 @@ func TestRunSIGTERMThenResume(t *testing.T) {
 	}
 
 	d = startDaemon(t, w, yearly, "--now")
-	var h health
+	var h daemon.Health
 	waitFor(t, 60*time.Second, "the resumed run", func() bool { _, h = d.health(); return h.Runs >= 1 })
 	if h.LastRun.Status != "ok" {
 		t.Fatalf("resumed run: %+v", h.LastRun)
@@ -494,7 +495,7 @@ func TestRunServesCallbacks(t *testing.T) {
 	held := heldDeliveries{open: make(chan struct{})}
 	w, _ := aggregateWorld(t, simulator.Options{Devices: 30, CallbackClient: &http.Client{Transport: held}})
 	d := startDaemon(t, w, map[string]string{"THINGSYNC_SCHEDULE": "0 0 1 1 *", "THINGSYNC_HTTP_ADDR": w.env["THINGSYNC_HTTP_ADDR"]}, "--now")
-	var h health
+	var h daemon.Health
 	waitFor(t, 30*time.Second, "the run", func() bool { _, h = d.health(); return h.Runs >= 1 })
 	if h.LastRun.Status != "ok" {
 		t.Fatalf("run: %+v", h.LastRun)
@@ -689,7 +690,7 @@ func TestRunMetricsLive(t *testing.T) {
 
 	released = true
 	close(release)
-	var h health
+	var h daemon.Health
 	waitFor(t, 60*time.Second, "the run to end", func() bool { _, h = d.health(); return h.Runs >= 1 })
 	if h.LastRun.Status != "ok" {
 		t.Fatalf("run: %+v", h.LastRun)

@@ -15,11 +15,8 @@ func runSchema(_ context.Context, a *App, _ *Env, args []string) error {
 	fs := a.flagSet("schema", "schema\n\n"+
 		"Prints the warehouse's tables, views and columns with their comments, keys and types,\n"+
 		"and how schema evolution adds columns, as Markdown (the text of docs/schema.md).")
-	if help, err := parse(fs, args); help || err != nil {
+	if help, err := parseNoArgs(fs, args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErr("schema: unexpected arguments %v", fs.Args())
 	}
 	if _, err := io.WriteString(a.Stdout, schema.Markdown()); err != nil {
 		return cannotRun(fmt.Errorf("schema: write: %w", err))

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/thingsync/thingsync/extract/simulator"
@@ -20,11 +19,8 @@ func runSimulate(ctx context.Context, a *App, _ *Env, args []string) error {
 	addr := fs.String("addr", "127.0.0.1:9090", "listen address")
 	var opts simulator.Options
 	opts.RegisterFlags(fs)
-	if help, err := parse(fs, args); help || err != nil {
+	if help, err := parseNoArgs(fs, args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErr("simulate: unexpected arguments %v", fs.Args())
 	}
 	if opts.Devices < 1 {
 		return usageErr("simulate: --devices must be at least 1")
@@ -43,7 +39,7 @@ func runSimulate(ctx context.Context, a *App, _ *Env, args []string) error {
 	}
 	fmt.Fprintf(a.Stderr, "thingsync simulate: serving %d devices%s of account %s on http://%s\n", opts.Devices, fleet, sim.AccountName(), ln.Addr())
 	fmt.Fprintf(a.Stderr, "  THINGSPACE_BASE_URL=http://%s THINGSPACE_CLIENT_ID=%s THINGSPACE_CLIENT_SECRET=%s THINGSPACE_USERNAME=%s THINGSPACE_PASSWORD=%s THINGSPACE_ACCOUNT_NAME=%s THINGSYNC_RATE_LIMIT=%s\n",
-		ln.Addr(), id, secret, user, pass, sim.AccountName(), simulatorRate(opts.Faults.RateCeiling))
+		ln.Addr(), id, secret, user, pass, sim.AccountName(), simulator.ClientRate(opts.Faults.RateCeiling))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -57,15 +53,4 @@ func runSimulate(ctx context.Context, a *App, _ *Env, args []string) error {
 		return cannotRun(fmt.Errorf("simulate: shut down: %w", err))
 	}
 	return nil
-}
-
-// simulatorRate is the THINGSYNC_RATE_LIMIT to sync against the simulator
-// with: the demo's, or under a --rate-ceiling a tenth below it, since the
-// simulator counts requests over a sliding second and the client's evenly
-// spaced ones would graze it.
-func simulatorRate(ceiling float64) string {
-	if ceiling <= 0 {
-		return demoRateLimit
-	}
-	return strconv.FormatFloat(max(ceiling*0.9, 1.0/60), 'g', 4, 64)
 }

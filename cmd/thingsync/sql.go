@@ -14,19 +14,6 @@ import (
 	"github.com/thingsync/thingsync/query"
 )
 
-// dirList is a repeatable flag of directories.
-type dirList []string
-
-func (d *dirList) String() string { return strings.Join(*d, ",") }
-
-func (d *dirList) Set(v string) error {
-	if strings.TrimSpace(v) == "" {
-		return errors.New("empty directory")
-	}
-	*d = append(*d, v)
-	return nil
-}
-
 func runSQL(ctx context.Context, a *App, env *Env, args []string) error {
 	fs := a.flagSet("sql", "sql [--format table|csv|json] [--allow DIR]... 'QUERY'\n\n"+
 		"Runs one query on THINGSYNC_DB, read-only (on THINGSYNC_SNAPSHOT instead when it is set\n"+
@@ -45,8 +32,14 @@ func runSQL(ctx context.Context, a *App, env *Env, args []string) error {
 		"Exit status: 0; 1 the query failed or was refused (DuckDB's message); 2 bad flags;\n"+
 		"3 the warehouse could not be opened.")
 	format := fs.String("format", string(query.Table), "output format: table (aligned columns), csv (with a header; NULL is empty) or json (an array of objects)")
-	var allow dirList
-	fs.Var(&allow, "allow", "a directory (`DIR`) whose files queries may read, e.g. an export directory for read_parquet('DIR/usage_daily/*/*.parquet'); repeatable (default: none, only the warehouse)")
+	var allow []string
+	fs.Func("allow", "a directory (`DIR`) whose files queries may read, e.g. an export directory for read_parquet('DIR/usage_daily/*/*.parquet'); repeatable (default: none, only the warehouse)", func(v string) error {
+		if strings.TrimSpace(v) == "" {
+			return errors.New("empty directory")
+		}
+		allow = append(allow, v)
+		return nil
+	})
 	if help, err := parse(fs, args); help || err != nil {
 		return err
 	}

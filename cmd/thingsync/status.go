@@ -18,11 +18,8 @@ func runStatus(ctx context.Context, a *App, env *Env, args []string) error {
 		"run keeps beside THINGSYNC_DB) and, when THINGSYNC_SNAPSHOT is set, the snapshot's\n"+
 		"state. --format json prints the same as one JSON document (see README).")
 	format := fs.String("format", "table", "output format: table or json")
-	if help, err := parse(fs, args); help || err != nil {
+	if help, err := parseNoArgs(fs, args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErr("status: unexpected arguments %v", fs.Args())
 	}
 	if *format != "table" && *format != "json" {
 		return usageErr("status: --format: want table or json, got %q", *format)

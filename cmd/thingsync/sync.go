@@ -5,19 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 
-	"github.com/thingsync/thingsync/config"
 	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/ingest"
+	"github.com/thingsync/thingsync/internal/cli"
 	"github.com/thingsync/thingsync/load"
 	"github.com/thingsync/thingsync/schema"
 )
@@ -29,11 +25,8 @@ func runSync(ctx context.Context, a *App, env *Env, args []string) error {
 		"the lookback. The aggregate stream listens for its callbacks on THINGSYNC_HTTP_ADDR.\n"+
 		"Ends with one summary line. Exit 0 all devices ok, 1 some failed (the others are loaded),\n"+
 		"2 usage or configuration, 3 could not run (login, database).")
-	if help, err := parse(fs, args); help || err != nil {
+	if help, err := parseNoArgs(fs, args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErr("sync: unexpected arguments %v", fs.Args())
 	}
 	return a.walk(ctx, env, "sync", env.Config.Streams, nil, nil)
 }
@@ -60,65 +53,23 @@ func runBackfill(ctx context.Context, a *App, env *Env, args []string) error {
 		devices = append(devices, extract.DeviceID{Kind: strings.ToLower(kind), ID: id})
 		return nil
 	})
-	if help, err := parse(fs, args); help || err != nil {
+	if help, err := parseNoArgs(fs, args); help || err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageErr("backfill: unexpected arguments %v", fs.Args())
-	}
-	var problems []string
-	var f, t time.Time
-	var err error
 	today := schema.Day(a.now())
-	switch {
-	case *gaps && (*from != "" || *to != ""):
-		problems = append(problems, "--gaps takes no --from or --to (the ledger says which days)")
-	case !*gaps:
-		if f, err = extract.ParseDate(*from); err != nil {
-			problems = append(problems, "--from: "+err.Error())
-		} else if f.After(today) {
-			problems = append(problems, fmt.Sprintf("--from %s is after today (%s): there is no data to fetch yet", *from, today.Format(time.DateOnly)))
-		}
-		if t, err = extract.ParseDate(*to); err != nil {
-			problems = append(problems, "--to: "+err.Error())
-		}
-		if len(problems) == 0 && t.Before(f) {
-			problems = append(problems, "--to is before --from")
-		}
+	b, err := ingest.PlanBackfill(ingest.BackfillRequest{From: *from, To: *to, Streams: *streams, Gaps: *gaps}, env.Config.Streams, today)
+	if err != nil {
+		return usageErr("backfill: %v", err)
 	}
-	var ss []string
-	if *streams != "" {
-		if ss, err = config.ParseStreams(*streams); err != nil {
-			problems = append(problems, "--streams: "+err.Error())
-		}
-		for _, s := range ss {
-			if s != schema.StreamUsage && s != schema.StreamConnections {
-				problems = append(problems, fmt.Sprintf("--streams: %s has no dates to re-fetch (backfill takes usage and connections; sync fetches %s)", s, s))
-			}
-		}
-	} else {
-		for _, s := range env.Config.Streams {
-			if s == schema.StreamUsage || s == schema.StreamConnections {
-				ss = append(ss, s)
-			}
-		}
-		if len(ss) == 0 {
-			problems = append(problems, "THINGSYNC_STREAMS has neither usage nor connections; name them with --streams")
-		}
-	}
-	if len(problems) > 0 {
-		return usageErr("backfill: %s", strings.Join(problems, "; "))
-	}
-	if !*gaps && t.After(today) {
+	if b.Clipped {
 		env.Log.Warn().Str("to", *to).Msg("backfill: --to is after today; fetching up to today, " + today.Format(time.DateOnly))
-		t = today
 	}
 	if *gaps {
-		rep, err := a.oneShot(env).BackfillGaps(ctx, ss, devices)
+		rep, err := a.oneShot(env).BackfillGaps(ctx, b.Streams, devices)
 		printSummary(a.Stdout, rep)
 		return runExit(err)
 	}
-	return a.walk(ctx, env, "backfill", ss, &extract.Range{From: f, To: t.AddDate(0, 0, 1)}, devices)
+	return a.walk(ctx, env, "backfill", b.Streams, b.Range, devices)
 }
 
 // printSummary prints a run's summary line on stdout, unless the run
@@ -133,7 +84,9 @@ func printSummary(w io.Writer, rep ingest.Report) {
 // runner is the App's runner for env, holding the warehouse through g.
 func (a *App) runner(env *Env, g *load.Gate) *ingest.Runner {
 	return &ingest.Runner{Config: env.Config, Log: env.Log, Gate: g, Now: a.Now, TuneClient: a.TuneClient, TuneWriter: a.TuneWriter,
-		Progress: a.progress, Callbacks: callbacks(env), AggregateDeadline: a.AggregateDeadline, AggregateWait: a.AggregateWait}
+		Progress: func(log zerolog.Logger, kind string) (func(extract.Progress), func()) {
+			return cli.Progress(a.Stderr, log, kind)
+		}, Callbacks: callbacks(env), AggregateDeadline: a.AggregateDeadline, AggregateWait: a.AggregateWait}
 }
 
 // oneShot is the runner of a command: it says the file is busy instead of
@@ -168,51 +121,4 @@ func (a *App) walk(ctx context.Context, env *Env, kind string, streams []string,
 	rep, err := a.oneShot(env).Run(ctx, ingest.Spec{Kind: kind, Streams: streams, Backfill: backfill, Only: only})
 	printSummary(a.Stdout, rep)
 	return runExit(err)
-}
-
-// progress reports the walk's advance: a bar on a terminal, a log line
-// every few seconds elsewhere (and always for the daemon's runs).
-func (a *App) progress(log zerolog.Logger, kind string) (func(extract.Progress), func()) {
-	if f, ok := a.Stderr.(*os.File); ok && kind != "scheduled" && term.IsTerminal(int(f.Fd())) {
-		return progressBar(f, kind)
-	}
-	return ingest.ProgressLog(log, kind), func() {}
-}
-
-// progressBar draws devices done / total, records, rate and ETA with
-// schollz/progressbar; finish clears it before the summary line.
-func progressBar(w io.Writer, kind string) (func(extract.Progress), func()) {
-	var (
-		mu  sync.Mutex
-		bar *progressbar.ProgressBar
-	)
-	update := func(p extract.Progress) {
-		mu.Lock()
-		defer mu.Unlock()
-		if bar == nil {
-			bar = progressbar.NewOptions(p.DevicesTotal, progressbar.OptionSetWriter(w),
-				progressbar.OptionSetItsString("devices"), progressbar.OptionShowIts(), progressbar.OptionShowCount(),
-				progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
-				progressbar.OptionSetWidth(24), progressbar.OptionClearOnFinish())
-		}
-		if p.DevicesTotal != bar.GetMax() {
-			// Devices are listed page by page while earlier pages are
-			// fetched: the total grows until the list is complete.
-			bar.ChangeMax(p.DevicesTotal)
-		}
-		desc := fmt.Sprintf("%s: %d records", kind, p.Records)
-		if p.DevicesFailed > 0 {
-			desc += fmt.Sprintf(", %d failed", p.DevicesFailed)
-		}
-		bar.Describe(desc)
-		_ = bar.Set(p.DevicesDone)
-	}
-	finish := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if bar != nil {
-			_ = bar.Finish()
-		}
-	}
-	return update, finish
 }

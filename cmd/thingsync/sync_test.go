@@ -16,6 +16,7 @@ import (
 	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/extract/simulator"
 	"github.com/thingsync/thingsync/load"
+	"github.com/thingsync/thingsync/query"
 	"github.com/thingsync/thingsync/schema"
 )
 
@@ -458,9 +459,9 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range demoQueries {
-		if !strings.Contains(string(readme), "**"+q.title+"**") {
-			t.Errorf("README does not show the demo query %q", q.title)
+	for _, q := range query.Examples() {
+		if !strings.Contains(string(readme), "**"+q.Title+"**") {
+			t.Errorf("README does not show the demo query %q", q.Title)
 		}
 	}
 }
@@ -501,34 +502,6 @@ func TestSyncRated(t *testing.T) {
 	retired := w.query(`SELECT device_id FROM sync_checkpoints WHERE stream = 'rated' AND retired ORDER BY 1`)
 	if len(retired) == 0 || strings.Join(stale, ",") != strings.Join(retired, ",") {
 		t.Errorf("rows not refreshed by the rerun: %v, want exactly the retired devices %v", stale, retired)
-	}
-}
-
-// On a terminal the walk draws a bar: devices done of total, records,
-// rate and ETA.
-func TestProgressBar(t *testing.T) {
-	var out bytes.Buffer
-	update, finish := progressBar(&out, "sync")
-	// The bar redraws at most every 200 ms: each state is sent again until
-	// it is drawn. The fifth device never comes, so the bar is not
-	// finished (and cleared) before the test reads it.
-	for i := 1; i <= 4; i++ {
-		p := extract.Progress{DevicesTotal: 5, DevicesDone: i, Records: int64(100 * i)}
-		drawn := fmt.Sprintf("(%d/5", i)
-		deadline := time.Now().Add(10 * time.Second)
-		for update(p); !strings.Contains(out.String(), drawn); update(p) {
-			if time.Now().After(deadline) {
-				t.Fatalf("state %d/5 not drawn within 10 s: %q", i, out.String())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	got := out.String()
-	finish()
-	for _, want := range []string{"sync: 400 records", "(3/5", "devices/s"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("bar output lacks %q: %q", want, got)
-		}
 	}
 }
 

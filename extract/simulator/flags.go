@@ -95,3 +95,15 @@ func parseSize(v string) (int64, error) {
 	}
 	return int64(f * mult), nil
 }
+
+// ClientRate is the THINGSYNC_RATE_LIMIT to sync against a simulator whose
+// RateCeiling is ceiling: without one, 2000 (the simulator has no ceiling
+// of its own; the demo syncs at this rate); under one, a tenth below it,
+// since the simulator counts requests over a sliding second and the
+// client's evenly spaced ones would graze it.
+func ClientRate(ceiling float64) string {
+	if ceiling <= 0 {
+		return "2000"
+	}
+	return strconv.FormatFloat(max(ceiling*0.9, 1.0/60), 'g', 4, 64)
+}

@@ -1,4 +1,10 @@
-package main
+// Package daemon decides when the daemon runs a sync and what it says
+// about its runs: a run starts on the schedule (or at once when asked),
+// never while another is going nor after a signal or a rejected login; a
+// panic in a run is a failed run, not a dead daemon; the snapshot is
+// published after each ok or partial run; /healthz says whether the daemon
+// is fit and /metrics what its runs are doing as they do it.
+package daemon
 
 import (
 	"context"
@@ -18,36 +24,51 @@ import (
 	"github.com/thingsync/thingsync/load"
 )
 
-// daemon is `thingsync run` without its wiring: it starts runs when told
-// (by the schedule or --now), never two at once, keeps what /healthz and
-// /metrics report, and publishes the snapshot after each successful run.
-type daemon struct {
+// Options are what a Daemon runs and where it reports.
+type Options struct {
+	Log zerolog.Logger
+	// Gate holds the warehouse file around each run (and the callbacks'
+	// commits, which go through the same gate).
+	Gate *load.Gate
+	// Snapshot is THINGSYNC_SNAPSHOT; empty: none is published.
+	Snapshot string
+	// Streams are the configured streams, for their last-success times.
+	Streams []string
+	// Now is the clock of the runs' records (nil: time.Now, UTC).
+	Now func() time.Time
+	// Sync runs one sync, telling obs what it does as it goes. The daemon
+	// holds the warehouse through Gate while it runs, so Sync's own
+	// Acquire shares the open file.
+	Sync func(ctx context.Context, obs ingest.Observer) (ingest.Report, error)
+}
+
+// Daemon starts runs when told (by the schedule or --now), never two at
+// once, keeps what /healthz and /metrics report, and publishes the
+// snapshot after each ok or partial run.
+type Daemon struct {
 	log      zerolog.Logger
 	g        *load.Gate
-	snapshot string   // THINGSYNC_SNAPSHOT; empty: none
-	streams  []string // the configured streams, for last-success times
+	snapshot string
+	streams  []string
 	now      func() time.Time
-	// sync runs one sync, telling obs what it does as it goes; the run is
-	// held in the warehouse through g, which the daemon already holds, so
-	// the file is opened once per run.
-	sync    func(ctx context.Context, obs ingest.Observer) (ingest.Report, error)
-	metrics *metrics
-	// next tells when the schedule fires next (nil: unknown).
-	next func() time.Time
+	sync     func(ctx context.Context, obs ingest.Observer) (ingest.Report, error)
+	metrics  *metrics
 
 	wg sync.WaitGroup // the run in flight
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// next tells when the schedule fires next (nil: unknown).
+	next     func() time.Time
 	busy     bool   // a run is going
 	stopping bool   // a signal came: no new run starts
 	halted   string // why no run starts any more (a rejected login)
 	runs     int    // finished runs
-	last     *lastRun
+	last     *LastRun
 	snapErr  string // the last snapshot publication's error, if it failed
 }
 
-// lastRun is what /healthz says about the last finished run.
-type lastRun struct {
+// LastRun is what /healthz says about the last finished run.
+type LastRun struct {
 	RunID      string    `json:"run_id,omitempty"`
 	Status     string    `json:"status"`
 	StartedAt  time.Time `json:"started_at"`
@@ -57,15 +78,19 @@ type lastRun struct {
 	Panicked   bool      `json:"panicked,omitempty"`
 }
 
-func newDaemon(log zerolog.Logger, g *load.Gate, snapshot string, streams []string, now func() time.Time,
-	run func(context.Context, ingest.Observer) (ingest.Report, error)) *daemon {
-	return &daemon{log: log, g: g, snapshot: snapshot, streams: streams, now: now, sync: run, metrics: newMetrics(time.Now)}
+// New returns a daemon that has run nothing yet.
+func New(o Options) *Daemon {
+	now := o.Now
+	if now == nil {
+		now = func() time.Time { return time.Now().UTC() }
+	}
+	return &Daemon{log: o.Log, g: o.Gate, snapshot: o.Snapshot, streams: o.Streams, now: now, sync: o.Sync, metrics: newMetrics(time.Now)}
 }
 
-// trigger runs one sync now unless one is going, the daemon is stopping, or
+// Trigger runs one sync now unless one is going, the daemon is stopping, or
 // a rejected login halted it. It returns when the run is over, so the
 // scheduler's goroutine carries the run.
-func (d *daemon) trigger(ctx context.Context, why string) {
+func (d *Daemon) Trigger(ctx context.Context, why string) {
 	d.mu.Lock()
 	switch {
 	case d.stopping || ctx.Err() != nil:
@@ -94,9 +119,9 @@ func (d *daemon) trigger(ctx context.Context, why string) {
 	d.finish(res, time.Since(start))
 }
 
-// stop refuses new runs and waits for the one in flight (which sees ctx's
+// Stop refuses new runs and waits for the one in flight (which sees ctx's
 // cancellation, stops fetching and commits what it has).
-func (d *daemon) stop() {
+func (d *Daemon) Stop() {
 	d.mu.Lock()
 	d.stopping = true
 	busy := d.busy
@@ -115,7 +140,7 @@ type attempt struct {
 	// cancelled: a signal came while the warehouse file was being opened
 	// (or waited for); no run was started or recorded.
 	cancelled  bool
-	pending    int64
+	pending    int
 	pendingErr error
 	published  time.Time // when the snapshot was published (zero: not)
 	snapErr    error
@@ -125,7 +150,7 @@ type attempt struct {
 // requests are read and the snapshot published from the file the run just
 // committed, without reopening it. A panic in the sync is recovered and
 // recorded as a failed run.
-func (d *daemon) attempt(ctx context.Context) (res attempt) {
+func (d *Daemon) attempt(ctx context.Context) (res attempt) {
 	wh, release, err := d.g.Acquire(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -133,7 +158,7 @@ func (d *daemon) attempt(ctx context.Context) (res attempt) {
 			return res
 		}
 		res.rep = ingest.Report{Kind: "scheduled", Status: "failed", Started: d.now(), Finished: d.now()}
-		res.err = cannotRun(fmt.Errorf("open warehouse: %w", err))
+		res.err = fmt.Errorf("open warehouse: %w", err)
 		return res
 	}
 	defer release()
@@ -161,7 +186,7 @@ func (d *daemon) attempt(ctx context.Context) (res attempt) {
 
 // guarded runs the sync, turning a panic into a failed run: the daemon
 // outlives a bug hit by one night's data.
-func (d *daemon) guarded(ctx context.Context) (rep ingest.Report, err error, panicked bool) {
+func (d *Daemon) guarded(ctx context.Context) (rep ingest.Report, err error, panicked bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			d.log.Error().Str("panic", fmt.Sprint(p)).Str("stack", string(debug.Stack())).Msg("run panicked; recorded as failed")
@@ -178,31 +203,24 @@ func (d *daemon) guarded(ctx context.Context) (rep ingest.Report, err error, pan
 // it, and it runs one run at a time, so a scheduled run started since
 // started and still running is the one that panicked. Bounded: a panic may
 // leave the connection taken by a transaction nobody will end.
-func (d *daemon) recordPanic(ctx context.Context, wh *load.Warehouse, started time.Time, cause error) {
+func (d *Daemon) recordPanic(ctx context.Context, wh *load.Warehouse, started time.Time, cause error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := wh.DB().ExecContext(ctx, `UPDATE sync_runs SET status = 'failed', finished_at = ?, error = ?
-		WHERE status = 'running' AND kind = 'scheduled' AND started_at >= ?`, d.now(), cause.Error(), started)
-	if err != nil {
+	if err := wh.FailRunning(ctx, "scheduled", started, d.now(), cause.Error()); err != nil {
 		d.log.Warn().Err(err).Msg("record the panicked run in sync_runs")
 	}
 }
 
 // pendingCallbacks counts the aggregate requests whose callbacks have not
 // all been taken in. Bounded for the same reason as recordPanic.
-func pendingCallbacks(ctx context.Context, wh *load.Warehouse) (int64, error) {
+func pendingCallbacks(ctx context.Context, wh *load.Warehouse) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	var n int64
-	err := wh.DB().QueryRowContext(ctx, `SELECT count(*) FROM aggregate_requests WHERE status IN ('pending', 'completed')`).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("count pending callbacks: %w", err)
-	}
-	return n, nil
+	return wh.PendingCallbacks(ctx)
 }
 
 // finish records a run's outcome in the log, the metrics and the health.
-func (d *daemon) finish(res attempt, took time.Duration) {
+func (d *Daemon) finish(res attempt, took time.Duration) {
 	defer d.metrics.running.Set(0)
 	if res.cancelled {
 		d.log.Info().Msg("stopped before the run started (while opening the warehouse file)")
@@ -235,7 +253,7 @@ func (d *daemon) finish(res attempt, took time.Duration) {
 		d.log.Error().Err(res.snapErr).Msg("snapshot not published; analysts see the previous one")
 	}
 
-	last := &lastRun{RunID: rep.RunID, Status: rep.Status, StartedAt: rep.Started, FinishedAt: rep.Finished,
+	last := &LastRun{RunID: rep.RunID, Status: rep.Status, StartedAt: rep.Started, FinishedAt: rep.Finished,
 		Seconds: took.Seconds(), Panicked: res.panicked}
 	if res.err != nil && rep.Status != "ok" {
 		last.Error = clip.Text(res.err.Error(), maxHealthReason)
@@ -271,26 +289,29 @@ func runLine(rep ingest.Report) string {
 // it readable.
 const maxHealthReason = 300
 
-// health is the answer of /healthz.
-type health struct {
+// Health is the answer of /healthz.
+type Health struct {
 	Status  string    `json:"status"` // ok or failing
 	Reason  string    `json:"reason,omitempty"`
 	Running bool      `json:"running"`
 	Runs    int       `json:"runs"`
-	LastRun *lastRun  `json:"last_run,omitempty"`
+	LastRun *LastRun  `json:"last_run,omitempty"`
 	NextRun time.Time `json:"next_run,omitzero"`
 }
 
-// health says whether the daemon is fit: not stopping, not halted, its last
+// Health says whether the daemon is fit: not stopping, not halted, its last
 // run did not fail, and its last snapshot was published.
-func (d *daemon) health() (health, bool) {
+func (d *Daemon) Health() (Health, bool) {
+	d.mu.Lock()
+	nextFn := d.next
+	d.mu.Unlock()
 	var next time.Time
-	if d.next != nil {
-		next = d.next()
+	if nextFn != nil {
+		next = nextFn()
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	h := health{Status: "ok", Running: d.busy, Runs: d.runs, LastRun: d.last, NextRun: next}
+	h := Health{Status: "ok", Running: d.busy, Runs: d.runs, LastRun: d.last, NextRun: next}
 	switch {
 	case d.stopping:
 		h.Reason = "shutting down"
@@ -309,8 +330,8 @@ func (d *daemon) health() (health, bool) {
 	return h, h.Reason == ""
 }
 
-func (d *daemon) serveHealth(w http.ResponseWriter, r *http.Request) {
-	h, ok := d.health()
+func (d *Daemon) serveHealth(w http.ResponseWriter, r *http.Request) {
+	h, ok := d.Health()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	if !ok {
@@ -319,8 +340,8 @@ func (d *daemon) serveHealth(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(h)
 }
 
-// routes mounts /healthz and /metrics.
-func (d *daemon) routes(mux *http.ServeMux) {
+// Routes mounts /healthz and /metrics.
+func (d *Daemon) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", d.serveHealth)
 	mux.Handle("GET /metrics", d.metrics.handler())
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -22,12 +22,12 @@ import (
 // The daemon's own logic with a stand-in sync: what real runs cannot be
 // made to do on demand (panic, hang while the schedule fires).
 
-func testDaemon(t *testing.T, run func(ctx context.Context, g *load.Gate) (ingest.Report, error)) (*daemon, string) {
+func testDaemon(t *testing.T, run func(ctx context.Context, g *load.Gate) (ingest.Report, error)) (*Daemon, string) {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "w.duckdb")
 	g := load.NewGate(db, zerolog.Nop())
-	d := newDaemon(zerolog.Nop(), g, "", []string{"usage"}, func() time.Time { return time.Now().UTC() },
-		func(ctx context.Context, _ ingest.Observer) (ingest.Report, error) { return run(ctx, g) })
+	d := New(Options{Log: zerolog.Nop(), Gate: g, Streams: []string{"usage"},
+		Sync: func(ctx context.Context, _ ingest.Observer) (ingest.Report, error) { return run(ctx, g) }})
 	return d, db
 }
 
@@ -47,17 +47,17 @@ func TestDaemonPanicIsAFailedRun(t *testing.T) {
 		m["boom"]++ // a nil map: a real bug's panic
 		return ingest.Report{}, nil
 	})
-	d.trigger(context.Background(), "test")
+	d.Trigger(context.Background(), "test")
 
 	mux := http.NewServeMux()
-	d.routes(mux)
+	d.Routes(mux)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var h health
+	var h Health
 	err = json.NewDecoder(resp.Body).Decode(&h)
 	resp.Body.Close()
 	if err != nil {
@@ -75,9 +75,12 @@ func TestDaemonPanicIsAFailedRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rdb.Close()
-	got := queryLines(t, rdb, `SELECT status, error LIKE '%panicked%' FROM sync_runs`)
-	if len(got) != 1 || got[0] != "failed|true" {
-		t.Errorf("sync_runs = %v, want the panicked run failed", got)
+	var runs int
+	var status string
+	var panicked bool
+	err = rdb.QueryRow(`SELECT count(*) OVER (), status, error LIKE '%panicked%' FROM sync_runs`).Scan(&runs, &status, &panicked)
+	if err != nil || runs != 1 || status != "failed" || !panicked {
+		t.Errorf("sync_runs: %d runs, %q, error says panicked %v (%v); want the one panicked run failed", runs, status, panicked, err)
 	}
 }
 
@@ -92,18 +95,18 @@ func TestDaemonSkipsOverlapAndStops(t *testing.T) {
 		return ingest.Report{Status: "ok", Finished: time.Now()}, nil
 	})
 	ctx := context.Background()
-	go d.trigger(ctx, "first")
+	go d.Trigger(ctx, "first")
 	<-started
-	d.trigger(ctx, "second") // returns at once: skipped
+	d.Trigger(ctx, "second") // returns at once: skipped
 	if got := testCounter(t, d.metrics.skipped); got != 1 {
 		t.Errorf("skipped = %v, want 1", got)
 	}
-	if h, _ := d.health(); !h.Running || h.Runs != 0 {
+	if h, _ := d.Health(); !h.Running || h.Runs != 0 {
 		t.Errorf("health during the run: %+v", h)
 	}
 
 	stopped := make(chan struct{})
-	go func() { d.stop(); close(stopped) }()
+	go func() { d.Stop(); close(stopped) }()
 	select {
 	case <-stopped:
 		t.Fatal("stop returned while a run was in flight")
@@ -111,13 +114,13 @@ func TestDaemonSkipsOverlapAndStops(t *testing.T) {
 	}
 	close(release)
 	<-stopped
-	d.trigger(ctx, "after stop")
+	d.Trigger(ctx, "after stop")
 	select {
 	case <-started:
 		t.Error("a run started after stop")
 	default:
 	}
-	if h, ok := d.health(); ok || h.Runs != 1 || h.Reason != "shutting down" {
+	if h, ok := d.Health(); ok || h.Runs != 1 || h.Reason != "shutting down" {
 		t.Errorf("health after stop: %+v, %v", h, ok)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"math"
@@ -17,14 +17,14 @@ func TestRuntimeDefaults(t *testing.T) {
 		return g, debug.SetMemoryLimit(-1)
 	}
 
-	runtimeDefaults(func(string) (string, bool) { return "", false })
+	RuntimeDefaults(func(string) (string, bool) { return "", false })
 	if g, l := current(); g != 400 || l != 128<<20 {
 		t.Errorf("without GOGC and GOMEMLIMIT: GOGC %d, limit %d MiB; want 400 and 128 MiB", g, l>>20)
 	}
 
 	debug.SetGCPercent(100)
 	debug.SetMemoryLimit(math.MaxInt64)
-	runtimeDefaults(func(k string) (string, bool) { return "set", k == "GOGC" || k == "GOMEMLIMIT" })
+	RuntimeDefaults(func(k string) (string, bool) { return "set", k == "GOGC" || k == "GOMEMLIMIT" })
 	if g, l := current(); g != 100 || l != math.MaxInt64 {
 		t.Errorf("with GOGC and GOMEMLIMIT set: GOGC %d, limit %d; the environment's values were replaced", g, l)
 	}
