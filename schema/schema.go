@@ -58,6 +58,7 @@ const (
 	AggregateRequests = "aggregate_requests"
 	SyncCheckpoints   = "sync_checkpoints"
 	SyncRuns          = "sync_runs"
+	SyncLearned       = "sync_learned"
 	RejectedRecords   = "rejected_records"
 	SchemaColumns     = "schema_columns"
 	SchemaMigrations  = "schema_migrations"

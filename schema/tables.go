@@ -13,6 +13,7 @@ func Tables() []Table {
 		aggregateRequestsTable(),
 		syncCheckpointsTable(),
 		syncRunsTable(),
+		syncLearnedTable(),
 		rejectedRecordsTable(),
 		schemaColumnsTable(),
 		schemaMigrationsTable(),
@@ -269,6 +270,20 @@ func syncRunsTable() Table {
 			{Name: "aggregate_upserted", Type: BigInt, Comment: "aggregate_usage rows written."},
 			{Name: "rejected", Type: BigInt, Comment: "Records rejected (see rejected_records)."},
 			{Name: "error", Type: Varchar, Comment: "Why the run failed, when it did."},
+		},
+	}
+}
+
+func syncLearnedTable() Table {
+	return Table{
+		Name:    SyncLearned,
+		Comment: "What runs learned about the account and kept for the next run (such as the request rate it allows), one row per name.",
+		Order:   []string{"name"},
+		Columns: []Column{
+			{Name: "name", Type: Varchar, Key: true, Comment: "What was learned."},
+			{Name: "value", Type: Varchar, Comment: "The value learned, as text."},
+			{Name: "learned_at", Type: TimestampTZ, Comment: "When a run last set it (UTC)."},
+			{Name: "run_id", Type: Varchar, Comment: "Run that last set it."},
 		},
 	}
 }

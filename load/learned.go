@@ -1,0 +1,34 @@
+package load
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Learned reads what a run learned under name (ok false: nothing yet).
+func (w *Warehouse) Learned(ctx context.Context, name string) (value string, ok bool, err error) {
+	err = w.db.QueryRowContext(ctx, `SELECT value FROM sync_learned WHERE name = ?`, name).Scan(&value)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("read what runs learned (%s): %w", name, err)
+	}
+	return value, true, nil
+}
+
+// SetLearned keeps value under name for the next run.
+func (w *Warehouse) SetLearned(ctx context.Context, name, value string, at time.Time, runID string) error {
+	return w.Transact(ctx, func(conn *sql.Conn) error {
+		if _, err := conn.ExecContext(ctx, `DELETE FROM sync_learned WHERE name = ?`, name); err != nil {
+			return fmt.Errorf("keep what the run learned (%s): %w", name, err)
+		}
+		if _, err := conn.ExecContext(ctx, `INSERT INTO sync_learned VALUES (?, ?, ?, ?)`, name, value, at.UTC(), runID); err != nil {
+			return fmt.Errorf("keep what the run learned (%s): %w", name, err)
+		}
+		return nil
+	})
+}
