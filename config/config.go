@@ -61,6 +61,9 @@ type Config struct {
 
 	WindowUsage, WindowConnections     time.Duration
 	LookbackUsage, LookbackConnections time.Duration
+	// IdleRecheck is how often an idle device's usage is asked (0: every
+	// device, every stream, every run).
+	IdleRecheck time.Duration
 
 	Concurrency int
 	RateLimit   float64
@@ -101,6 +104,7 @@ type raw struct {
 	WindowConnections   string `env:"THINGSYNC_WINDOW_CONNECTIONS, default=3d"`
 	LookbackUsage       string `env:"THINGSYNC_LOOKBACK_USAGE, default=3d"`
 	LookbackConnections string `env:"THINGSYNC_LOOKBACK_CONNECTIONS, default=1d"`
+	IdleRecheck         string `env:"THINGSYNC_IDLE_RECHECK, default=7d"`
 
 	Concurrency string `env:"THINGSYNC_CONCURRENCY, default=8"`
 	RateLimit   string `env:"THINGSYNC_RATE_LIMIT, default=10"`
@@ -236,6 +240,7 @@ func Load(ctx context.Context, lookuper envconfig.Lookuper, now time.Time, needs
 		{"THINGSYNC_WINDOW_CONNECTIONS", r.WindowConnections, &cfg.WindowConnections, time.Hour},
 		{"THINGSYNC_LOOKBACK_USAGE", r.LookbackUsage, &cfg.LookbackUsage, 0},
 		{"THINGSYNC_LOOKBACK_CONNECTIONS", r.LookbackConnections, &cfg.LookbackConnections, 0},
+		{"THINGSYNC_IDLE_RECHECK", r.IdleRecheck, &cfg.IdleRecheck, 0},
 	} {
 		v, err := ParseDuration(d.val)
 		switch {

@@ -31,6 +31,7 @@ func Variables() []Variable {
 		"THINGSYNC_WINDOW_CONNECTIONS":   "longest connection-history range one request asks for",
 		"THINGSYNC_LOOKBACK_USAGE":       "settlement period of usage: younger data is re-read",
 		"THINGSYNC_LOOKBACK_CONNECTIONS": "settlement period of connection events",
+		"THINGSYNC_IDLE_RECHECK":         "how often an idle device's usage is asked (the device list shows it not connected since what is settled: no connection-history request); 0: every device every run",
 		"THINGSYNC_CONCURRENCY":          "devices in flight",
 		"THINGSYNC_RATE_LIMIT":           "ceiling on API requests per second, all endpoints; at least THINGSYNC_CONCURRENCY/60",
 		"THINGSYNC_MAX_ANSWER_MB":        "largest API answer accepted, and most one window's pages may hold together, in MiB: bounds memory",

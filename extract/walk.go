@@ -28,6 +28,16 @@ type State struct {
 	// Retired devices (deactivated, fetched a last time) are not asked again
 	// while they stay deactivated.
 	Retired bool
+	// IdleSince: since then the walk skips the stream as idle (zero: the
+	// last run that reached the device fetched it).
+	IdleSince time.Time
+	// OpenSince (connections): start of a session whose Start is stored
+	// and whose Stop is not, as of FetchedUntil; zero when none.
+	OpenSince time.Time
+	// RecordsAt: when a fetch of the stream last returned records.
+	RecordsAt time.Time
+	// CycleEnd (rated): the billing end date of the cycle last fetched.
+	CycleEnd time.Time
 }
 
 // Batch is what one fetch of one device's stream produced: the records of a
@@ -46,6 +56,17 @@ type Batch struct {
 	// Retire marks the last batch of a deactivated device: store it and do
 	// not ask for the device again.
 	Retire bool
+	// Idle marks a stream skipped as idle (no window, no records): its
+	// checkpoint records since when.
+	Idle bool
+	// RecordsAt, when set, is when the fetch returned records.
+	RecordsAt time.Time
+	// Sessions says OpenSince is known (an incremental connections fetch):
+	// the start of the earliest session left open as of the window's end.
+	Sessions  bool
+	OpenSince time.Time
+	// CycleEnd (rated): the billing end date of the cycle fetched.
+	CycleEnd time.Time
 }
 
 // Sink receives what the walker fetches. Calls come from many goroutines;
@@ -80,6 +101,12 @@ type Walk struct {
 	Progress func(Progress)
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Idle decides which streams of each device are asked (the zero
+	// rule asks every device for every stream); not applied to a backfill.
+	Idle IdleRule
+	// Dry, if set, makes the walk fetch nothing but the device list: each
+	// device-stream's decision goes to Dry instead (sync --plan).
+	Dry func(DryItem)
 	// StateChunk is how many devices' checkpoints are read at once
 	// (default 10,000): each read scans the checkpoint table, so smaller
 	// reads make a large account's run slower, while 10,000 devices and
@@ -126,6 +153,17 @@ type target struct {
 	mdn      string // rated usage is asked by MDN; empty: the device has none
 	iccid    string
 	deactive bool
+	listing  Listing
+}
+
+// DryItem is what a dry walk would ask for one stream of one device.
+type DryItem struct {
+	Stream   string
+	Device   DeviceID
+	Decision Decision
+	// Requests is how many requests the stream would take if due (its
+	// windows; more when a window holds more than a page).
+	Requests int
 }
 
 // errStop marks errors after which the run cannot go on (the sink failed).
@@ -315,7 +353,8 @@ func (w *Walk) pageTargets(page []Device, only map[DeviceID]bool, seen map[[16]b
 		if len(only) > 0 && !matchesAny(d, only) {
 			continue
 		}
-		out = append(out, target{id: id, mdn: idOf(d, "mdn"), iccid: idOf(d, "iccid"), deactive: deactivated(d)})
+		l := ListingOf(d)
+		out = append(out, target{id: id, mdn: idOf(d, "mdn"), iccid: idOf(d, "iccid"), deactive: l.Deactive, listing: l})
 	}
 	return out, fresh
 }
@@ -390,15 +429,51 @@ func (w *Walk) deviceSafely(ctx context.Context, dev target, states map[string]m
 	return w.device(ctx, dev, states)
 }
 
-// device fetches every stream of one device. failed is the first stream
-// error of the device (already recorded through the sink); err is a reason
-// to stop the whole run.
+// device fetches every stream of one device that the idle rule says is
+// due (usage before rated: rated asks whether usage found records). failed
+// is the first stream error of the device (already recorded through the
+// sink); err is a reason to stop the whole run.
 func (w *Walk) device(ctx context.Context, dev target, states map[string]map[DeviceID]State) (records int64, failed error, err error) {
 	log := w.Log.With().Str(logging.Device, dev.id.String()).Logger()
-	for _, stream := range w.Streams {
+	found := FoundNone
+	for _, stream := range walkOrder(w.Streams) {
 		st := states[stream][dev.id]
-		if st.Retired && dev.deactive && w.Backfill == nil {
-			continue
+		if stream == schema.StreamRated && dev.mdn == "" {
+			continue // the API knows rated usage by MDN only
+		}
+		var windows []Window
+		if stream != schema.StreamRated {
+			var skip bool
+			if windows, skip = w.windows(stream, dev, st); skip {
+				continue
+			}
+		}
+		if w.Backfill == nil {
+			f := Facts{Device: dev.id, Listing: dev.listing, Usage: states[schema.StreamUsage][dev.id],
+				Connections: states[schema.StreamConnections][dev.id], Rated: states[schema.StreamRated][dev.id], UsageFound: found}
+			if w.Dry != nil && found == FoundNone && stream == schema.StreamRated && slices.Contains(w.Streams, schema.StreamUsage) {
+				f.UsageFound = FoundUnknown
+				if u := w.Idle.Decide(schema.StreamUsage, f, w.now()); !u.Due {
+					f.UsageFound = FoundNone
+				}
+			}
+			d := w.Idle.Decide(stream, f, w.now())
+			if w.Dry != nil {
+				n := len(windows)
+				if stream == schema.StreamRated {
+					n = 1
+				}
+				w.Dry(DryItem{Stream: stream, Device: dev.id, Decision: d, Requests: n})
+				continue
+			}
+			if !d.Due {
+				if d.Idle && st.IdleSince.IsZero() {
+					if err := w.Sink.Batch(ctx, Batch{Stream: stream, Device: dev.id, Idle: true}); err != nil {
+						return records, nil, fmt.Errorf("%w: mark %s of %s idle: %v", errStop, stream, dev.id, err)
+					}
+				}
+				continue
+			}
 		}
 		var (
 			n    int64
@@ -407,23 +482,12 @@ func (w *Walk) device(ctx context.Context, dev target, states map[string]map[Dev
 		if stream == schema.StreamRated {
 			n, ferr = w.rated(ctx, dev)
 		} else {
-			plan := w.Plans[stream]
-			var windows []Window
-			if w.Backfill != nil && w.Ranges != nil {
-				for _, r := range w.Ranges[stream][dev.id] {
-					windows = append(windows, plan.Backfill(r.From, r.To, st.SettledUntil)...)
-				}
-				if len(windows) == 0 {
-					continue
-				}
-			} else if w.Backfill != nil {
-				windows = plan.Backfill(w.Backfill.From, w.Backfill.To, st.SettledUntil)
-			} else {
-				windows = plan.Incremental(st.SettledUntil)
-			}
-			n, ferr = w.stream(ctx, stream, dev, windows, st.FetchedUntil, log)
+			n, ferr = w.stream(ctx, stream, dev, windows, st, log)
 		}
 		records += n
+		if stream == schema.StreamUsage && ferr == nil && n > 0 {
+			found = FoundRecords
+		}
 		if ferr == nil {
 			continue
 		}
@@ -441,6 +505,33 @@ func (w *Walk) device(ctx context.Context, dev target, states map[string]map[Dev
 	return records, failed, nil
 }
 
+// windows plans what a history stream of the device fetches; skip when
+// the run has nothing to ask of it (a backfill of other ranges).
+func (w *Walk) windows(stream string, dev target, st State) (windows []Window, skip bool) {
+	plan := w.Plans[stream]
+	switch {
+	case w.Backfill != nil && w.Ranges != nil:
+		for _, r := range w.Ranges[stream][dev.id] {
+			windows = append(windows, plan.Backfill(r.From, r.To, st.SettledUntil)...)
+		}
+		return windows, len(windows) == 0
+	case w.Backfill != nil:
+		return plan.Backfill(w.Backfill.From, w.Backfill.To, st.SettledUntil), false
+	}
+	return plan.Incremental(st.SettledUntil), false
+}
+
+// walkOrder is streams with usage before rated.
+func walkOrder(streams []string) []string {
+	var out []string
+	for _, s := range []string{schema.StreamUsage, schema.StreamConnections, schema.StreamRated} {
+		if slices.Contains(streams, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // isFatal tells errors that end the run from errors that end one device.
 func isFatal(ctx context.Context, err error) bool {
 	if ctx.Err() != nil {
@@ -449,12 +540,8 @@ func isFatal(ctx context.Context, err error) bool {
 	return errors.Is(err, ErrLoginRejected) || errors.Is(err, errStop)
 }
 
-// rated asks for the device's current billing cycle: one request, every
-// run, for a device with an MDN (the API knows rated usage by MDN only).
+// rated asks for the device's current billing cycle: one request.
 func (w *Walk) rated(ctx context.Context, dev target) (int64, error) {
-	if dev.mdn == "" {
-		return 0, nil
-	}
 	r, err := w.Client.RatedUsage(ctx, DeviceID{Kind: "mdn", ID: dev.mdn})
 	if err != nil {
 		return 0, err
@@ -462,14 +549,22 @@ func (w *Walk) rated(ctx context.Context, dev target) (int64, error) {
 	now := w.now()
 	b := Batch{Stream: schema.StreamRated, Device: dev.id, Window: Window{To: now}, Rated: &r,
 		Retire: dev.deactive && w.Backfill == nil}
+	if end, err := ParseTime(r.BillingEndDate); err == nil {
+		b.CycleEnd = end
+	}
 	if err := w.Sink.Batch(ctx, b); err != nil {
 		return 1, fmt.Errorf("%w: store rated usage of %s: %v", errStop, dev.id, err)
 	}
 	return 1, nil
 }
 
-func (w *Walk) stream(ctx context.Context, stream string, dev target, windows []Window, loaded time.Time, log zerolog.Logger) (int64, error) {
+func (w *Walk) stream(ctx context.Context, stream string, dev target, windows []Window, st State, log zerolog.Logger) (int64, error) {
 	var records int64
+	loaded := st.FetchedUntil
+	var open *openSessions
+	if stream == schema.StreamConnections && w.Backfill == nil {
+		open = newOpenSessions(st.OpenSince)
+	}
 	if len(windows) == 0 && dev.deactive && w.Backfill == nil {
 		// Nothing new to fetch, but the device must still be retired.
 		if err := w.Sink.Batch(ctx, Batch{Stream: stream, Device: dev.id, Retire: true}); err != nil {
@@ -484,10 +579,16 @@ func (w *Walk) stream(ctx context.Context, stream string, dev target, windows []
 		switch stream {
 		case schema.StreamUsage:
 			b.Usage, err = w.Client.UsageHistory(ctx, dev.id, win.From, win.Latest())
-			records += int64(len(b.Usage))
+			if len(b.Usage) > 0 {
+				records += int64(len(b.Usage))
+				b.RecordsAt = w.now()
+			}
 		case schema.StreamConnections:
 			b.Events, err = w.Client.ConnectionHistory(ctx, dev.id, win.From, win.Latest())
-			records += int64(len(b.Events))
+			if len(b.Events) > 0 {
+				records += int64(len(b.Events))
+				b.RecordsAt = w.now()
+			}
 		default:
 			return records, fmt.Errorf("stream %q is not walked per window", stream)
 		}
@@ -506,6 +607,10 @@ func (w *Walk) stream(ctx context.Context, stream string, dev target, windows []
 			return records, fmt.Errorf("window %s: %w", win, err)
 		}
 		b.Retire = dev.deactive && i == len(windows)-1 && w.Backfill == nil
+		if open != nil {
+			open.window(win, b.Events)
+			b.Sessions, b.OpenSince = true, open.since()
+		}
 		if err := w.Sink.Batch(ctx, b); err != nil {
 			return records, fmt.Errorf("%w: store %s window %s: %v", errStop, stream, win, err)
 		}

@@ -193,7 +193,8 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Report, error) {
 		}
 	}
 	w := &extract.Walk{Client: client, Sink: sink, Log: log, Concurrency: cfg.Concurrency, Streams: streams,
-		Plans: plans, Backfill: spec.Backfill, Ranges: spec.Ranges, Only: spec.Only, Now: r.now, Progress: progress}
+		Plans: plans, Backfill: spec.Backfill, Ranges: spec.Ranges, Only: spec.Only, Now: r.now, Progress: progress,
+		Idle: idleRule(cfg, spec)}
 	res, walkErr := w.Run(ctx)
 	finishProgress()
 	pf.phase("finishing")
@@ -230,4 +231,13 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Report, error) {
 	}
 	rep.Summary = Summary(spec.Kind, res, counters, totals, r.now().Sub(started), shown)
 	return rep, o.Err
+}
+
+// idleRule is the rule a run applies: a sync of the whole account skips
+// idle devices; a backfill, or a sync of named devices, asks what it names.
+func idleRule(cfg *config.Config, spec Spec) extract.IdleRule {
+	if spec.Backfill != nil || len(spec.Only) > 0 {
+		return extract.IdleRule{}
+	}
+	return extract.IdleRule{Recheck: cfg.IdleRecheck}
 }

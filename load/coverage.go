@@ -22,7 +22,8 @@ type Gap struct {
 }
 
 // Gaps lists the missing days of the coverage ledger as contiguous
-// stretches, for backfill --gaps.
+// stretches, for backfill --gaps. Pending days (after the last fetch of a
+// device the idle rule skips) are not gaps: the rule reads them again.
 func (w *Warehouse) Gaps(ctx context.Context) ([]Gap, error) {
 	// A device-stream's loaded days are one stretch (schema/coverage.go):
 	// what is missing lies before it, after it, or is everything.
@@ -30,7 +31,7 @@ func (w *Warehouse) Gaps(ctx context.Context) ([]Gap, error) {
 		  FROM coverage WHERE missing_days > 0 AND (covered_from IS NULL OR covered_from > first_day)
 		UNION ALL
 		SELECT stream, device_kind, device_id, covered_until + 1, last_day + 1
-		  FROM coverage WHERE missing_days > 0 AND covered_until < last_day
+		  FROM coverage WHERE missing_days > 0 AND covered_until < last_day AND pending_days = 0
 		ORDER BY 1, 2, 3, 4`)
 	if err != nil {
 		return nil, fmt.Errorf("read coverage gaps: %w", err)

@@ -10,7 +10,21 @@ import (
 
 // Learned reads what a run learned under name (ok false: nothing yet).
 func (w *Warehouse) Learned(ctx context.Context, name string) (value string, ok bool, err error) {
-	err = w.db.QueryRowContext(ctx, `SELECT value FROM sync_learned WHERE name = ?`, name).Scan(&value)
+	return learned(ctx, w.db, name)
+}
+
+// ReadLearned is Learned on a warehouse opened read-only (OpenReadOnly),
+// whose file may predate sync_learned (nothing learned).
+func ReadLearned(ctx context.Context, db *sql.DB, name string) (value string, ok bool, err error) {
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE table_name = 'sync_learned'`).Scan(&n); err != nil || n == 0 {
+		return "", false, err
+	}
+	return learned(ctx, db, name)
+}
+
+func learned(ctx context.Context, db *sql.DB, name string) (value string, ok bool, err error) {
+	err = db.QueryRowContext(ctx, `SELECT value FROM sync_learned WHERE name = ?`, name).Scan(&value)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return "", false, nil

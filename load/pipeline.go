@@ -46,8 +46,11 @@ func (p *Pipeline) Batch(ctx context.Context, b extract.Batch) error {
 	u := Unit{Checkpoint: &CheckpointUpdate{
 		Stream: b.Stream, Device: b.Device,
 		SettledUntil: b.Window.Settle, FetchedUntil: b.Window.To, FetchedFrom: b.Window.From,
-		Retire: b.Retire,
+		Retire: b.Retire, Idle: b.Idle, RecordsAt: b.RecordsAt, Sessions: b.Sessions, OpenSince: b.OpenSince, CycleEnd: b.CycleEnd,
 	}}
+	if b.Idle {
+		return p.wr.Submit(ctx, u)
+	}
 	if !b.Window.From.IsZero() && !b.Window.From.Before(b.FetchedUntil) {
 		// Every committed row of the device-stream lies before
 		// FetchedUntil (rows commit with the checkpoint that records it):

@@ -67,12 +67,14 @@ type CoverageSummary struct {
 
 // CoverageStream is one history stream's device-days.
 type CoverageStream struct {
-	Stream        string `json:"stream"`
-	Devices       int64  `json:"devices"`
-	Settled       int64  `json:"settled_days"`
-	Provisional   int64  `json:"provisional_days"`
-	Missing       int64  `json:"missing_days"`
-	DevicesBehind int64  `json:"devices_behind"`
+	Stream      string `json:"stream"`
+	Devices     int64  `json:"devices"`
+	Settled     int64  `json:"settled_days"`
+	Provisional int64  `json:"provisional_days"`
+	Missing     int64  `json:"missing_days"`
+	// Pending days follow the last fetch of devices the idle rule skips.
+	Pending       int64 `json:"pending_days"`
+	DevicesBehind int64 `json:"devices_behind"`
 }
 
 // RecentRun is one of the last runs.
@@ -289,7 +291,7 @@ func (r statusReader) runs(ctx context.Context, doc *Status) error {
 // coverage sums the coverage ledger per history stream.
 func (r statusReader) coverage(ctx context.Context, doc *Status) error {
 	rows, err := r.db.QueryContext(ctx, `SELECT stream, min(first_day), max(last_day), count(*),
-		sum(settled_days), sum(provisional_days), sum(missing_days), count(*) FILTER (WHERE missing_days > 0)
+		sum(settled_days), sum(provisional_days), sum(missing_days), count(*) FILTER (WHERE missing_days > 0), sum(pending_days)
 		FROM coverage GROUP BY stream ORDER BY stream DESC`)
 	if err != nil {
 		return fmt.Errorf("read coverage: %w", err)
@@ -299,7 +301,7 @@ func (r statusReader) coverage(ctx context.Context, doc *Status) error {
 	for rows.Next() {
 		var s CoverageStream
 		var first, last time.Time
-		if err := rows.Scan(&s.Stream, &first, &last, &s.Devices, &s.Settled, &s.Provisional, &s.Missing, &s.DevicesBehind); err != nil {
+		if err := rows.Scan(&s.Stream, &first, &last, &s.Devices, &s.Settled, &s.Provisional, &s.Missing, &s.DevicesBehind, &s.Pending); err != nil {
 			return fmt.Errorf("read coverage: %w", err)
 		}
 		c.From, c.To = first.Format(time.DateOnly), last.Format(time.DateOnly)

@@ -210,6 +210,23 @@ type Checkpoint struct {
 // and the devices of a chunk have no uncommitted checkpoint (they are not
 // fetched yet).
 func (w *Warehouse) DeviceStates(ctx context.Context, stream string, devices []extract.DeviceID) (map[extract.DeviceID]extract.State, error) {
+	return readStates(ctx, w.read, stream, devices, true)
+}
+
+// ReadDeviceStates is DeviceStates on a warehouse opened read-only
+// (OpenReadOnly), whose file may predate the idle rule's columns.
+func ReadDeviceStates(ctx context.Context, db *sql.DB, stream string, devices []extract.DeviceID) (map[extract.DeviceID]extract.State, error) {
+	var n int
+	err := db.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_columns() WHERE table_name = 'sync_checkpoints' AND column_name = 'cycle_end'`).Scan(&n)
+	if err != nil {
+		return nil, fmt.Errorf("read %s checkpoints: %w", stream, err)
+	}
+	return readStates(ctx, db, stream, devices, n > 0)
+}
+
+// readStates is one query a chunk, whatever its size: the idle rule's
+// facts are columns of the checkpoints (current: the file has them).
+func readStates(ctx context.Context, db *sql.DB, stream string, devices []extract.DeviceID, current bool) (map[extract.DeviceID]extract.State, error) {
 	out := make(map[extract.DeviceID]extract.State, len(devices))
 	if len(devices) == 0 {
 		return out, nil
@@ -218,7 +235,11 @@ func (w *Warehouse) DeviceStates(ctx context.Context, stream string, devices []e
 	for i, d := range devices {
 		kinds[i], ids[i] = d.Kind, d.ID
 	}
-	rows, err := w.read.QueryContext(ctx, `SELECT device_kind, device_id, settled_until, fetched_until, coalesce(retired, false)
+	facts := "idle_since, open_since, records_at, cycle_end"
+	if !current {
+		facts = "NULL::TIMESTAMPTZ, NULL::TIMESTAMPTZ, NULL::TIMESTAMPTZ, NULL::TIMESTAMPTZ"
+	}
+	rows, err := db.QueryContext(ctx, `SELECT device_kind, device_id, settled_until, fetched_until, coalesce(retired, false), `+facts+`
 		FROM sync_checkpoints WHERE stream = $1
 		AND (device_kind, device_id) IN (SELECT unnest($2::VARCHAR[]), unnest($3::VARCHAR[]))`, stream, kinds, ids)
 	if err != nil {
@@ -227,25 +248,28 @@ func (w *Warehouse) DeviceStates(ctx context.Context, stream string, devices []e
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			id               extract.DeviceID
-			settled, fetched sql.NullTime
-			st               extract.State
+			id                                        extract.DeviceID
+			settled, fetched, idle, open, recs, cycle sql.NullTime
+			st                                        extract.State
 		)
-		if err := rows.Scan(&id.Kind, &id.ID, &settled, &fetched, &st.Retired); err != nil {
+		if err := rows.Scan(&id.Kind, &id.ID, &settled, &fetched, &st.Retired, &idle, &open, &recs, &cycle); err != nil {
 			return nil, fmt.Errorf("read %s checkpoints: %w", stream, err)
 		}
-		if settled.Valid {
-			st.SettledUntil = settled.Time.UTC()
-		}
-		if fetched.Valid {
-			st.FetchedUntil = fetched.Time.UTC()
-		}
+		st.SettledUntil, st.FetchedUntil = utcOrZero(settled), utcOrZero(fetched)
+		st.IdleSince, st.OpenSince, st.RecordsAt, st.CycleEnd = utcOrZero(idle), utcOrZero(open), utcOrZero(recs), utcOrZero(cycle)
 		out[id] = st
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read %s checkpoints: %w", stream, err)
 	}
 	return out, nil
+}
+
+func utcOrZero(t sql.NullTime) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return t.Time.UTC()
 }
 
 // Checkpoints reads a stream's checkpoints.

@@ -53,6 +53,16 @@ type CheckpointUpdate struct {
 	Err string
 	// Retire marks a deactivated device fetched a last time.
 	Retire bool
+	// Idle marks the stream skipped as idle: idle_since is set unless it
+	// is; nothing else changes. A fetch clears it.
+	Idle bool
+	// RecordsAt, when set, is when the fetch returned records.
+	RecordsAt time.Time
+	// Sessions: OpenSince is known (connections) and replaces open_since.
+	Sessions  bool
+	OpenSince time.Time
+	// CycleEnd, when set, replaces cycle_end (rated).
+	CycleEnd time.Time
 }
 
 // WriterOptions tune a Writer.
@@ -675,15 +685,21 @@ func (w *Warehouse) storeCheckpointSpans(ctx context.Context, conn *sql.Conn, ba
 		err                    string
 		fails                  int
 		retire, success        bool
+		records, open, cycle   time.Time
+		sessions               bool
 	}
 	folded := map[key]*state{}
-	var order []key
+	var order, idle []key
 	for _, u := range batch {
 		c := u.Checkpoint
 		if c == nil {
 			continue
 		}
 		k := key{c.Stream, c.Device}
+		if c.Idle {
+			idle = append(idle, k)
+			continue
+		}
 		s := folded[k]
 		if s == nil {
 			s = &state{}
@@ -707,13 +723,28 @@ func (w *Warehouse) storeCheckpointSpans(ctx context.Context, conn *sql.Conn, ba
 		if pending != nil && !c.FetchedFrom.IsZero() && c.FetchedUntil.After(c.FetchedFrom) {
 			pending.add(k, c.FetchedFrom, c.FetchedUntil)
 		}
+		if c.RecordsAt.After(s.records) {
+			s.records = c.RecordsAt
+		}
+		if c.Sessions {
+			// The windows of a fetch arrive in order: the last says what
+			// the fetch left open.
+			s.sessions, s.open = true, c.OpenSince
+		}
+		if !c.CycleEnd.IsZero() {
+			s.cycle = c.CycleEnd
+		}
 		s.err, s.success, s.retire = "", true, c.Retire
+	}
+	if err := markIdle(ctx, conn, idle, now); err != nil {
+		return err
 	}
 	if len(order) == 0 {
 		return nil
 	}
 	if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE stage_cp (stream VARCHAR, device_kind VARCHAR, device_id VARCHAR,
-		settled TIMESTAMPTZ, fetched TIMESTAMPTZ, err VARCHAR, fails INTEGER, retire BOOLEAN, covered TIMESTAMPTZ)`); err != nil {
+		settled TIMESTAMPTZ, fetched TIMESTAMPTZ, err VARCHAR, fails INTEGER, retire BOOLEAN, covered TIMESTAMPTZ,
+		records TIMESTAMPTZ, sessions BOOLEAN, open TIMESTAMPTZ, cycle TIMESTAMPTZ)`); err != nil {
 		return err
 	}
 	nullTime := func(t time.Time) driver.Value {
@@ -728,7 +759,8 @@ func (w *Warehouse) storeCheckpointSpans(ctx context.Context, conn *sql.Conn, ba
 		if s.err != "" {
 			errText = clip.Text(s.err, 1000)
 		}
-		return []driver.Value{k.stream, k.dev.Kind, k.dev.ID, nullTime(s.settled), nullTime(s.fetched), errText, int32(s.fails), s.retire, nullTime(s.from)}
+		return []driver.Value{k.stream, k.dev.Kind, k.dev.ID, nullTime(s.settled), nullTime(s.fetched), errText, int32(s.fails), s.retire, nullTime(s.from),
+			nullTime(s.records), s.sessions, nullTime(s.open), nullTime(s.cycle)}
 	})
 	if err != nil {
 		return err
@@ -743,19 +775,47 @@ func (w *Warehouse) storeCheckpointSpans(ctx context.Context, conn *sql.Conn, ba
 			WHEN c.covered_from IS NULL OR c.fetched_until IS NULL THEN s.covered
 			WHEN s.fetched >= c.covered_from THEN least(c.covered_from, s.covered)
 			ELSE c.covered_from END,
+		idle_since = CASE WHEN s.err IS NULL THEN NULL ELSE c.idle_since END,
+		records_at = CASE WHEN s.records IS NULL THEN c.records_at WHEN c.records_at IS NULL THEN s.records ELSE greatest(c.records_at, s.records) END,
+		open_since = CASE WHEN s.sessions THEN s.open ELSE c.open_since END,
+		cycle_end = coalesce(s.cycle, c.cycle_end),
 		updated_at = $1
 		FROM stage_cp s WHERE c.stream = s.stream AND c.device_kind = s.device_kind AND c.device_id = s.device_id`, now)
 	if err != nil {
 		return err
 	}
-	_, err = conn.ExecContext(ctx, `INSERT INTO sync_checkpoints (stream, device_kind, device_id, settled_until, fetched_until, updated_at, last_error, failures, retired, covered_from)
-		SELECT s.stream, s.device_kind, s.device_id, s.settled, s.fetched, $1, s.err, CASE WHEN s.err IS NULL THEN 0 ELSE s.fails END, s.err IS NULL AND s.retire, s.covered
+	_, err = conn.ExecContext(ctx, `INSERT INTO sync_checkpoints (stream, device_kind, device_id, settled_until, fetched_until, updated_at, last_error, failures, retired, covered_from,
+		records_at, open_since, cycle_end)
+		SELECT s.stream, s.device_kind, s.device_id, s.settled, s.fetched, $1, s.err, CASE WHEN s.err IS NULL THEN 0 ELSE s.fails END, s.err IS NULL AND s.retire, s.covered,
+		s.records, CASE WHEN s.sessions THEN s.open END, s.cycle
 		FROM stage_cp s WHERE NOT EXISTS (SELECT 1 FROM sync_checkpoints c
 		  WHERE c.stream = s.stream AND c.device_kind = s.device_kind AND c.device_id = s.device_id)`, now)
 	if err != nil || pending == nil {
 		return err
 	}
 	return extendCovered(ctx, conn, order, pending)
+}
+
+// markIdle records that these device-streams were skipped as idle: since
+// now, unless they already were. Nothing else of their checkpoints moves
+// (updated_at says when one last moved).
+func markIdle(ctx context.Context, conn *sql.Conn, keys []spanKey, now time.Time) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE stage_idle (stream VARCHAR, device_kind VARCHAR, device_id VARCHAR)`); err != nil {
+		return err
+	}
+	err := appendRows(conn, "temp", "stage_idle", len(keys), func(i int) []driver.Value {
+		return []driver.Value{keys[i].stream, keys[i].dev.Kind, keys[i].dev.ID}
+	})
+	if err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, `UPDATE sync_checkpoints c SET idle_since = $1
+		FROM stage_idle s WHERE c.stream = s.stream AND c.device_kind = s.device_kind AND c.device_id = s.device_id
+		AND c.idle_since IS NULL`, now)
+	return err
 }
 
 // extendCovered moves covered_from back to the start of a stretch fetched

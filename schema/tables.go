@@ -241,6 +241,10 @@ func syncCheckpointsTable() Table {
 			{Name: "failures", Type: Integer, Comment: "Consecutive failed runs for this device and stream."},
 			{Name: "retired", Type: Boolean, Comment: "True once a deactivated or vanished device has been fetched a last time: it is not asked again."},
 			{Name: "covered_from", Type: TimestampTZ, Comment: "Start of the stretch loaded without a gap up to fetched_until; wanted days before it are missing (coverage_days)."},
+			{Name: "idle_since", Type: TimestampTZ, Comment: "Since when runs skip this device and stream as idle (THINGSYNC_IDLE_RECHECK); NULL once fetched again. Its days after fetched_until are pending in coverage_days."},
+			{Name: "open_since", Type: TimestampTZ, Comment: "Connections: start of a session whose Start is loaded and whose Stop is not, as of fetched_until; NULL when none. Such a device is asked again even when the device list shows it idle."},
+			{Name: "records_at", Type: TimestampTZ, Comment: "When a fetch of this device and stream last returned records (UTC)."},
+			{Name: "cycle_end", Type: TimestampTZ, Comment: "Rated: billing end date of the cycle last fetched; rated usage is asked again once that cycle has closed."},
 		},
 	}
 }

@@ -133,10 +133,10 @@ func writeCoverage(w io.Writer, doc *Document) {
 	var body [][]string
 	for _, s := range c.Streams {
 		body = append(body, []string{s.Stream, strconv.FormatInt(s.Devices, 10), strconv.FormatInt(s.Settled, 10),
-			strconv.FormatInt(s.Provisional, 10), strconv.FormatInt(s.Missing, 10), strconv.FormatInt(s.DevicesBehind, 10)})
+			strconv.FormatInt(s.Provisional, 10), strconv.FormatInt(s.Pending, 10), strconv.FormatInt(s.Missing, 10), strconv.FormatInt(s.DevicesBehind, 10)})
 	}
-	fmt.Fprintf(w, "Coverage, device-days from %s to %s (missing ones: thingsync backfill --gaps)\n", c.From, c.To)
-	query.WriteColumns(w, []string{"stream", "devices", "settled", "provisional", "missing", "devices behind"}, body, []bool{false, true, true, true, true, true})
+	fmt.Fprintf(w, "Coverage, device-days from %s to %s (pending: idle devices, read at their next recheck; missing ones: thingsync backfill --gaps)\n", c.From, c.To)
+	query.WriteColumns(w, []string{"stream", "devices", "settled", "provisional", "pending", "missing", "devices behind"}, body, []bool{false, true, true, true, true, true, true})
 }
 
 func writeRuns(w io.Writer, doc *Document) {

@@ -38,7 +38,7 @@ func TestWriteText(t *testing.T) {
 			{Stream: "usage", Kind: "iccid", ID: "89", Failures: 1, LastError: "page did not advance"},
 		},
 		Coverage: &load.CoverageSummary{From: "2026-06-01", To: "2026-06-10", Streams: []load.CoverageStream{
-			{Stream: "usage", Devices: 3, Settled: 20, Provisional: 6, Missing: 4, DevicesBehind: 1}}},
+			{Stream: "usage", Devices: 3, Settled: 20, Provisional: 6, Pending: 2, Missing: 4, DevicesBehind: 1}}},
 		Runs: []load.RecentRun{
 			{Kind: "sync", StartedAt: at(-2 * time.Hour), FinishedAt: at(-2*time.Hour + 90*time.Second), Status: "partial", Devices: 15, DevicesFailed: 13,
 				Requests: 4321, Rejected: 1, Rows: map[string]int64{"usage_inserted": 1000, "usage_updated": 20, "events_inserted": 400, "rated_upserted": 5},
@@ -65,10 +65,10 @@ usage   imei:35          7  2026-06-10T11:00:00Z  HTTP 500
 usage   iccid:89         1  -                     page did not advance
 and 1 more
 
-Coverage, device-days from 2026-06-01 to 2026-06-10 (missing ones: thingsync backfill --gaps)
-stream  devices  settled  provisional  missing  devices behind
-------  -------  -------  -----------  -------  --------------
-usage         3       20            6        4               1
+Coverage, device-days from 2026-06-01 to 2026-06-10 (pending: idle devices, read at their next recheck; missing ones: thingsync backfill --gaps)
+stream  devices  settled  provisional  pending  missing  devices behind
+------  -------  -------  -----------  -------  -------  --------------
+usage         3       20            6        2        4               1
 
 Last runs (rows: inserted/updated; abandoned: its process ended without recording an outcome)
 kind      started               duration  status     devices  failed  requests  rejected  rows

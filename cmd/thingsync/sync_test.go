@@ -269,6 +269,8 @@ func TestSyncFirstRunExactThenIdempotent(t *testing.T) {
 	})
 
 	t.Run("rerun: nothing changes, one request per device and stream", func(t *testing.T) {
+		// Every device every run (the idle rule's own tests are in ingest).
+		w.env["THINGSYNC_IDLE_RECHECK"] = "0"
 		before := w.query(`SELECT max(loaded_at) FROM usage_daily`)
 		w.sim.ResetStats()
 		code, out := w.run("sync")
@@ -472,6 +474,7 @@ func TestDemo(t *testing.T) {
 func TestSyncRated(t *testing.T) {
 	w := newWorld(t, simulator.Options{})
 	w.env["THINGSYNC_STREAMS"] = "rated"
+	w.env["THINGSYNC_IDLE_RECHECK"] = "0" // every device every run
 	if code, out := w.run("sync"); code != 0 {
 		t.Fatalf("sync: exit %d\n%s", code, out)
 	}

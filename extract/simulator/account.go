@@ -458,13 +458,19 @@ type rated struct {
 
 var unitBytes = map[string]float64{"KB": 1e3, "MB": 1e6, "GB": 1e9}
 
-func (s *Simulator) rated(dev *device, now time.Time) rated {
+// cycle is the billing cycle containing now: its first and last day.
+func cycle(dev *device, now time.Time) (start, end time.Time) {
 	today := dayOf(now)
-	start := time.Date(today.Year(), today.Month(), dev.cycleDay, 0, 0, 0, 0, time.UTC)
+	start = time.Date(today.Year(), today.Month(), dev.cycleDay, 0, 0, 0, 0, time.UTC)
 	if start.After(today) {
 		start = start.AddDate(0, -1, 0)
 	}
-	end := start.AddDate(0, 1, -1)
+	return start, start.AddDate(0, 1, -1)
+}
+
+func (s *Simulator) rated(dev *device, now time.Time) rated {
+	today := dayOf(now)
+	start, end := cycle(dev, now)
 	// Rated usage is about two days in arrears.
 	var total int64
 	for d := start; d.Before(today.AddDate(0, 0, -2)); d = d.Add(day) {

@@ -391,6 +391,11 @@ func (s *Simulator) deviceJSON(d *device, now time.Time) deviceJSON {
 		IPAddress:           "0.0.0.0",
 		LastActivationDate:  d.created.Add(day).Format(time.RFC3339),
 	}
+	// [choice] The vendor does not publish the format: the cycle's last
+	// day, as the rated usage page's billingEndDate, with a zone.
+	_, end := cycle(d, now)
+	cycleEnd := end.Format(time.RFC3339)
+	dj.BillingCycleEndDate = &cycleEnd
 	if last, ok := s.lastSession(d, now); ok {
 		dj.Connected = last.stop.After(now)
 		dj.LastConnectionDate = last.start.In(d.offset).Format(time.RFC3339)
