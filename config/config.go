@@ -66,7 +66,10 @@ type Config struct {
 	IdleRecheck time.Duration
 
 	Concurrency int
-	RateLimit   float64
+	// RateLimit is the ceiling on requests per second: fixed, or with
+	// RateAuto the most the adaptive rate may reach.
+	RateLimit float64
+	RateAuto  bool
 	// MaxAnswerBytes caps one API answer, and the pages of one window
 	// together.
 	MaxAnswerBytes int64
@@ -258,10 +261,10 @@ func Load(ctx context.Context, lookuper envconfig.Lookuper, now time.Time, needs
 	} else {
 		cfg.Concurrency = n
 	}
-	if f, err := ParseRate(r.RateLimit, cfg.Concurrency); err != nil {
+	if f, auto, err := ParseRate(r.RateLimit, cfg.Concurrency); err != nil {
 		bad("THINGSYNC_RATE_LIMIT", "%v", err)
 	} else {
-		cfg.RateLimit = f
+		cfg.RateLimit, cfg.RateAuto = f, auto
 	}
 
 	if n, err := strconv.Atoi(strings.TrimSpace(r.MaxAnswerMB)); err != nil || n < 1 || n > 4096 {
@@ -377,13 +380,39 @@ func ParseDuration(s string) (time.Duration, error) {
 	return total + d, nil
 }
 
+// DefaultAutoRate is the most THINGSYNC_RATE_LIMIT=auto may reach.
+const DefaultAutoRate = 100
+
 // ParseRate reads THINGSYNC_RATE_LIMIT: requests per second, a finite
 // number from what concurrency devices in flight need (see requestWait)
-// up to MaxRate. concurrency 0: not known, at least one device.
-func ParseRate(s string, concurrency int) (float64, error) {
+// up to MaxRate, a fixed ceiling; or auto (auto: true), the client finding
+// the account's ceiling itself, never above MAX in auto:MAX (default
+// DefaultAutoRate), which has the same bounds. concurrency 0: not known,
+// at least one device.
+func ParseRate(s string, concurrency int) (limit float64, auto bool, err error) {
+	v := strings.TrimSpace(s)
+	if rest, ok := strings.CutPrefix(strings.ToLower(v), "auto"); ok {
+		most, ok := strings.CutPrefix(rest, ":")
+		if rest == "" {
+			most, ok = strconv.Itoa(DefaultAutoRate), true
+		}
+		if !ok {
+			return 0, false, fmt.Errorf("want a number of requests per second, auto or auto:MAX, got %q", s)
+		}
+		f, err := parseRate(most, concurrency)
+		if err != nil {
+			return 0, false, fmt.Errorf("auto:MAX: %w", err)
+		}
+		return f, true, nil
+	}
+	f, err := parseRate(v, concurrency)
+	return f, false, err
+}
+
+func parseRate(s string, concurrency int) (float64, error) {
 	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, fmt.Errorf("want requests per second as a number, got %q", s)
+		return 0, fmt.Errorf("want requests per second as a number, auto or auto:MAX, got %q", s)
 	}
 	least := float64(max(concurrency, 1)) / requestWait.Seconds()
 	switch {

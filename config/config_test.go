@@ -50,6 +50,7 @@ func TestDefaults(t *testing.T) {
 		{"lookback connections", cfg.LookbackConnections, 24 * time.Hour},
 		{"concurrency", cfg.Concurrency, 8},
 		{"rate", cfg.RateLimit, 10.0},
+		{"rate fixed", cfg.RateAuto, false},
 		{"addr", cfg.HTTPAddr, ":8080"},
 		{"level", cfg.LogLevel, "info"},
 		{"account keeps zeros", cfg.AccountName, "0000123456-00001"},
@@ -211,7 +212,17 @@ func TestRateLimitBounds(t *testing.T) {
 		{"0", "1", false},
 		{"-1", "1", false},
 		{"100001", "8", false},
-		{"auto", "8", false}, // adaptive rate: not read yet
+		{"auto", "8", true},
+		{"auto:250", "8", true},
+		{"AUTO:0.14", "8", true},
+		{"auto:0.1", "8", false}, // the same floor as a fixed rate
+		{"auto:0", "8", false},
+		{"auto:x", "8", false},
+		{"auto:NaN", "8", false},
+		{"auto:", "8", false},
+		{"auto:100001", "8", false},
+		{"automatic", "8", false},
+		{"auto 50", "8", false},
 	} {
 		env := base()
 		env["THINGSYNC_RATE_LIMIT"] = tt.rate
@@ -224,6 +235,36 @@ func TestRateLimitBounds(t *testing.T) {
 		if got := strings.Contains(err.Error(), "THINGSYNC_RATE_LIMIT"); got == tt.ok {
 			t.Errorf("THINGSYNC_RATE_LIMIT=%s with THINGSYNC_CONCURRENCY=%s: accepted %v, want %v (%v)", tt.rate, tt.concurrency, !got, tt.ok, err)
 		}
+	}
+}
+
+// auto and auto:MAX turn the adaptive rate on, with MAX (default 100) as
+// its ceiling; a number is a fixed ceiling.
+func TestRateLimitAuto(t *testing.T) {
+	for _, tt := range []struct {
+		rate  string
+		limit float64
+		auto  bool
+	}{
+		{"auto", 100, true},
+		{" auto:250 ", 250, true},
+		{"Auto:2.5", 2.5, true},
+		{"40", 40, false},
+	} {
+		env := base()
+		env["THINGSYNC_RATE_LIMIT"] = tt.rate
+		cfg, err := load(t, env)
+		if err != nil {
+			t.Fatalf("THINGSYNC_RATE_LIMIT=%q: %v", tt.rate, err)
+		}
+		if cfg.RateLimit != tt.limit || cfg.RateAuto != tt.auto {
+			t.Errorf("THINGSYNC_RATE_LIMIT=%q: limit %v auto %v, want %v %v", tt.rate, cfg.RateLimit, cfg.RateAuto, tt.limit, tt.auto)
+		}
+	}
+	env := base()
+	env["THINGSYNC_RATE_LIMIT"] = "auto:x"
+	if _, err := load(t, env); err == nil || !strings.Contains(err.Error(), "THINGSYNC_RATE_LIMIT") || !strings.Contains(err.Error(), "auto:MAX") {
+		t.Errorf("auto:x: %v, want an error naming THINGSYNC_RATE_LIMIT and auto:MAX", err)
 	}
 }
 

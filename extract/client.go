@@ -33,7 +33,12 @@ type ClientConfig struct {
 	Password     string
 	AccountName  string
 
-	RateLimit      float64       // requests per second, all endpoints, retries and logins included
+	RateLimit float64 // requests per second, all endpoints, retries and logins included
+	// RateAuto makes RateLimit the most the rate may reach: the client
+	// finds the account's ceiling itself (AdaptiveRate), starting at
+	// RateLearned (what an earlier run learned; 0: RateStart).
+	RateAuto       bool
+	RateLearned    float64
 	Concurrency    int           // sizes the keep-alive pool (default 8)
 	RequestTimeout time.Duration // per attempt (default 60 s)
 	MaxRetries     int           // retries of 429, 5xx and network errors (default 5)
@@ -48,8 +53,8 @@ type ClientConfig struct {
 	// first request in the background and answers the repeat from cache.
 	UnexpectedErrorPause time.Duration
 	HTTPClient           *http.Client // optional
-	// Observer, if set, hears of every attempt as it ends and of the rate
-	// ceiling (the daemon's live metrics).
+	// Observer, if set, hears of every attempt as it ends and of every
+	// change of the rate ceiling (the daemon's live metrics).
 	Observer Observer
 }
 
@@ -75,8 +80,10 @@ type Client struct {
 	cfg     ClientConfig
 	http    *http.Client
 	limiter *rate.Limiter
-	log     zerolog.Logger
-	oauth   clientcredentials.Config
+	// adaptive decides the limiter's rate under RateAuto (nil: fixed).
+	adaptive *AdaptiveRate
+	log      zerolog.Logger
+	oauth    clientcredentials.Config
 
 	// shownBase is the base URL as messages print it: without userinfo.
 	shownBase string
@@ -152,10 +159,70 @@ func NewClient(cfg ClientConfig, log zerolog.Logger) (*Client, error) {
 		AuthStyle:    oauth2.AuthStyleInHeader,
 	}
 	c.counters.init()
-	if cfg.Observer != nil {
+	if cfg.RateAuto {
+		// No cut goes below what the devices in flight need (a request
+		// waits at most a minute for its turn), nor above the ceiling.
+		least := min(float64(cfg.Concurrency)/60, cfg.RateLimit)
+		c.adaptive = NewAdaptiveRate(cfg.RateLearned, cfg.RateLimit, least, nil, func(r float64) {
+			c.limiter.SetLimit(rate.Limit(r))
+			if cfg.Observer != nil {
+				cfg.Observer.RateLimit(r)
+			}
+		})
+	} else if cfg.Observer != nil {
 		cfg.Observer.RateLimit(cfg.RateLimit)
 	}
 	return c, nil
+}
+
+// RateLimit is the ceiling the client keeps now, in requests per second.
+func (c *Client) RateLimit() float64 {
+	if c.adaptive != nil {
+		return c.adaptive.Rate()
+	}
+	return c.cfg.RateLimit
+}
+
+// LearnedRate is the rate the next run may start at (AdaptiveRate.Learned);
+// ok is false when there is none, or the rate is fixed.
+func (c *Client) LearnedRate() (perSecond float64, ok bool) {
+	if c.adaptive == nil {
+		return 0, false
+	}
+	return c.adaptive.Learned()
+}
+
+// turn waits for a request's turn: out of any Retry-After pause, then the
+// limiter's. It returns the send time to hand to answered.
+func (c *Client) turn(ctx context.Context) (time.Time, error) {
+	for {
+		if c.adaptive != nil {
+			if d := time.Until(c.adaptive.PausedUntil()); d > 0 {
+				if err := sleep(ctx, d); err != nil {
+					return time.Time{}, err
+				}
+			}
+		}
+		if err := c.limiter.Wait(ctx); err != nil {
+			return time.Time{}, err
+		}
+		if c.adaptive == nil {
+			return time.Time{}, nil
+		}
+		// A pause that began while this request waited for the limiter
+		// holds it too.
+		if !time.Now().Before(c.adaptive.PausedUntil()) {
+			return c.adaptive.Sent(), nil
+		}
+	}
+}
+
+// answered tells the adaptive rate how a request sent at sent was answered
+// (status 0: no answer).
+func (c *Client) answered(sent time.Time, status int, retryAfter time.Duration) {
+	if c.adaptive != nil {
+		c.adaptive.Answered(sent, status, retryAfter)
+	}
 }
 
 // limitedTransport puts token requests under the same rate ceiling.
@@ -165,14 +232,18 @@ type limitedTransport struct {
 }
 
 func (t limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if err := t.c.limiter.Wait(r.Context()); err != nil {
+	sent, err := t.c.turn(r.Context())
+	if err != nil {
 		return nil, err
 	}
 	resp, err := t.base.RoundTrip(r)
 	status := 0
+	var retryAfter time.Duration
 	if err == nil {
 		status = resp.StatusCode
+		retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
+	t.c.answered(sent, status, retryAfter)
 	t.c.attempted("token", status, false)
 	return resp, err
 }
@@ -370,14 +441,17 @@ func (c *Client) callStatus(ctx context.Context, endpoint, method, path string, 
 			}
 			sessGen = -1
 		}
-		if err := c.limiter.Wait(ctx); err != nil {
+		sent, err := c.turn(ctx)
+		if err != nil {
 			return 0, err
 		}
 		start := time.Now()
 		resp, err := c.send(ctx, method, path, payload, tok, sess)
 		if err != nil {
+			c.answered(sent, 0, 0)
 			c.attempted(endpoint, 0, attempt > 1)
 		} else {
+			c.answered(sent, resp.status, resp.retryAfter)
 			c.attempted(endpoint, resp.status, attempt > 1)
 		}
 		if err != nil {

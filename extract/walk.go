@@ -131,6 +131,9 @@ type Progress struct {
 	DevicesTotal, DevicesDone, DevicesFailed int
 	Listing                                  bool
 	Records                                  int64
+	// RateLimit is the client's request rate ceiling, per second (set by
+	// the run that shows the progress, not by the walk).
+	RateLimit float64
 }
 
 // Result is what a walk did.

@@ -42,6 +42,9 @@ type RunProgress struct {
 	Requests         int     `json:"requests"`
 	Records          int64   `json:"records"`
 	DevicesPerSecond float64 `json:"devices_per_s"`
+	// RateLimit is the request rate ceiling the client keeps now, per
+	// second (under THINGSYNC_RATE_LIMIT=auto it moves).
+	RateLimit float64 `json:"rate_limit"`
 }
 
 // Whether the process that wrote a progress file still runs.
@@ -120,6 +123,7 @@ type progressFile struct {
 	log      zerolog.Logger
 	now      func() time.Time
 	requests func() int
+	limit    func() float64
 	start    time.Time // wall clock, for the rate
 
 	mu      sync.Mutex
@@ -130,9 +134,9 @@ type progressFile struct {
 	stop, stopped chan struct{}
 }
 
-func startProgressFile(db string, log zerolog.Logger, now func() time.Time, requests func() int, runID, kind string, started time.Time) *progressFile {
+func startProgressFile(db string, log zerolog.Logger, now func() time.Time, requests func() int, limit func() float64, runID, kind string, started time.Time) *progressFile {
 	host, _ := os.Hostname()
-	f := &progressFile{path: ProgressPath(db), log: log, now: now, requests: requests, start: time.Now(),
+	f := &progressFile{path: ProgressPath(db), log: log, now: now, requests: requests, limit: limit, start: time.Now(),
 		p: RunProgress{PID: os.Getpid(), Host: host, RunID: runID, Kind: kind, StartedAt: started, Phase: "started", Listing: true}}
 	f.mu.Lock()
 	f.write()
@@ -201,6 +205,7 @@ func (f *progressFile) write() {
 	f.written = time.Now()
 	f.p.UpdatedAt = f.now()
 	f.p.Requests = f.requests()
+	f.p.RateLimit = f.limit()
 	if el := time.Since(f.start).Seconds(); el > 0 {
 		f.p.DevicesPerSecond = float64(f.p.DevicesDone) / el
 	}

@@ -54,8 +54,10 @@ type Report struct {
 	Result   extract.Result
 	Counters extract.Counters
 	Totals   load.Totals
-	Agg      aggregate.Report
-	Summary  string
+	// RateLimit is the request rate ceiling the client kept at the end.
+	RateLimit float64
+	Agg       aggregate.Report
+	Summary   string
 }
 
 // Runner runs syncs and backfills against one warehouse and account.
@@ -98,7 +100,7 @@ func NewClient(cfg *config.Config, concurrency int, tune func(*extract.ClientCon
 	cc := extract.ClientConfig{
 		BaseURL: cfg.BaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
 		Username: cfg.Username, Password: cfg.Password.Reveal(), AccountName: cfg.AccountName,
-		RateLimit: cfg.RateLimit, Concurrency: concurrency, MaxBodyBytes: cfg.MaxAnswerBytes, Observer: obs,
+		RateLimit: cfg.RateLimit, RateAuto: cfg.RateAuto, Concurrency: concurrency, MaxBodyBytes: cfg.MaxAnswerBytes, Observer: obs,
 	}
 	if tune != nil {
 		tune(&cc)
@@ -153,7 +155,14 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Report, error) {
 	rep.RunID = runID
 	log = log.With().Str(logging.RunID, runID).Logger()
 
-	client, err := NewClient(cfg, cfg.Concurrency, r.TuneClient, spec.Observer, log)
+	learned := startRate(ctx, wh, cfg, log)
+	tune := func(cc *extract.ClientConfig) {
+		cc.RateLearned = learned
+		if r.TuneClient != nil {
+			r.TuneClient(cc)
+		}
+	}
+	client, err := NewClient(cfg, cfg.Concurrency, tune, spec.Observer, log)
 	if err != nil {
 		return rep, cannotRun(err)
 	}
@@ -176,7 +185,7 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Report, error) {
 	}
 	// Readers of the warehouse's state read this file while the run holds
 	// the warehouse.
-	pf := startProgressFile(cfg.DB, log, r.now, func() int { return client.Counters().TotalRequests() }, runID, spec.Kind, started)
+	pf := startProgressFile(cfg.DB, log, r.now, func() int { return client.Counters().TotalRequests() }, client.RateLimit, runID, spec.Kind, started)
 	defer pf.remove()
 	display := r.Progress
 	if display == nil {
@@ -186,6 +195,7 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Report, error) {
 	}
 	show, finishProgress := display(log, spec.Kind)
 	progress := func(p extract.Progress) {
+		p.RateLimit = client.RateLimit()
 		pf.update(p)
 		show(p)
 		if spec.Observer != nil {
@@ -215,6 +225,7 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Report, error) {
 		}
 	}
 	_ = client.Logout(wctx)
+	keepRate(wctx, wh, client, r.now(), runID, log)
 
 	counters := client.Counters()
 	o := Decide(Ended{Result: res, WalkErr: walkErr, CloseErr: closeErr, AggErr: aggErr, Interrupted: ctx.Err() != nil})
@@ -229,7 +240,11 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Report, error) {
 	if asksAggregate {
 		shown = &agg
 	}
+	rep.RateLimit = client.RateLimit()
 	rep.Summary = Summary(spec.Kind, res, counters, totals, r.now().Sub(started), shown)
+	if cfg.RateAuto {
+		rep.Summary += fmt.Sprintf(", request rate %.1f/s at the end", rep.RateLimit)
+	}
 	return rep, o.Err
 }
 

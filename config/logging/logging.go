@@ -29,6 +29,8 @@ const (
 	// milliseconds: the name says the unit.
 	DurationMS = "duration_ms"
 	Command    = "command"
+	// RateLimit is the request rate ceiling the client keeps, per second.
+	RateLimit = "rate_limit"
 )
 
 // ParseLevel reads a log level: debug, info, warn or error (trace too, for
