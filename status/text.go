@@ -82,8 +82,12 @@ func writeProgress(w io.Writer, p *ingest.ProgressView, now time.Time) {
 	}
 	fmt.Fprintf(w, "  started %s (%s ago), last report %s (%s ago), %s\n", p.StartedAt.Format(time.RFC3339),
 		durationText(now.Sub(p.StartedAt)), p.UpdatedAt.Format(time.RFC3339), durationText(now.Sub(p.UpdatedAt)), p.Phase)
-	fmt.Fprintf(w, "  devices %s, %d done, %d failed; %d requests, %d records, %.1f devices/s\n",
-		listed, p.DevicesDone, p.DevicesFailed, p.Requests, p.Records, p.DevicesPerSecond)
+	rate := ""
+	if p.RateLimit > 0 {
+		rate = fmt.Sprintf(", at most %.1f requests/s", p.RateLimit)
+	}
+	fmt.Fprintf(w, "  devices %s, %d done, %d failed; %d requests, %d records, %.1f devices/s%s\n",
+		listed, p.DevicesDone, p.DevicesFailed, p.Requests, p.Records, p.DevicesPerSecond, rate)
 }
 
 func timeText(t *time.Time) string {

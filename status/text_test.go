@@ -114,7 +114,7 @@ Rejected records: 0
 // or nothing.
 func TestWriteTextInUse(t *testing.T) {
 	report := ingest.RunProgress{PID: 42, Host: "h1", RunID: "run-1", Kind: "sync", StartedAt: now.Add(-5 * time.Minute), UpdatedAt: now.Add(-2 * time.Second),
-		Phase: "fetching", Listing: true, DevicesListed: 200, DevicesDone: 50, DevicesFailed: 1, Requests: 300, Records: 9000, DevicesPerSecond: 0.1666}
+		Phase: "fetching", Listing: true, DevicesListed: 200, DevicesDone: 50, DevicesFailed: 1, Requests: 300, Records: 9000, DevicesPerSecond: 0.1666, RateLimit: 37.54}
 	tests := []struct {
 		name string
 		doc  Document
@@ -127,7 +127,7 @@ func TestWriteTextInUse(t *testing.T) {
 			"",
 			"Run in progress: sync run-1 (pid 42)",
 			"  started 2026-06-10T11:55:00Z (5m0s ago), last report 2026-06-10T11:59:58Z (2s ago), fetching",
-			"  devices 200 listed so far, 50 done, 1 failed; 300 requests, 9000 records, 0.2 devices/s",
+			"  devices 200 listed so far, 50 done, 1 failed; 300 requests, 9000 records, 0.2 devices/s, at most 37.5 requests/s",
 		}, "Streams"},
 		{"a killed run", Document{Source: SourceWarehouse, Progress: &ingest.ProgressView{RunProgress: report, Process: ingest.ProcessGone}}, []string{
 			"Run left unfinished: sync run-1 (pid 42, which is gone: the run ended without recording an outcome (killed?); the next run marks it abandoned)",
