@@ -103,8 +103,8 @@ type raw struct {
 	Streams  string `env:"THINGSYNC_STREAMS, default=usage,connections,rated,aggregate"`
 	Start    string `env:"THINGSYNC_START"`
 
-	WindowUsage         string `env:"THINGSYNC_WINDOW_USAGE, default=30d"`
-	WindowConnections   string `env:"THINGSYNC_WINDOW_CONNECTIONS, default=3d"`
+	WindowUsage         string `env:"THINGSYNC_WINDOW_USAGE, default=367d"`
+	WindowConnections   string `env:"THINGSYNC_WINDOW_CONNECTIONS, default=367d"`
 	LookbackUsage       string `env:"THINGSYNC_LOOKBACK_USAGE, default=3d"`
 	LookbackConnections string `env:"THINGSYNC_LOOKBACK_CONNECTIONS, default=1d"`
 	IdleRecheck         string `env:"THINGSYNC_IDLE_RECHECK, default=7d"`

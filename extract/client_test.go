@@ -448,7 +448,7 @@ func TestClient(t *testing.T) {
 	})
 
 	t.Run("UnexpectedError: one retry, then a range timeout", func(t *testing.T) {
-		e := setup(t, simulator.Options{Seed: 1, Faults: simulator.Faults{MaxRange: 48 * time.Hour}}, nil)
+		e := setup(t, simulator.Options{Seed: 1, Faults: simulator.Faults{SlowRange: 48 * time.Hour}}, nil)
 		id := firstActive(t, e.sim)
 		_, err := e.client.UsagePage(ctx, id, t0.AddDate(0, 0, -5), t0)
 		if !errors.Is(err, extract.ErrRangeTimeout) {
@@ -457,7 +457,7 @@ func TestClient(t *testing.T) {
 		if n := e.sim.Stats().Requests["usage"]; n != 2 {
 			t.Errorf("%d usage requests, want 2 (one repeat)", n)
 		}
-		e.sim.SetFaults(simulator.Faults{MaxRange: 48 * time.Hour, CacheRepeats: true})
+		e.sim.SetFaults(simulator.Faults{SlowRange: 48 * time.Hour, CacheRepeats: true})
 		if _, err := e.client.UsagePage(ctx, id, t0.AddDate(0, 0, -9), t0); err != nil {
 			t.Errorf("with the API's cache the repeat should succeed: %v", err)
 		}

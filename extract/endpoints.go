@@ -97,7 +97,7 @@ func (c *Client) UsagePage(ctx context.Context, id DeviceID, earliest, latest ti
 	var out usagePageWire
 	status, err := c.callStatus(ctx, "usage", http.MethodPost, "/api/m2m/v1/devices/usage/actions/list", body, &out, callOpts{rangeCall: true})
 	if err != nil {
-		return UsagePage{}, err
+		return UsagePage{}, refusedRange(err)
 	}
 	return UsagePage{Records: out.UsageHistory, HasMore: out.HasMoreData || status == http.StatusAccepted, Bytes: out.bytes}, nil
 }
@@ -115,7 +115,7 @@ func (c *Client) ConnectionPage(ctx context.Context, id DeviceID, earliest, late
 	var out connectionPageWire
 	status, err := c.callStatus(ctx, "connections", http.MethodPost, "/api/m2m/v1/devices/connections/actions/listHistory", body, &out, callOpts{rangeCall: true})
 	if err != nil {
-		return ConnectionPage{}, err
+		return ConnectionPage{}, refusedRange(err)
 	}
 	return ConnectionPage{Events: out.ConnectionHistory, HasMore: out.HasMoreData || status == http.StatusAccepted, Bytes: out.bytes}, nil
 }

@@ -52,11 +52,34 @@ func (e *APIError) undefined() bool {
 
 func (e *APIError) unexpected() bool { return e.Code == "REQUEST_FAILED.UnexpectedError" }
 
+// rangeRefused tells whether a history request's answer refuses its range
+// as too long. The vendor documents no limit nor its code: any
+// INPUT_INVALID error whose code names a range (INPUT_INVALID.DateRange,
+// the code the aggregate endpoint gives its period) is taken for one; a
+// malformed date is INPUT_INVALID.Request.InvalidCharacter.
+func (e *APIError) rangeRefused() bool {
+	return strings.HasPrefix(e.Code, "INPUT_INVALID.") && strings.Contains(strings.ToLower(e.Code), "range")
+}
+
+// refusedRange marks an error answer that refuses a history request's
+// range with ErrRangeRefused.
+func refusedRange(err error) error {
+	var api *APIError
+	if errors.As(err, &api) && api.rangeRefused() {
+		return fmt.Errorf("%w: %w", ErrRangeRefused, err)
+	}
+	return err
+}
+
 var (
 	// ErrRangeTimeout: the API could not answer the range in time
 	// (REQUEST_FAILED.UnexpectedError twice, HTTP 504, or the client's own
 	// timeout). The caller splits the window.
 	ErrRangeTimeout = errors.New("range timed out")
+	// ErrRangeRefused: the API refused the range as longer than one
+	// request may span (an INPUT_INVALID error naming a range). The
+	// caller asks narrower windows and learns the width (RangeLimit).
+	ErrRangeRefused = errors.New("range longer than the API answers")
 	// ErrNoProgress: a page did not move the paging cursor forward.
 	ErrNoProgress = errors.New("paging cursor did not advance")
 	// ErrTooManyPages: a window's history kept answering hasMoreData past

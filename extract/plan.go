@@ -30,8 +30,13 @@ type Plan struct {
 	// Start is the first instant to fetch for a device with no checkpoint
 	// (THINGSYNC_START); never before the retention floor.
 	Start time.Time
-	// Step is the longest range one request asks for.
-	Step time.Duration
+	// Ceiling is the widest range one request asks for
+	// (THINGSYNC_WINDOW_*): windows are planned this wide, and Limit
+	// narrows them where the API refuses.
+	Ceiling time.Duration
+	// Limit, if set, is the width the API answers, learned across the
+	// fleet and across runs (nil: the ceiling, halved where refused).
+	Limit *RangeLimit
 	// Lookback is the settlement period: data younger than it when fetched
 	// is provisional and read again by the next run.
 	Lookback time.Duration
@@ -57,7 +62,7 @@ func (p Plan) floor() time.Time {
 }
 
 // Incremental plans a sync run for one device: [settled_until, now), or
-// [Start, now) without a checkpoint, in steps of Step.
+// [Start, now) without a checkpoint, in windows of up to Ceiling.
 func (p Plan) Incremental(settledUntil time.Time) []Window {
 	from := settledUntil.UTC()
 	if fl := p.floor(); from.Before(fl) {
@@ -90,13 +95,13 @@ func (p Plan) Backfill(from, to, settledUntil time.Time) []Window {
 }
 
 func (p Plan) split(from, to time.Time, settle bool) []Window {
-	if !from.Before(to) || p.Step <= 0 {
+	if !from.Before(to) || p.Ceiling <= 0 {
 		return nil
 	}
 	limit := p.SettleLimit()
 	var ws []Window
 	for cur := from; cur.Before(to); {
-		end := cur.Add(p.Step)
+		end := cur.Add(p.Ceiling)
 		if end.After(to) {
 			end = to
 		}
@@ -114,6 +119,21 @@ func (p Plan) split(from, to time.Time, settle bool) []Window {
 		cur = end
 	}
 	return ws
+}
+
+// Cut divides a window at width from its start: head is the first width
+// of it, tail the rest (zero when the window is no wider). Settle is kept
+// as Split keeps it.
+func Cut(w Window, width time.Duration) (head, tail Window) {
+	if width <= 0 || w.To.Sub(w.From) <= width {
+		return w, Window{}
+	}
+	end := w.From.Add(width)
+	head, tail = Window{From: w.From, To: end}, Window{From: end, To: w.To}
+	if !w.Settle.IsZero() {
+		head.Settle, tail.Settle = minTime(end, w.Settle), w.Settle
+	}
+	return head, tail
 }
 
 // Split halves a window the API could not answer in time: in two while it is

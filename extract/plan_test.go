@@ -16,8 +16,8 @@ func ts(s string) time.Time {
 func TestPlanIncremental(t *testing.T) {
 	now := ts("2026-11-22T12:30:00Z")
 	day := 24 * time.Hour
-	usage := Plan{Now: now, Start: ts("2025-11-22T00:00:00Z"), Step: 30 * day, Lookback: 3 * day, Daily: true}
-	conns := Plan{Now: now, Start: ts("2025-11-22T00:00:00Z"), Step: 3 * day, Lookback: day}
+	usage := Plan{Now: now, Start: ts("2025-11-22T00:00:00Z"), Ceiling: 30 * day, Lookback: 3 * day, Daily: true}
+	conns := Plan{Now: now, Start: ts("2025-11-22T00:00:00Z"), Ceiling: 3 * day, Lookback: day}
 	tests := []struct {
 		name      string
 		plan      Plan
@@ -38,7 +38,7 @@ func TestPlanIncremental(t *testing.T) {
 		{"checkpoint older than retention is clamped", usage, ts("2020-01-01T00:00:00Z"), 13,
 			Window{ts("2025-11-22T00:00:00Z"), ts("2025-12-22T00:00:00Z"), ts("2025-12-22T00:00:00Z")},
 			Window{ts("2026-11-17T00:00:00Z"), now.Add(time.Second), ts("2026-11-19T00:00:00Z")}},
-		{"start before retention is clamped", Plan{Now: now, Start: ts("2020-01-01T00:00:00Z"), Step: 400 * day, Lookback: 3 * day, Daily: true}, time.Time{}, 1,
+		{"start before retention is clamped", Plan{Now: now, Start: ts("2020-01-01T00:00:00Z"), Ceiling: 400 * day, Lookback: 3 * day, Daily: true}, time.Time{}, 1,
 			Window{ts("2025-11-22T00:00:00Z"), now.Add(time.Second), ts("2026-11-19T00:00:00Z")},
 			Window{ts("2025-11-22T00:00:00Z"), now.Add(time.Second), ts("2026-11-19T00:00:00Z")}},
 		{"checkpoint in the future: nothing to do", usage, now.Add(time.Hour), 0, Window{}, Window{}},
@@ -70,7 +70,7 @@ func TestPlanIncremental(t *testing.T) {
 func TestPlanBackfill(t *testing.T) {
 	now := ts("2026-11-22T12:30:00Z")
 	day := 24 * time.Hour
-	p := Plan{Now: now, Start: ts("2026-01-01T00:00:00Z"), Step: 30 * day, Lookback: 3 * day, Daily: true}
+	p := Plan{Now: now, Start: ts("2026-01-01T00:00:00Z"), Ceiling: 30 * day, Lookback: 3 * day, Daily: true}
 	// Starting after the checkpoint would leave a gap: no settle.
 	ws := p.Backfill(ts("2026-10-01T00:00:00Z"), ts("2026-10-11T00:00:00Z"), ts("2026-06-01T00:00:00Z"))
 	if len(ws) != 1 || !ws[0].Settle.IsZero() {

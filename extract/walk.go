@@ -575,8 +575,17 @@ func (w *Walk) stream(ctx context.Context, stream string, dev target, windows []
 		}
 		return 0, nil
 	}
+	limit := w.Plans[stream].Limit
 	for i := 0; i < len(windows); i++ {
 		win := windows[i]
+		if limit != nil {
+			// Ask as wide as the API is known to answer: the rest of the
+			// window stays in the list, cut again when its turn comes.
+			if head, tail := Cut(win, limit.Width(win.To.Sub(win.From))); !tail.From.IsZero() {
+				windows = slices.Insert(windows, i+1, tail)
+				windows[i], win = head, head
+			}
+		}
 		b := Batch{Stream: stream, Device: dev.id, Window: win, FetchedUntil: loaded}
 		var err error
 		switch stream {
@@ -595,19 +604,40 @@ func (w *Walk) stream(ctx context.Context, stream string, dev target, windows []
 		default:
 			return records, fmt.Errorf("stream %q is not walked per window", stream)
 		}
-		if errors.Is(err, ErrRangeTimeout) {
+		if errors.Is(err, ErrRangeRefused) {
+			parts, ok := w.narrow(win, limit)
+			if !ok {
+				return records, fmt.Errorf("window %s: %w (THINGSYNC_WINDOW_%s sets the widest range asked)", win, err, strings.ToUpper(stream))
+			}
+			log.Info().Str(logging.Stream, stream).Str(logging.Window, win.String()).Str("width", parts[0].To.Sub(parts[0].From).String()).
+				Msg("window refused as too long; asking narrower ones")
+			windows = slices.Replace(windows, i, i+1, parts...)
+			i--
+			continue
+		}
+		if errors.Is(err, ErrRangeTimeout) || overCap(err, win) {
+			// A timeout is about this window's data, not the API's limit:
+			// the window is split, the learned width left alone. So is a
+			// wide window whose pages hold more than the memory cap.
 			parts, ok := Split(win)
 			if !ok {
 				return records, fmt.Errorf("window %s: %w", win, err)
 			}
-			log.Info().Str(logging.Stream, stream).Str(logging.Window, win.String()).Int("parts", len(parts)).Msg("window timed out; splitting")
+			msg := "window timed out; splitting"
+			if !errors.Is(err, ErrRangeTimeout) {
+				msg = "window's pages pass the memory cap; splitting"
+			}
+			log.Info().Str(logging.Stream, stream).Str(logging.Window, win.String()).Int("parts", len(parts)).Msg(msg)
 			// Replace the window by its parts and go on from the first.
-			windows = append(append(append([]Window(nil), windows[:i]...), parts...), windows[i+1:]...)
+			windows = slices.Replace(windows, i, i+1, parts...)
 			i--
 			continue
 		}
 		if err != nil {
 			return records, fmt.Errorf("window %s: %w", win, err)
+		}
+		if limit != nil {
+			limit.Answered(win.To.Sub(win.From))
 		}
 		b.Retire = dev.deactive && i == len(windows)-1 && w.Backfill == nil
 		if open != nil {
@@ -619,4 +649,36 @@ func (w *Walk) stream(ctx context.Context, stream string, dev target, windows []
 		}
 	}
 	return records, nil
+}
+
+// narrow replaces a window the API refused as too long: by two windows,
+// the first as wide as limit now allows (it has learned the refusal), or
+// by Split's halves without a limit or when the limit would not narrow it.
+// ok is false once the window is an hour or less.
+func (w *Walk) narrow(win Window, limit *RangeLimit) (parts []Window, ok bool) {
+	d := win.To.Sub(win.From)
+	if d <= time.Hour {
+		return nil, false
+	}
+	if limit != nil {
+		if head, tail := Cut(win, limit.Refused(d)); !tail.From.IsZero() {
+			return []Window{head, tail}, true
+		}
+	}
+	return Split(win)
+}
+
+// capSplitAbove is the narrowest window that is split, not failed, when its
+// pages together pass the memory cap (ClientConfig.MaxBodyBytes): three
+// days, the width windows had before they were asked wide, so a device
+// whose three days fit the cap is fetched as it always was, and a history
+// that fills the cap at any width (the API answering without end) costs a
+// few cap-fulls of pages per halving before its device fails.
+const capSplitAbove = 3 * 24 * time.Hour
+
+// overCap tells whether err is a window's pages passing the memory cap, in
+// a window wide enough to split.
+func overCap(err error, win Window) bool {
+	var big *TooLargeError
+	return errors.As(err, &big) && big.Window && win.To.Sub(win.From) > capSplitAbove
 }

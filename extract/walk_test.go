@@ -66,7 +66,7 @@ func TestWalkPanicIsAFailedDevice(t *testing.T) {
 	bad := firstActive(t, e.sim)
 	sink := newRecordingSink()
 	sink.panicOn = bad
-	plan := extract.Plan{Now: t0, Step: 30 * 24 * time.Hour, Lookback: 72 * time.Hour, Daily: true, Start: t0.AddDate(0, 0, -40)}
+	plan := extract.Plan{Now: t0, Ceiling: 30 * 24 * time.Hour, Lookback: 72 * time.Hour, Daily: true, Start: t0.AddDate(0, 0, -40)}
 	w := &extract.Walk{Client: e.client, Sink: sink, Log: zerolog.Nop(), Concurrency: 2, Streams: []string{schema.StreamUsage},
 		Plans: map[string]extract.Plan{schema.StreamUsage: plan}, Now: func() time.Time { return t0 }}
 	res, err := w.Run(context.Background())
@@ -91,7 +91,7 @@ func TestWalkPanicIsAFailedDevice(t *testing.T) {
 func TestWalkStreamsDevicePages(t *testing.T) {
 	e := setup(t, simulator.Options{Devices: 7, DevicePageSize: 2}, nil)
 	sink := newRecordingSink()
-	plan := extract.Plan{Now: t0, Step: 30 * 24 * time.Hour, Lookback: 72 * time.Hour, Daily: true, Start: t0.AddDate(0, 0, -5)}
+	plan := extract.Plan{Now: t0, Ceiling: 30 * 24 * time.Hour, Lookback: 72 * time.Hour, Daily: true, Start: t0.AddDate(0, 0, -5)}
 	w := &extract.Walk{Client: e.client, Sink: sink, Log: zerolog.Nop(), Concurrency: 1, Streams: []string{schema.StreamUsage},
 		Plans: map[string]extract.Plan{schema.StreamUsage: plan}, Now: func() time.Time { return t0 }, StateChunk: 2}
 	res, err := w.Run(context.Background())

@@ -179,9 +179,12 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Report, error) {
 	}
 	wr := wh.NewWriter(wctx, runID, wopts)
 	sink := load.NewPipeline(wh, wr, transform.New())
+	limits := rangeLimits(ctx, wh, cfg, log)
 	plans := map[string]extract.Plan{
-		schema.StreamUsage:       {Now: started, Start: cfg.Start, Step: cfg.WindowUsage, Lookback: cfg.LookbackUsage, Daily: true},
-		schema.StreamConnections: {Now: started, Start: cfg.Start, Step: cfg.WindowConnections, Lookback: cfg.LookbackConnections},
+		schema.StreamUsage: {Now: started, Start: cfg.Start, Ceiling: cfg.WindowUsage, Limit: limits[schema.StreamUsage],
+			Lookback: cfg.LookbackUsage, Daily: true},
+		schema.StreamConnections: {Now: started, Start: cfg.Start, Ceiling: cfg.WindowConnections, Limit: limits[schema.StreamConnections],
+			Lookback: cfg.LookbackConnections},
 	}
 	// Readers of the warehouse's state read this file while the run holds
 	// the warehouse.
@@ -209,6 +212,7 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Report, error) {
 	finishProgress()
 	pf.phase("finishing")
 	totals, closeErr := wr.Close(wctx)
+	keepRangeLimits(wctx, wh, limits, r.now(), runID, log)
 	var (
 		agg    aggregate.Report
 		aggErr error

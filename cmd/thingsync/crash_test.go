@@ -36,6 +36,8 @@ func TestCrashKill9(t *testing.T) {
 		t.Skip("crash test skipped in -short mode")
 	}
 	w := newWorld(t, simulator.Options{Devices: 30, Faults: simulator.Faults{Latency: 2 * time.Millisecond}})
+	// Windows of 30 and 3 days make the run long enough to be killed in.
+	w.env["THINGSYNC_WINDOW_USAGE"], w.env["THINGSYNC_WINDOW_CONNECTIONS"] = "30d", "3d"
 	env := append(os.Environ(), "THINGSYNC_TEST_MAIN=1")
 	for k, v := range w.env {
 		env = append(env, k+"="+v)
@@ -102,6 +104,8 @@ func TestCrashKill9(t *testing.T) {
 // as interrupted, the process exits promptly, and the next run completes.
 func TestSyncInterrupted(t *testing.T) {
 	w := newWorld(t, simulator.Options{Devices: 30, Faults: simulator.Faults{Latency: 2 * time.Millisecond}})
+	// Windows of 30 and 3 days make the run long enough to be killed in.
+	w.env["THINGSYNC_WINDOW_USAGE"], w.env["THINGSYNC_WINDOW_CONNECTIONS"] = "30d", "3d"
 	env := append(os.Environ(), "THINGSYNC_TEST_MAIN=1")
 	for k, v := range w.env {
 		env = append(env, k+"="+v)

@@ -70,11 +70,15 @@ func since(lines []string, start string) []string {
 }
 
 // hostileWorld is a world whose first n devices get the hostile faults f;
-// it returns those devices' identities and the others'.
+// it returns those devices' identities and the others'. Its windows are
+// 30 days of usage and 3 of connections, which the tests' page and
+// request counts are about.
 func hostileWorld(t *testing.T, devices, n int, f simulator.Faults) (w *world, hostile, others []simulator.ID) {
 	f.HostileDevices = n
 	w = newWorld(t, simulator.Options{Devices: devices, Faults: f})
 	w.env["THINGSYNC_START"] = hostileStart
+	w.env["THINGSYNC_WINDOW_USAGE"] = "30d"
+	w.env["THINGSYNC_WINDOW_CONNECTIONS"] = "3d"
 	for i, d := range w.sim.Devices() {
 		if i < n {
 			hostile = append(hostile, d.Identity)

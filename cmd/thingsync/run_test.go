@@ -606,6 +606,8 @@ func TestRunMetricsLive(t *testing.T) {
 	const devices = 12
 	w := newWorld(t, simulator.Options{Devices: devices, Faults: simulator.Faults{Rate5xx: 0.05},
 		Quirks: simulator.Quirks{BadTimestamp: true, BadValue: true}})
+	// Windows of 30 and 3 days: enough requests for the 5xx to hit some.
+	w.env["THINGSYNC_WINDOW_USAGE"], w.env["THINGSYNC_WINDOW_CONNECTIONS"] = "30d", "3d"
 	// Every history request of one device is held until the test releases
 	// it: the other devices finish, the run cannot.
 	var ids [][]byte

@@ -379,7 +379,7 @@ func TestSyncFailingDevice(t *testing.T) {
 }
 
 func TestSyncSplitsWindowsThatTimeOut(t *testing.T) {
-	w := newWorld(t, simulator.Options{Devices: 4, Faults: simulator.Faults{MaxRange: 8 * 24 * time.Hour}})
+	w := newWorld(t, simulator.Options{Devices: 4, Faults: simulator.Faults{SlowRange: 8 * 24 * time.Hour}})
 	w.env["THINGSYNC_WINDOW_CONNECTIONS"] = "20d"
 	code, out := w.run("sync")
 	if code != 0 {

@@ -91,6 +91,14 @@
 //     REQUEST_FAILED.UnexpectedError, 502 with an HTML body (a gateway), and
 //     503 REQUEST_FAILED.ServiceUnavailable; throttling answers 429
 //     REQUEST_FAILED.TooManyRequests.
+//   - A history request spanning more than Faults.MaxRange (latest −
+//     earliest) is refused with HTTP 400 INPUT_INVALID.DateRange, an
+//     errorMessage naming the limit, before any other check of the range
+//     (counted in Stats.RangesRefused). The vendor publishes neither such
+//     a limit nor its error: the code is the one the aggregate endpoint
+//     uses for its period. A range that is merely slow
+//     (Faults.SlowRange) fails as the vendor documents a timeout:
+//     REQUEST_FAILED.UnexpectedError.
 //   - Rates (RateCeiling, Stats.PeakRPS) and the 60 s of CacheRepeats are
 //     measured on the wall clock; expiries, retention and revisions follow
 //     the injected Clock.

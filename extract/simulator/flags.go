@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // RegisterFlags binds the options and faults to command-line flags, for
@@ -38,7 +39,16 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	})
 	fs.IntVar(&o.Faults.FailDeviceListAfter, "fail-device-list-after", 0, "fail device-list requests past this many devices (0: never)")
 	fs.IntVar(&o.Faults.SessionExpiryEvery, "session-expiry-every", 0, "expire the session every N requests")
-	fs.DurationVar(&o.Faults.MaxRange, "max-range", 0, "longest history range answered before REQUEST_FAILED.UnexpectedError")
+	fs.Func("max-range", "refuse usage and connection requests spanning more than this (e.g. 90d) with 400 INPUT_INVALID.DateRange", func(v string) error {
+		d, err := parseDays(v)
+		o.Faults.MaxRange = d
+		return err
+	})
+	fs.Func("slow-range", "usage and connection requests spanning more than this (e.g. 8d) time out: REQUEST_FAILED.UnexpectedError", func(v string) error {
+		d, err := parseDays(v)
+		o.Faults.SlowRange = d
+		return err
+	})
 	fs.BoolVar(&o.Faults.CacheRepeats, "cache-repeats", false, "answer an identical repeat of a too-long request within 60 s")
 	fs.Float64Var(&o.Faults.RateCeiling, "rate-ceiling", 0, "requests per second above which to answer 429")
 	fs.DurationVar(&o.Faults.BearerTTL, "bearer-ttl", 0, "bearer token lifetime (default the API's hour)")
@@ -73,6 +83,28 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&o.Quirks.KeySeed, "quirk-random-keys", 0, "device 0's usage records carry keys of random bytes drawn from this seed (0: none)")
 	fs.BoolVar(&o.Quirks.Implausible, "quirk-implausible", false, "device 0's usage of 12, 13 and 14 days ago has a negative bytesUsed, a date in 9999, the date 0001-01-01")
 	fs.BoolVar(&o.Quirks.BadValue, "quirk-bad-value", false, "device 0's usage of 11 days ago has a non-numeric MoSms")
+}
+
+// parseDays reads a duration: Go's syntax with an optional leading number
+// of days ("90d", "1d12h", "72h").
+func parseDays(v string) (time.Duration, error) {
+	s := strings.TrimSpace(v)
+	var total time.Duration
+	if i := strings.IndexByte(s, 'd'); i > 0 {
+		n, err := strconv.Atoi(s[:i])
+		if err != nil || n < 0 || n > 100_000 {
+			return 0, fmt.Errorf("want a duration such as 90d or 36h, got %q", v)
+		}
+		total, s = time.Duration(n)*24*time.Hour, s[i+1:]
+		if s == "" {
+			return total, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("want a duration such as 90d or 36h, got %q", v)
+	}
+	return total + d, nil
 }
 
 // parseSize reads a byte count: a number with an optional unit, KB, MB and

@@ -3,6 +3,7 @@ package simulator
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -68,10 +69,17 @@ type Faults struct {
 	// expired (REQUEST_FAILED.SessionToken.Expired); the session is dropped.
 	SessionExpiryEvery int
 	// MaxRange: usage and connection requests whose latest − earliest
-	// exceeds it fail with 400 REQUEST_FAILED.UnexpectedError, as a request
-	// the API cannot answer within 30 seconds does (0: no limit).
+	// exceeds it are refused, HTTP 400 INPUT_INVALID.DateRange, whatever
+	// the device holds, as an account whose API limits the range one
+	// request may span (0: no limit). The vendor publishes no such limit
+	// nor its error code: the code is the simulator's choice, the one the
+	// aggregate endpoint uses for its period.
 	MaxRange time.Duration
-	// CacheRepeats: with MaxRange, the identical request sent again within
+	// SlowRange: usage and connection requests whose latest − earliest
+	// exceeds it fail with 400 REQUEST_FAILED.UnexpectedError, as a request
+	// the API cannot answer within 30 seconds does (0: none).
+	SlowRange time.Duration
+	// CacheRepeats: with SlowRange, the identical request sent again within
 	// 60 s (wall clock) is answered, as the vendor's legacy page says (the
 	// first run kept going and cached its result).
 	CacheRepeats bool
@@ -668,7 +676,13 @@ func (s *Simulator) serveHistory(w http.ResponseWriter, r *http.Request, ep int,
 		writeError(w, http.StatusInternalServerError, "REQUEST_FAILED.InternalError", "An internal error occurred")
 		return
 	}
-	if f.MaxRange > 0 && latest.Sub(earliest) > f.MaxRange && !s.cachedRepeat(ep, req, f.CacheRepeats) {
+	if f.MaxRange > 0 && latest.Sub(earliest) > f.MaxRange {
+		s.ctr.refused.Add(1)
+		writeError(w, http.StatusBadRequest, "INPUT_INVALID.DateRange",
+			fmt.Sprintf("The range from earliest to latest is longer than the %s one request may span", days(f.MaxRange)))
+		return
+	}
+	if f.SlowRange > 0 && latest.Sub(earliest) > f.SlowRange && !s.cachedRepeat(ep, req, f.CacheRepeats) {
 		writeError(w, http.StatusBadRequest, "REQUEST_FAILED.UnexpectedError", "An unexpected error occurred")
 		return
 	}
@@ -695,6 +709,14 @@ func (s *Simulator) serveHistory(w http.ResponseWriter, r *http.Request, ep int,
 	default:
 		writePage(w, *bp, more)
 	}
+}
+
+// days writes a duration in days when it is a whole number of them.
+func days(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return d.String()
 }
 
 // cachedRepeat tells whether a too-long request is answered because the

@@ -720,8 +720,16 @@ func TestFaults(t *testing.T) {
 		{"5xx", Faults{Rate5xx: 1}, []int{500, 502, 503}, "*", nil},
 		{"failing device, by another of its identifiers", Faults{FailDevices: []string{d.IDs[2].ID}}, []int{500}, "REQUEST_FAILED.InternalError", nil},
 		{"failing devices leave the others alone", Faults{FailDevices: []string{a.sim.Devices()[1].IDs[0].ID}}, []int{200}, "", nil},
-		{"range too long", Faults{MaxRange: 8 * 24 * time.Hour}, []int{400}, "REQUEST_FAILED.UnexpectedError", nil},
-		{"range within the limit", Faults{MaxRange: 9 * 24 * time.Hour}, []int{200}, "", nil},
+		{"range too slow", Faults{SlowRange: 8 * 24 * time.Hour}, []int{400}, "REQUEST_FAILED.UnexpectedError", nil},
+		{"range within the slow limit", Faults{SlowRange: 9 * 24 * time.Hour}, []int{200}, "", nil},
+		{"range longer than the maximum", Faults{MaxRange: 8 * 24 * time.Hour}, []int{400}, "INPUT_INVALID.DateRange",
+			func(t *testing.T, r reply) {
+				if msg, _ := r.m["errorMessage"].(string); !strings.Contains(msg, "8 days") {
+					t.Errorf("errorMessage %q does not name the limit", msg)
+				}
+			}},
+		{"range at the maximum", Faults{MaxRange: 9 * 24 * time.Hour}, []int{200}, "", nil},
+		{"refused before it could time out", Faults{MaxRange: 8 * 24 * time.Hour, SlowRange: 8 * 24 * time.Hour}, []int{400}, "INPUT_INVALID.DateRange", nil},
 		{"session expiry", Faults{SessionExpiryEvery: 1}, []int{400}, "REQUEST_FAILED.SessionToken.Expired", nil},
 		{"latency", Faults{Latency: 150 * time.Millisecond}, []int{200}, "", nil},
 	}
@@ -786,9 +794,23 @@ func TestFaults(t *testing.T) {
 			t.Errorf("statuses %v", got)
 		}
 	})
+	t.Run("refusals counted", func(t *testing.T) {
+		a.login()
+		a.sim.SetFaults(Faults{MaxRange: 8 * 24 * time.Hour})
+		defer a.sim.SetFaults(Faults{})
+		a.sim.ResetStats()
+		usage()
+		usage()
+		if r := a.usage(d.Identity, t0.AddDate(0, 0, -8), t0); r.status != 200 {
+			t.Errorf("8 days: %v", r)
+		}
+		if s := a.sim.Stats(); s.RangesRefused != 2 || s.Requests["usage"] != 3 {
+			t.Errorf("%d refusals of %d usage requests, want 2 of 3", s.RangesRefused, s.Requests["usage"])
+		}
+	})
 	t.Run("cache repeats", func(t *testing.T) {
 		a.login()
-		a.sim.SetFaults(Faults{MaxRange: 48 * time.Hour, CacheRepeats: true})
+		a.sim.SetFaults(Faults{SlowRange: 48 * time.Hour, CacheRepeats: true})
 		defer a.sim.SetFaults(Faults{})
 		if r := usage(); r.status != 400 {
 			t.Errorf("first: %v", r)
@@ -919,13 +941,13 @@ func TestFlags(t *testing.T) {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	o.RegisterFlags(fs)
 	err := fs.Parse([]string{"--devices", "7", "--seed", "9", "--latency", "5ms", "--rate-429", "0.1", "--retry-after", "2s", "--rate-5xx", "0.2",
-		"--fail-device", "a,b", "--fail-device", "c", "--session-expiry-every", "4", "--max-range", "72h", "--cache-repeats",
+		"--fail-device", "a,b", "--fail-device", "c", "--session-expiry-every", "4", "--max-range", "90d", "--slow-range", "1d12h", "--cache-repeats",
 		"--rate-ceiling", "50", "--device-page-size", "100", "--history-page-size", "50", "--reject-login", "--bearer-ttl", "1m", "--quirk-occuredat", "--quirk-numbers",
 		"--quirk-number-strings", "--quirk-unknown-keys", "--quirk-bad-timestamp", "--quirk-bad-value",
 		"--hostile-devices", "3", "--endless-history", "1s", "--oversized-pages", "60MB", "--giant-answer", "1.5GiB", "--huge-values", "2KiB", "--repeat-device-list"})
 	want := Options{Seed: 9, Devices: 7, AccountName: "0000123456-00001", ClientID: "sim-client", ClientSecret: "sim-secret", Username: "sim-user",
 		Password: "sim-password", DevicePageSize: 100, HistoryPageSize: 50, Faults: Faults{Latency: 5 * time.Millisecond, Rate429: 0.1, RetryAfter: 2 * time.Second,
-			Rate5xx: 0.2, FailDevices: []string{"a", "b", "c"}, SessionExpiryEvery: 4, MaxRange: 72 * time.Hour, CacheRepeats: true,
+			Rate5xx: 0.2, FailDevices: []string{"a", "b", "c"}, SessionExpiryEvery: 4, MaxRange: 90 * 24 * time.Hour, SlowRange: 36 * time.Hour, CacheRepeats: true,
 			RateCeiling: 50, RejectLogin: true, BearerTTL: time.Minute,
 			HostileDevices: 3, EndlessHistory: time.Second, OversizedPages: 60_000_000, GiantAnswer: 3 << 29, HugeValues: 2048, RepeatDeviceList: true},
 		Quirks: Quirks{OccuredAt: true, NumbersAsNumbers: true, NumbersAsStrings: true, UnknownKeys: true, BadTimestamp: true, BadValue: true}}

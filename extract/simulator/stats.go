@@ -25,6 +25,9 @@ type Stats struct {
 	// client went away during the Latency fault (nothing was sent).
 	Status    map[int]int
 	Throttled int // 429s answered for exceeding RateCeiling
+	// RangesRefused counts the usage and connection requests refused for
+	// spanning more than Faults.MaxRange.
+	RangesRefused int
 	// PeakRPS is the most requests that arrived within any sliding
 	// 1-second window (wall-clock time: rates are about the wire).
 	PeakRPS float64
@@ -71,6 +74,7 @@ func deviceSlot(ep int) int {
 type counters struct {
 	tokenRequests, logins, failedLogins, logouts atomic.Int64
 	throttled, delivered, attempts, abandoned    atomic.Int64
+	refused                                      atomic.Int64
 	requests                                     [len(endpoints)]atomic.Int64
 	status                                       [600]atomic.Int64
 	devices                                      deviceCounters
@@ -127,7 +131,7 @@ func (c *counters) countStatus(code int) {
 }
 
 func (c *counters) reset() {
-	for _, a := range []*atomic.Int64{&c.tokenRequests, &c.logins, &c.failedLogins, &c.logouts, &c.throttled, &c.delivered, &c.attempts, &c.abandoned} {
+	for _, a := range []*atomic.Int64{&c.tokenRequests, &c.logins, &c.failedLogins, &c.logouts, &c.throttled, &c.delivered, &c.attempts, &c.abandoned, &c.refused} {
 		a.Store(0)
 	}
 	for i := range c.requests {
@@ -209,6 +213,7 @@ func (s *Simulator) Stats() Stats {
 		FailedLogins:       int(c.failedLogins.Load()),
 		Logouts:            int(c.logouts.Load()),
 		Throttled:          int(c.throttled.Load()),
+		RangesRefused:      int(c.refused.Load()),
 		CallbacksDelivered: int(c.delivered.Load()),
 		CallbackAttempts:   int(c.attempts.Load()),
 		CallbacksAbandoned: int(c.abandoned.Load()),
