@@ -62,6 +62,8 @@ func waitProgress(t *testing.T, w *world) ingest.RunProgress {
 // those listed.
 func TestStatusDuringSync(t *testing.T) {
 	w := newWorld(t, simulator.Options{Devices: 30, Faults: simulator.Faults{Latency: 20 * time.Millisecond}})
+	// Windows of 30 and 3 days make the run long enough to act during it.
+	w.env["THINGSYNC_WINDOW_USAGE"], w.env["THINGSYNC_WINDOW_CONNECTIONS"] = "30d", "3d"
 	var stdout strings.Builder
 	cmd := syncProcess(t, w, &stdout)
 	p := waitProgress(t, w)
@@ -153,6 +155,8 @@ func TestStatusDuringSync(t *testing.T) {
 // and the next run records it so.
 func TestKilledRunIsAbandoned(t *testing.T) {
 	w := newWorld(t, simulator.Options{Devices: 30, Faults: simulator.Faults{Latency: 20 * time.Millisecond}})
+	// Windows of 30 and 3 days make the run long enough to act during it.
+	w.env["THINGSYNC_WINDOW_USAGE"], w.env["THINGSYNC_WINDOW_CONNECTIONS"] = "30d", "3d"
 	cmd := syncProcess(t, w, &strings.Builder{})
 	p := waitProgress(t, w)
 	_ = cmd.Process.Signal(syscall.SIGKILL)

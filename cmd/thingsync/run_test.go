@@ -245,6 +245,8 @@ func sum(mf map[string]*dto.MetricFamily, name string) float64 {
 func TestRunScheduleHealthMetrics(t *testing.T) {
 	// The latency makes the first run (a year of history) last seconds.
 	w := newWorld(t, simulator.Options{Devices: 24, Faults: simulator.Faults{Latency: 5 * time.Millisecond}})
+	// Windows of 30 and 3 days make the run long enough to act during it.
+	w.env["THINGSYNC_WINDOW_USAGE"], w.env["THINGSYNC_WINDOW_CONNECTIONS"] = "30d", "3d"
 	snap := filepath.Join(t.TempDir(), "snapshot.duckdb")
 	d := startDaemon(t, w, map[string]string{"THINGSYNC_SCHEDULE": "@every 1s", "THINGSYNC_SNAPSHOT": snap})
 
@@ -390,6 +392,8 @@ func TestRunLoginRejected(t *testing.T) {
 // completes the warehouse exactly.
 func TestRunSIGTERMThenResume(t *testing.T) {
 	w := newWorld(t, simulator.Options{Devices: 30, Faults: simulator.Faults{Latency: 2 * time.Millisecond}})
+	// Windows of 30 and 3 days make the run long enough to act during it.
+	w.env["THINGSYNC_WINDOW_USAGE"], w.env["THINGSYNC_WINDOW_CONNECTIONS"] = "30d", "3d"
 	// --now runs at once; the yearly schedule does not fire during the test.
 	yearly := map[string]string{"THINGSYNC_SCHEDULE": "0 0 1 1 *"}
 	d := startDaemon(t, w, yearly, "--now")
@@ -442,6 +446,8 @@ func TestRunIdleReleasesTheWarehouse(t *testing.T) {
 // run's data.
 func TestRunSnapshotReadableDuringRun(t *testing.T) {
 	w := newWorld(t, simulator.Options{Devices: 24, Faults: simulator.Faults{Latency: 3 * time.Millisecond}})
+	// Windows of 30 and 3 days make the run long enough to act during it.
+	w.env["THINGSYNC_WINDOW_USAGE"], w.env["THINGSYNC_WINDOW_CONNECTIONS"] = "30d", "3d"
 	snap := filepath.Join(t.TempDir(), "snapshot.duckdb")
 	w.env["THINGSYNC_SNAPSHOT"] = snap // for the daemon and for thingsync sql
 	d := startDaemon(t, w, map[string]string{"THINGSYNC_SCHEDULE": "@every 1s"})
