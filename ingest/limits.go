@@ -21,18 +21,18 @@ func learnedWindow(stream string) string { return "window_" + stream }
 // rangeLimits starts each history stream's range limit from what earlier
 // runs learned, under the configured ceilings. What cannot be read is
 // learned again: it costs a few refused requests, not the run.
-func rangeLimits(ctx context.Context, wh *load.Warehouse, cfg *config.Config, log zerolog.Logger) map[string]*extract.RangeLimit {
+func rangeLimits(ctx context.Context, learned func(ctx context.Context, name string) (string, bool, error), cfg *config.Config, log zerolog.Logger) map[string]*extract.RangeLimit {
 	out := map[string]*extract.RangeLimit{}
 	for stream, ceiling := range map[string]time.Duration{schema.StreamUsage: cfg.WindowUsage, schema.StreamConnections: cfg.WindowConnections} {
-		var learned extract.RangeLearned
-		v, ok, err := wh.Learned(ctx, learnedWindow(stream))
+		var known extract.RangeLearned
+		v, ok, err := learned(ctx, learnedWindow(stream))
 		if err == nil && ok {
-			learned, err = extract.ParseRangeLearned(v)
+			known, err = extract.ParseRangeLearned(v)
 		}
 		if err != nil {
 			log.Warn().Err(err).Str(logging.Stream, stream).Msg("cannot read the range width earlier runs learned; learning it again")
 		}
-		out[stream] = extract.NewRangeLimit(ceiling, learned)
+		out[stream] = extract.NewRangeLimit(ceiling, known)
 	}
 	return out
 }

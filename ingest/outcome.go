@@ -3,6 +3,7 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -115,6 +116,15 @@ func (o Outcome) Unrecorded(err error) Outcome {
 		return o
 	}
 	return Outcome{Status: StatusFailed, Detail: o.Detail, Err: cannotRun(fmt.Errorf("record run outcome: %w", err))}
+}
+
+// WriteSummary prints the run's summary line, unless the run failed: then
+// the error (exit 3) is the whole story, and a summary of zeros would read
+// like a quiet success.
+func (r Report) WriteSummary(w io.Writer) {
+	if r.Summary != "" && r.Status != StatusFailed {
+		fmt.Fprintln(w, r.Summary)
+	}
 }
 
 // Summary is a run's one summary line: devices, requests, rows per table,

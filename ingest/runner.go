@@ -179,13 +179,8 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Report, error) {
 	}
 	wr := wh.NewWriter(wctx, runID, wopts)
 	sink := load.NewPipeline(wh, wr, transform.New())
-	limits := rangeLimits(ctx, wh, cfg, log)
-	plans := map[string]extract.Plan{
-		schema.StreamUsage: {Now: started, Start: cfg.Start, Ceiling: cfg.WindowUsage, Limit: limits[schema.StreamUsage],
-			Lookback: cfg.LookbackUsage, Daily: true},
-		schema.StreamConnections: {Now: started, Start: cfg.Start, Ceiling: cfg.WindowConnections, Limit: limits[schema.StreamConnections],
-			Lookback: cfg.LookbackConnections},
-	}
+	limits := rangeLimits(ctx, wh.Learned, cfg, log)
+	plans := walkPlans(cfg, started, limits)
 	// Readers of the warehouse's state read this file while the run holds
 	// the warehouse.
 	pf := startProgressFile(cfg.DB, log, r.now, func() int { return client.Counters().TotalRequests() }, client.RateLimit, runID, spec.Kind, started)

@@ -120,7 +120,7 @@ type Env struct {
 func commands() []command {
 	api := []string{"THINGSPACE_BASE_URL", "THINGSPACE_CLIENT_ID", "THINGSPACE_CLIENT_SECRET", "THINGSPACE_USERNAME", "THINGSPACE_PASSWORD", "THINGSPACE_ACCOUNT_NAME"}
 	fetch := []string{"THINGSYNC_DB", "THINGSYNC_STREAMS", "THINGSYNC_START", "THINGSYNC_WINDOW_USAGE", "THINGSYNC_WINDOW_CONNECTIONS",
-		"THINGSYNC_LOOKBACK_USAGE", "THINGSYNC_LOOKBACK_CONNECTIONS", "THINGSYNC_CONCURRENCY", "THINGSYNC_RATE_LIMIT", "THINGSYNC_MAX_ANSWER_MB"}
+		"THINGSYNC_LOOKBACK_USAGE", "THINGSYNC_LOOKBACK_CONNECTIONS", "THINGSYNC_IDLE_RECHECK", "THINGSYNC_CONCURRENCY", "THINGSYNC_RATE_LIMIT", "THINGSYNC_MAX_ANSWER_MB"}
 	callbacks := []string{"THINGSYNC_HTTP_ADDR", "THINGSYNC_CALLBACK_URL", "THINGSYNC_CALLBACK_USERNAME", "THINGSYNC_CALLBACK_PASSWORD"}
 	logs := []string{"THINGSYNC_LOG_LEVEL", "THINGSYNC_LOG_FORMAT"}
 	reads := []string{"THINGSYNC_DB", "THINGSYNC_SNAPSHOT"}
@@ -129,7 +129,7 @@ func commands() []command {
 		{name: "sync", summary: "one incremental run of the configured streams over every device", needsAPI: true,
 			env: join(api, fetch, callbacks, logs), run: runSync},
 		{name: "backfill", summary: "re-fetch a closed range of dates, or the coverage ledger's gaps, and upsert it", needsAPI: true,
-			env: join(api, slices.DeleteFunc(slices.Clone(fetch), func(v string) bool { return v == "THINGSYNC_START" }), logs), run: runBackfill},
+			env: join(api, slices.DeleteFunc(slices.Clone(fetch), func(v string) bool { return v == "THINGSYNC_START" || v == "THINGSYNC_IDLE_RECHECK" }), logs), run: runBackfill},
 		{name: "run", summary: "the daemon: sync on THINGSYNC_SCHEDULE, serve callbacks, /healthz, /metrics", needsAPI: true,
 			env: join(api, fetch, []string{"THINGSYNC_SNAPSHOT", "THINGSYNC_SCHEDULE"}, callbacks, logs), run: runDaemon},
 		{name: "status", summary: "per stream: devices, checkpoints, last runs, failing devices", env: join(reads, logs), run: runStatus},

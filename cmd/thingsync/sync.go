@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -24,11 +23,22 @@ func runSync(ctx context.Context, a *App, env *Env, args []string) error {
 		"from its checkpoint (THINGSYNC_START without one) to now, re-reading what is younger than\n"+
 		"the lookback. The aggregate stream listens for its callbacks on THINGSYNC_HTTP_ADDR.\n"+
 		"Ends with one summary line. Exit 0 all devices ok, 1 some failed (the others are loaded),\n"+
-		"2 usage or configuration, 3 could not run (login, database).")
+		"2 usage or configuration, 3 could not run (login, database).\n\n"+
+		"With --plan: lists the devices and prints per stream the devices due, skipped as idle\n"+
+		"(THINGSYNC_IDLE_RECHECK) and the requests expected, with the time they take at the rate;\n"+
+		"fetches no history, writes nothing. Exit 0; 3 could not run (login, warehouse in use).")
+	plan := fs.Bool("plan", false, "print what the run would ask for, per stream, instead of running it")
 	if help, err := parseNoArgs(fs, args); help || err != nil {
 		return err
 	}
-	return a.walk(ctx, env, "sync", env.Config.Streams, nil, nil)
+	if !*plan {
+		return a.walk(ctx, env, "sync", env.Config.Streams, nil, nil)
+	}
+	rep, err := a.oneShot(env).Plan(ctx, env.Config.Streams)
+	if err == nil {
+		rep.WriteText(a.Stdout)
+	}
+	return runExit(err)
 }
 
 func runBackfill(ctx context.Context, a *App, env *Env, args []string) error {
@@ -66,19 +76,10 @@ func runBackfill(ctx context.Context, a *App, env *Env, args []string) error {
 	}
 	if *gaps {
 		rep, err := a.oneShot(env).BackfillGaps(ctx, b.Streams, devices)
-		printSummary(a.Stdout, rep)
+		rep.WriteSummary(a.Stdout)
 		return runExit(err)
 	}
 	return a.walk(ctx, env, "backfill", b.Streams, b.Range, devices)
-}
-
-// printSummary prints a run's summary line on stdout, unless the run
-// failed: then the error (on stderr, exit 3) is the whole story, and a
-// summary of zeros would read like a quiet success.
-func printSummary(w io.Writer, rep ingest.Report) {
-	if rep.Summary != "" && rep.Status != ingest.StatusFailed {
-		fmt.Fprintln(w, rep.Summary)
-	}
 }
 
 // runner is the App's runner for env, holding the warehouse through g.
@@ -119,6 +120,6 @@ func (a *App) walk(ctx context.Context, env *Env, kind string, streams []string,
 		return usageErr("%s: no usage, connections or rated stream configured", kind)
 	}
 	rep, err := a.oneShot(env).Run(ctx, ingest.Spec{Kind: kind, Streams: streams, Backfill: backfill, Only: only})
-	printSummary(a.Stdout, rep)
+	rep.WriteSummary(a.Stdout)
 	return runExit(err)
 }

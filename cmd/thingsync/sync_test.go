@@ -550,3 +550,21 @@ func TestSyncDeviceListFailsPartWay(t *testing.T) {
 	diffLines(t, "events after the list recovers", w.gotEvents(), w.wantEvents(t0))
 	w.noDuplicateKeys()
 }
+
+// sync --plan prints the plan and exits 0, asking the device list only.
+func TestSyncPlan(t *testing.T) {
+	w := newWorld(t, simulator.Options{Devices: 6})
+	if code, out := w.run("sync"); code != 0 {
+		t.Fatalf("sync: exit %d\n%s", code, out)
+	}
+	w.clock.Advance(24 * time.Hour)
+	w.sim.ResetStats()
+	code, out := w.run("sync", "--plan")
+	st := w.sim.Stats()
+	if code != 0 || !strings.Contains(out, "6 devices listed") || !strings.Contains(out, "skipped idle") {
+		t.Errorf("sync --plan: exit %d\n%s", code, out)
+	}
+	if st.Requests["devices"] == 0 || st.Requests["usage"]+st.Requests["connections"]+st.Requests["rated"] != 0 {
+		t.Errorf("sync --plan asked %v; want the device list only", st.Requests)
+	}
+}
