@@ -70,6 +70,11 @@ type Config struct {
 	// RateAuto the most the adaptive rate may reach.
 	RateLimit float64
 	RateAuto  bool
+	// RunBudget is THINGSYNC_RUN_BUDGET when RunBudgetSet; otherwise each
+	// command has its own default (run: 90% of the gap to the next
+	// scheduled run; sync and backfill: none). 0: no limit.
+	RunBudget    time.Duration
+	RunBudgetSet bool
 	// MaxAnswerBytes caps one API answer, and the pages of one window
 	// together.
 	MaxAnswerBytes int64
@@ -112,6 +117,7 @@ type raw struct {
 	Concurrency string `env:"THINGSYNC_CONCURRENCY, default=8"`
 	RateLimit   string `env:"THINGSYNC_RATE_LIMIT, default=10"`
 	MaxAnswerMB string `env:"THINGSYNC_MAX_ANSWER_MB, default=16"`
+	RunBudget   string `env:"THINGSYNC_RUN_BUDGET"`
 
 	HTTPAddr         string `env:"THINGSYNC_HTTP_ADDR, default=:8080"`
 	CallbackURL      string `env:"THINGSYNC_CALLBACK_URL"`
@@ -253,6 +259,18 @@ func Load(ctx context.Context, lookuper envconfig.Lookuper, now time.Time, needs
 			bad(d.name, "%s is shorter than %s", d.val, d.min)
 		default:
 			*d.dst = v
+		}
+	}
+
+	if strings.TrimSpace(r.RunBudget) != "" {
+		v, err := ParseDuration(r.RunBudget)
+		switch {
+		case err != nil:
+			bad("THINGSYNC_RUN_BUDGET", "%v", err)
+		case v < 0:
+			bad("THINGSYNC_RUN_BUDGET", "%s is negative (0 means no limit)", r.RunBudget)
+		default:
+			cfg.RunBudget, cfg.RunBudgetSet = v, true
 		}
 	}
 

@@ -334,3 +334,26 @@ func TestVariables(t *testing.T) {
 		}
 	}
 }
+
+// THINGSYNC_RUN_BUDGET: unset leaves the command's default; a duration or
+// 0 (no limit) is taken; a bad or negative one is refused naming it.
+func TestRunBudget(t *testing.T) {
+	env := base()
+	cfg, err := load(t, env)
+	if err != nil || cfg.RunBudgetSet {
+		t.Fatalf("unset: set %v, %v; want the command's default", cfg.RunBudgetSet, err)
+	}
+	for v, want := range map[string]time.Duration{"5h": 5 * time.Hour, "1d": 24 * time.Hour, "0": 0} {
+		env["THINGSYNC_RUN_BUDGET"] = v
+		cfg, err := load(t, env)
+		if err != nil || !cfg.RunBudgetSet || cfg.RunBudget != want {
+			t.Errorf("%q: %v (set %v), %v; want %v", v, cfg.RunBudget, cfg.RunBudgetSet, err, want)
+		}
+	}
+	for _, v := range []string{"-1h", "soon"} {
+		env["THINGSYNC_RUN_BUDGET"] = v
+		if _, err := load(t, env); err == nil || !strings.Contains(err.Error(), "THINGSYNC_RUN_BUDGET") {
+			t.Errorf("%q: %v; want an error naming THINGSYNC_RUN_BUDGET", v, err)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/robfig/cron/v3"
 	"github.com/rs/zerolog"
 
 	"github.com/thingsync/thingsync/extract"
@@ -142,8 +143,12 @@ type attempt struct {
 	cancelled  bool
 	pending    int
 	pendingErr error
-	published  time.Time // when the snapshot was published (zero: not)
-	snapErr    error
+	// staleness is how current the warehouse is across the fleet after
+	// the run.
+	staleness    load.Staleness
+	stalenessErr error
+	published    time.Time // when the snapshot was published (zero: not)
+	snapErr      error
 }
 
 // attempt holds the warehouse around the sync, so that the pending
@@ -173,7 +178,7 @@ func (d *Daemon) attempt(ctx context.Context) (res attempt) {
 		d.recordPanic(wctx, wh, started, res.err)
 		return res
 	}
-	if d.snapshot != "" && (res.rep.Status == "ok" || res.rep.Status == "partial") {
+	if d.snapshot != "" && succeeded(res.rep.Status) {
 		if err := wh.PublishSnapshot(wctx, d.snapshot); err != nil {
 			res.snapErr = err
 		} else {
@@ -181,6 +186,7 @@ func (d *Daemon) attempt(ctx context.Context) (res attempt) {
 		}
 	}
 	res.pending, res.pendingErr = pendingCallbacks(wctx, wh)
+	res.staleness, res.stalenessErr = readStaleness(wctx, wh)
 	return res
 }
 
@@ -219,6 +225,14 @@ func pendingCallbacks(ctx context.Context, wh *load.Warehouse) (int, error) {
 	return wh.PendingCallbacks(ctx)
 }
 
+// readStaleness reads how current the warehouse is across the fleet.
+// Bounded for the same reason as recordPanic.
+func readStaleness(ctx context.Context, wh *load.Warehouse) (load.Staleness, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return wh.Staleness(ctx)
+}
+
 // finish records a run's outcome in the log, the metrics and the health.
 func (d *Daemon) finish(res attempt, took time.Duration) {
 	defer d.metrics.running.Set(0)
@@ -235,6 +249,11 @@ func (d *Daemon) finish(res attempt, took time.Duration) {
 		d.metrics.pending.Set(float64(res.pending))
 	} else {
 		d.log.Warn().Err(res.pendingErr).Msg("metrics: pending callbacks not updated")
+	}
+	if res.stalenessErr == nil {
+		d.metrics.staleness.set(res.staleness)
+	} else {
+		d.log.Warn().Err(res.stalenessErr).Msg("metrics: staleness not updated")
 	}
 	if !res.published.IsZero() {
 		d.metrics.lastSnapshot.Set(float64(res.published.UnixNano()) / 1e9)
@@ -344,4 +363,29 @@ func (d *Daemon) serveHealth(w http.ResponseWriter, r *http.Request) {
 func (d *Daemon) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", d.serveHealth)
 	mux.Handle("GET /metrics", d.metrics.handler())
+}
+
+// succeeded tells the outcomes after which what the run committed is
+// worth publishing: everything it reached is loaded.
+func succeeded(status string) bool {
+	return status == ingest.StatusOK || status == ingest.StatusPartial || status == ingest.StatusBudget
+}
+
+// budgetShare is the part of the time to the next scheduled run that a
+// run may fetch by default: it leaves the rest for committing and
+// publishing the snapshot, so that the next run is not skipped.
+const budgetShare = 0.9
+
+// Budget is how long a scheduled run starting at now may fetch:
+// THINGSYNC_RUN_BUDGET when set (configured; 0 is no limit), otherwise
+// 90% of the time to the schedule's next run.
+func Budget(set bool, configured time.Duration, sched cron.Schedule, now time.Time) time.Duration {
+	if set {
+		return configured
+	}
+	next := sched.Next(now)
+	if next.IsZero() || !next.After(now) {
+		return 0
+	}
+	return time.Duration(float64(next.Sub(now)) * budgetShare)
 }

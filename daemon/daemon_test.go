@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/robfig/cron/v3"
 	"github.com/rs/zerolog"
 
 	"github.com/thingsync/thingsync/extract"
@@ -193,5 +195,60 @@ func TestMetricsProgress(t *testing.T) {
 	m.Progress(extract.Progress{DevicesTotal: 5, DevicesDone: 1})
 	if done, left := gauge(m.devicesDone), gauge(m.devicesLeft); done != 1 || left != 4 {
 		t.Errorf("next run: done %v, left %v; want 1 and 4", done, left)
+	}
+}
+
+// A scheduled run may fetch THINGSYNC_RUN_BUDGET when it is set (0: no
+// limit), otherwise 90% of the time to the schedule's next run.
+func TestBudget(t *testing.T) {
+	daily, err := cron.ParseStandard("0 2 * * *")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 5, 2, 0, 1, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		set  bool
+		conf time.Duration
+		want time.Duration
+	}{
+		{"default: 90% of the day to the next run", false, 0, time.Duration(float64(24*time.Hour-time.Second) * 0.9)},
+		{"set", true, 3 * time.Hour, 3 * time.Hour},
+		{"set to 0: no limit", true, 0, 0},
+	} {
+		if got := Budget(tc.set, tc.conf, daily, at); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// Staleness read after a run is exported as ages at scrape time: they
+// grow between runs as the data does.
+func TestStalenessMetrics(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	m := newMetrics(func() time.Time { return now })
+	oldest, median := now.Add(-48*time.Hour), now.Add(-24*time.Hour)
+	m.staleness.set(load.Staleness{Streams: []load.StreamStatus{{Name: "usage", Oldest: &oldest, Median: &median}, {Name: "rated"}},
+		NotVisited: &load.NotVisited{Runs: 3, Devices: 40}})
+	now = now.Add(time.Hour)
+	srv := httptest.NewServer(m.handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`thingsync_settled_oldest_age_seconds{stream="usage"} 176400`,
+		`thingsync_settled_median_age_seconds{stream="usage"} 90000`, `thingsync_devices_not_visited{runs="3"} 40`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(string(body), `stream="rated"`) {
+		t.Error("a stream without checkpoints has an age")
 	}
 }

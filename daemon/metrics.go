@@ -39,6 +39,7 @@ type metrics struct {
 	lastSuccess  *prometheus.GaugeVec
 	lastSnapshot prometheus.Gauge
 	pending      prometheus.Gauge
+	staleness    *staleness
 
 	// progress is the running run's, kept as the highest seen: devices
 	// finish on several goroutines, whose reports may arrive out of order.
@@ -53,8 +54,9 @@ const requestRateWindow = 30 * time.Second
 
 func newMetrics(now func() time.Time) *metrics {
 	m := &metrics{
-		reg:  prometheus.NewRegistry(),
-		rate: newRateWindow(requestRateWindow, now),
+		reg:       prometheus.NewRegistry(),
+		staleness: newStaleness(now),
+		rate:      newRateWindow(requestRateWindow, now),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "thingsync_api_requests_total",
 			Help: "ThingSpace API requests by endpoint and HTTP status of the answer (status \"error\": no answer, e.g. a timeout); retries included.",
@@ -85,7 +87,7 @@ func newMetrics(now func() time.Time) *metrics {
 		}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "thingsync_runs_total",
-			Help: "Finished scheduled runs by outcome: ok, partial (some devices failed), failed (a panic included), interrupted (by a signal).",
+			Help: "Finished scheduled runs by outcome: ok, partial (some devices failed), budget (stopped at THINGSYNC_RUN_BUDGET; the next run carries on), failed (a panic included), interrupted (by a signal).",
 		}, []string{"status"}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "thingsync_runs_skipped_total",
@@ -101,7 +103,7 @@ func newMetrics(now func() time.Time) *metrics {
 		}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "thingsync_last_success_timestamp_seconds",
-			Help: "Unix time at which the last ok or partial run of each stream finished.",
+			Help: "Unix time at which the last ok, partial or budget run of each stream finished.",
 		}, []string{"stream"}),
 		lastSnapshot: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "thingsync_last_snapshot_timestamp_seconds",
@@ -117,11 +119,11 @@ func newMetrics(now func() time.Time) *metrics {
 		Help: "ThingSpace API requests per second over the last 30 s, every endpoint, retries and logins included.",
 	}, m.rate.perSecond)
 	m.reg.MustRegister(m.requests, m.retries, rate, m.rateLimit, m.rows, m.rejected, m.devicesDone, m.devicesLeft,
-		m.runs, m.skipped, m.running, m.lastDuration, m.lastSuccess, m.lastSnapshot, m.pending,
+		m.runs, m.skipped, m.running, m.lastDuration, m.lastSuccess, m.lastSnapshot, m.pending, m.staleness,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Outcomes are known in advance: a rate() over a series that appears
 	// only at its first increment misses that increment.
-	for _, s := range []string{"ok", "partial", "failed", "interrupted"} {
+	for _, s := range []string{"ok", "partial", "budget", "failed", "interrupted"} {
 		m.runs.WithLabelValues(s)
 	}
 	return m
@@ -176,7 +178,7 @@ func (m *metrics) started() {
 func (m *metrics) observe(rep ingest.Report, streams []string, took time.Duration) {
 	m.runs.WithLabelValues(rep.Status).Inc()
 	m.lastDuration.Set(took.Seconds())
-	if rep.Status == "ok" || rep.Status == "partial" {
+	if succeeded(rep.Status) {
 		for _, s := range streams {
 			m.lastSuccess.WithLabelValues(s).Set(float64(rep.Finished.UnixNano()) / 1e9)
 		}
@@ -226,4 +228,58 @@ func (r *rateWindow) perSecond() float64 {
 		}
 	}
 	return float64(n) / float64(span)
+}
+
+// staleness exports how current the warehouse is across the fleet, as read
+// after each run: ages are computed when scraped, so they grow between
+// runs as the data does.
+type staleness struct {
+	now                        func() time.Time
+	oldest, median, notVisited *prometheus.Desc
+	mu                         sync.Mutex
+	read                       load.Staleness
+	have                       bool
+}
+
+func newStaleness(now func() time.Time) *staleness {
+	return &staleness{now: now,
+		oldest: prometheus.NewDesc("thingsync_settled_oldest_age_seconds",
+			"Age of the oldest settled_until of each stream across the devices still asked (read after each run): the least current device.", []string{"stream"}, nil),
+		median: prometheus.NewDesc("thingsync_settled_median_age_seconds",
+			"Age of the median settled_until of each stream across the devices still asked (read after each run).", []string{"stream"}, nil),
+		notVisited: prometheus.NewDesc("thingsync_devices_not_visited",
+			"Devices of the account that none of the last runs (label runs) reached: waiting for their turn under THINGSYNC_RUN_BUDGET.", []string{"runs"}, nil),
+	}
+}
+
+func (s *staleness) set(st load.Staleness) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.read, s.have = st, true
+}
+
+func (s *staleness) Describe(ch chan<- *prometheus.Desc) {
+	ch <- s.oldest
+	ch <- s.median
+	ch <- s.notVisited
+}
+
+func (s *staleness) Collect(ch chan<- prometheus.Metric) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.have {
+		return
+	}
+	now := s.now()
+	for _, st := range s.read.Streams {
+		if st.Oldest != nil {
+			ch <- prometheus.MustNewConstMetric(s.oldest, prometheus.GaugeValue, now.Sub(*st.Oldest).Seconds(), st.Name)
+		}
+		if st.Median != nil {
+			ch <- prometheus.MustNewConstMetric(s.median, prometheus.GaugeValue, now.Sub(*st.Median).Seconds(), st.Name)
+		}
+	}
+	if nv := s.read.NotVisited; nv != nil {
+		ch <- prometheus.MustNewConstMetric(s.notVisited, prometheus.GaugeValue, float64(nv.Devices), strconv.Itoa(nv.Runs))
+	}
 }

@@ -43,22 +43,35 @@ func (c *Client) DevicePage(ctx context.Context, largestDeviceIDSeen int64) (Dev
 	}
 	p := DevicePage{Devices: out.Devices, HasMore: out.HasMoreData || status == http.StatusAccepted, LargestDeviceID: -1}
 	for _, d := range out.Devices {
-		for _, a := range d.ExtendedAttributes {
-			if a.Key != "DeviceId" {
-				continue
-			}
-			if v, ok, err := ParseInt(a.Value); err == nil && ok && v > p.LargestDeviceID {
-				p.LargestDeviceID = v
-			}
-		}
+		p.LargestDeviceID = max(p.LargestDeviceID, d.Number())
 	}
 	return p, nil
+}
+
+// Number is the device's number in the account's list (its DeviceId
+// attribute), by which the list is paged; -1 when it has none.
+func (d Device) Number() int64 {
+	for _, a := range d.ExtendedAttributes {
+		if a.Key != "DeviceId" {
+			continue
+		}
+		if v, ok, err := ParseInt(a.Value); err == nil && ok {
+			return v
+		}
+	}
+	return -1
 }
 
 // Devices walks every device page and hands each to fn, with whether more
 // pages follow.
 func (c *Client) Devices(ctx context.Context, fn func(page []Device, more bool) error) error {
-	cursor := int64(-1)
+	return c.DevicesAfter(ctx, -1, fn)
+}
+
+// DevicesAfter is Devices from the first device whose number (the
+// DeviceId the list is paged by) is above after; -1: from the start.
+func (c *Client) DevicesAfter(ctx context.Context, after int64, fn func(page []Device, more bool) error) error {
+	cursor := after
 	for {
 		page, err := c.DevicePage(ctx, cursor)
 		if err != nil {

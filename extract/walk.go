@@ -79,6 +79,9 @@ type Sink interface {
 	Devices(ctx context.Context, page []Device, seenAt time.Time) error
 	Batch(ctx context.Context, b Batch) error
 	Failed(ctx context.Context, stream string, dev DeviceID, err error) error
+	// Visited says the walk reached a device: its streams were fetched
+	// (or failed, or were found to have nothing due).
+	Visited(ctx context.Context, dev DeviceID) error
 }
 
 // Walk is one pass over the account's devices.
@@ -107,6 +110,14 @@ type Walk struct {
 	// Dry, if set, makes the walk fetch nothing but the device list: each
 	// device-stream's decision goes to Dry instead (sync --plan).
 	Dry func(DryItem)
+	// Budget, if set, is when the run stops handing out devices: the
+	// devices in flight finish, the run ends with Result.Budget.
+	Budget time.Time
+	// Resume, if set, lists the devices after this device number first
+	// (where an earlier run stopped), then from the start of the list up
+	// to it: every device is visited in turn across runs that each reach
+	// only part of the fleet.
+	Resume *int64
 	// StateChunk is how many devices' checkpoints are read at once
 	// (default 10,000): each read scans the checkpoint table, so smaller
 	// reads make a large account's run slower, while 10,000 devices and
@@ -149,10 +160,19 @@ type Result struct {
 	// Unmatched are the devices of Walk.Only that no device of the
 	// account's list matched (known once the whole list is read).
 	Unmatched []DeviceID
+	// Budget: the run stopped handing out devices at Walk.Budget.
+	Budget bool
+	// ListEnd: every device of the list was handed out (from Walk.Resume
+	// round to it, when set).
+	ListEnd bool
+	// ReachedNumber is the number of the last device handed out, in list
+	// order (-1: none); a run cut short resumes after it.
+	ReachedNumber int64
 }
 
 type target struct {
 	id       DeviceID
+	number   int64  // the device's number in the list (Device.Number)
 	mdn      string // rated usage is asked by MDN; empty: the device has none
 	iccid    string
 	deactive bool
@@ -171,6 +191,10 @@ type DryItem struct {
 
 // errStop marks errors after which the run cannot go on (the sink failed).
 var errStop = errors.New("walk stopped")
+
+// errRoundDone ends the second reading of the list of a walk that resumed
+// part-way: it has come round to where the walk began.
+var errRoundDone = errors.New("the list has come round")
 
 // ListIncompleteError is a device list that broke off after Listed devices
 // (its page requests exhausted their retries): those devices were fetched
@@ -197,7 +221,7 @@ func (e *ListIncompleteError) Unwrap() error { return e.Err }
 // already handed out complete first. A device list that fails after some
 // pages is a *ListIncompleteError: the devices of those pages are loaded.
 func (w *Walk) Run(ctx context.Context) (Result, error) {
-	res := Result{Failures: map[DeviceID]error{}}
+	res := Result{Failures: map[DeviceID]error{}, ReachedNumber: -1}
 	var (
 		mu      sync.Mutex
 		listed  atomic.Int64
@@ -206,7 +230,9 @@ func (w *Walk) Run(ctx context.Context) (Result, error) {
 		all     atomic.Bool // the device list is complete
 	)
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(1, w.Concurrency))
+	// A device is handed out once a slot is free, and the budget is
+	// checked then: a device waiting for a slot may not start after it.
+	slots := make(chan struct{}, max(1, w.Concurrency))
 	// only holds the devices w.Only names, each true once a listed device
 	// matched it.
 	only := make(map[DeviceID]bool, len(w.Only))
@@ -227,6 +253,10 @@ func (w *Walk) Run(ctx context.Context) (Result, error) {
 	chunks := make(chan chunk, 1)
 	var listErr error
 	lister := make(chan struct{})
+	// The list stops when the budget does: the lister reads one chunk
+	// ahead of the devices handed out, no further.
+	lctx, stopListing := context.WithCancel(gctx)
+	defer stopListing()
 	go func() {
 		defer close(lister)
 		defer close(chunks)
@@ -240,12 +270,18 @@ func (w *Walk) Run(ctx context.Context) (Result, error) {
 			// upsert joins the whole devices table, so page by page, mixed
 			// with other batches, it would run that join several times as
 			// often (docs/design.md).
-			if err := w.Sink.Devices(gctx, listing, w.now()); err != nil {
+			if err := w.Sink.Devices(lctx, listing, w.now()); err != nil {
+				if lctx.Err() != nil {
+					return lctx.Err()
+				}
 				return fmt.Errorf("%w: store device page: %v", errStop, err)
 			}
 			listing = nil
-			states, err := w.pageStates(gctx, pending)
+			states, err := w.pageStates(lctx, pending)
 			if err != nil {
+				if lctx.Err() != nil {
+					return lctx.Err()
+				}
 				return err
 			}
 			// Counted before the workers can have them, so that done
@@ -253,14 +289,14 @@ func (w *Walk) Run(ctx context.Context) (Result, error) {
 			listed.Add(int64(len(pending)))
 			select {
 			case chunks <- chunk{pending, states}:
-			case <-gctx.Done():
+			case <-lctx.Done():
 				listed.Add(-int64(len(pending)))
-				return gctx.Err()
+				return lctx.Err()
 			}
 			pending = nil
 			return nil
 		}
-		listErr = w.Client.Devices(gctx, func(page []Device, more bool) error {
+		visit := func(page []Device, more bool) error {
 			targets, fresh := w.pageTargets(page, only, seen)
 			if more && len(page) > 0 && fresh == 0 {
 				// A list that says there is more but lists only devices it
@@ -274,24 +310,64 @@ func (w *Walk) Run(ctx context.Context) (Result, error) {
 				return nil
 			}
 			return send()
-		})
+		}
+		from := int64(-1)
+		if w.Resume != nil {
+			from = *w.Resume
+		}
+		listErr = w.Client.DevicesAfter(lctx, from, visit)
+		if listErr == nil && from >= 0 {
+			// Round to where this run began: the devices numbered up to
+			// from, then the list has been read once.
+			listErr = w.Client.DevicesAfter(lctx, -1, func(page []Device, more bool) error {
+				kept := slices.DeleteFunc(slices.Clone(page), func(d Device) bool { return d.Number() > from })
+				if len(kept) < len(page) {
+					if err := visit(kept, false); err != nil {
+						return err
+					}
+					return errRoundDone
+				}
+				return visit(page, more)
+			})
+			if errors.Is(listErr, errRoundDone) {
+				listErr = nil
+			}
+		}
 		// The devices of the pages listed before a failure are fetched
 		// all the same: the run loads what it can and says the list broke.
-		if len(listing) > 0 && gctx.Err() == nil && !errors.Is(listErr, errStop) {
+		if len(listing) > 0 && lctx.Err() == nil && !errors.Is(listErr, errStop) {
 			if err := send(); err != nil && (listErr == nil || errors.Is(err, errStop)) {
 				listErr = err
 			}
 		}
 		all.Store(true)
 	}()
+dispatch:
 	for c := range chunks {
 		for _, dev := range c.devices {
-			if gctx.Err() != nil {
-				break
+			select {
+			case slots <- struct{}{}:
+			case <-gctx.Done():
+				break dispatch
 			}
+			if gctx.Err() != nil {
+				break dispatch
+			}
+			if !w.Budget.IsZero() && !w.now().Before(w.Budget) {
+				res.Budget = true
+				stopListing()
+				break dispatch
+			}
+			res.ReachedNumber = dev.number
 			g.Go(func() error {
+				defer func() { <-slots }()
 				n, failed, err := w.deviceSafely(gctx, dev, c.states)
 				records.Add(n)
+				if err == nil && w.Dry == nil {
+					if verr := w.Sink.Visited(gctx, dev.id); verr != nil {
+						err = fmt.Errorf("%w: record the visit of %s: %v", errStop, dev.id, verr)
+					}
+				}
 				if err != nil {
 					return err
 				}
@@ -309,13 +385,20 @@ func (w *Walk) Run(ctx context.Context) (Result, error) {
 			})
 		}
 	}
+	// The lister may be waiting to hand over its next chunk.
+	for range chunks {
+	}
 	<-lister
 	err := g.Wait()
+	if res.Budget && errors.Is(listErr, context.Canceled) {
+		listErr = nil
+	}
 	res.Devices = int(listed.Load())
 	res.DevicesDone = int(done.Load())
 	res.Records = records.Load()
 	res.DevicesFailed = len(res.Failures)
-	if listErr == nil && ctx.Err() == nil {
+	res.ListEnd = err == nil && listErr == nil && ctx.Err() == nil && !res.Budget
+	if res.ListEnd {
 		for _, id := range w.Only {
 			if id = (DeviceID{Kind: strings.ToLower(id.Kind), ID: id.ID}); !only[id] && !slices.Contains(res.Unmatched, id) {
 				res.Unmatched = append(res.Unmatched, id)
@@ -357,7 +440,7 @@ func (w *Walk) pageTargets(page []Device, only map[DeviceID]bool, seen map[[16]b
 			continue
 		}
 		l := ListingOf(d)
-		out = append(out, target{id: id, mdn: idOf(d, "mdn"), iccid: idOf(d, "iccid"), deactive: l.Deactive, listing: l})
+		out = append(out, target{id: id, number: d.Number(), mdn: idOf(d, "mdn"), iccid: idOf(d, "iccid"), deactive: l.Deactive, listing: l})
 	}
 	return out, fresh
 }

@@ -52,6 +52,8 @@ func (s *recordingSink) Batch(_ context.Context, b extract.Batch) error {
 	s.events = append(s.events, "batch")
 	return nil
 }
+func (s *recordingSink) Visited(context.Context, extract.DeviceID) error { return nil }
+
 func (s *recordingSink) Failed(_ context.Context, stream string, dev extract.DeviceID, err error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

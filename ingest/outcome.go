@@ -19,6 +19,9 @@ const (
 	StatusPartial     = "partial"
 	StatusFailed      = "failed"
 	StatusInterrupted = "interrupted"
+	// StatusBudget: the run reached its budget (THINGSYNC_RUN_BUDGET) and
+	// stopped cleanly; the next run carries on after it.
+	StatusBudget = "budget"
 )
 
 // Kind says what a run's Error means for whoever started the run.
@@ -86,6 +89,14 @@ func Decide(e Ended) Outcome {
 		o = Outcome{StatusPartial, e.WalkErr.Error(), partial(fmt.Errorf("%w; the devices listed are loaded", e.WalkErr))}
 	case e.WalkErr != nil:
 		o = Outcome{StatusFailed, e.WalkErr.Error(), cannotRun(e.WalkErr)}
+	case e.Result.Budget:
+		// Not an error: a fleet larger than one night's requests is
+		// visited over several runs, each carrying on after the last.
+		detail := fmt.Sprintf("run budget reached after %d of %d devices listed; the next run carries on after them", e.Result.DevicesDone, e.Result.Devices)
+		if e.Result.DevicesFailed > 0 {
+			detail += fmt.Sprintf("; %d devices failed", e.Result.DevicesFailed)
+		}
+		o = Outcome{Status: StatusBudget, Detail: detail}
 	case e.Result.DevicesFailed > 0:
 		o = Outcome{StatusPartial, "", partial(fmt.Errorf("%d of %d devices failed; the others are loaded", e.Result.DevicesFailed, e.Result.Devices))}
 	case e.AggErr != nil:
@@ -147,6 +158,9 @@ func Summary(kind string, res extract.Result, c extract.Counters, t load.Totals,
 		fmt.Fprintf(&b, ", %s +%d ~%d", table, tt.Inserted, tt.Updated)
 	}
 	fmt.Fprintf(&b, ", %d rejected, %s", t.Rejected, d.Round(time.Millisecond))
+	if res.Budget {
+		b.WriteString("; run budget reached, the next run carries on")
+	}
 	if agg != nil {
 		fmt.Fprintf(&b, ", aggregate requests %d (%d asked again), %d received, %d pending", agg.Requested, agg.Reasked, agg.Received, agg.Pending)
 	}

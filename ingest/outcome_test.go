@@ -24,6 +24,8 @@ func TestDecide(t *testing.T) {
 	failed := extract.Result{Devices: 5, DevicesDone: 5, DevicesFailed: 2}
 	unmatched := []extract.DeviceID{{Kind: "imei", ID: "1"}, {Kind: "iccid", ID: "2"}}
 	with := func(r extract.Result, ids []extract.DeviceID) extract.Result { r.Unmatched = ids; return r }
+	budget := extract.Result{Devices: 9, DevicesDone: 4, Budget: true}
+	budgetFailed := extract.Result{Devices: 9, DevicesDone: 4, DevicesFailed: 1, Budget: true}
 	const noMatch = "no device of the account matches --device imei:1, iccid:2"
 
 	for _, tc := range []struct {
@@ -51,6 +53,14 @@ func TestDecide(t *testing.T) {
 			msg: "walk: device list incomplete after 400 devices: page 3: 503; the devices listed are loaded", is: listErr},
 		{name: "walk failed", in: Ended{WalkErr: walkErr},
 			status: StatusFailed, detail: "list devices: login rejected", kind: CannotRun, msg: "list devices: login rejected", is: extract.ErrLoginRejected},
+		{name: "budget reached", in: Ended{Result: budget},
+			status: StatusBudget, detail: "run budget reached after 4 of 9 devices listed; the next run carries on after them"},
+		{name: "budget reached with devices failed", in: Ended{Result: budgetFailed},
+			status: StatusBudget, detail: "run budget reached after 4 of 9 devices listed; the next run carries on after them; 1 devices failed"},
+		{name: "a signal beats the budget", in: Ended{Result: budget, WalkErr: errors.New("context canceled"), Interrupted: true},
+			status: StatusInterrupted, detail: "stopped by signal", kind: Partial, msg: "interrupted; the next run resumes from the checkpoints"},
+		{name: "commit failed beats the budget", in: Ended{Result: budget, CloseErr: closeErr},
+			status: StatusFailed, detail: "disk full", kind: CannotRun, msg: "write warehouse: disk full", is: closeErr},
 		{name: "devices failed", in: Ended{Result: failed},
 			status: StatusPartial, kind: Partial, msg: "2 of 5 devices failed; the others are loaded"},
 		{name: "devices failed beat the aggregate step", in: Ended{Result: failed, AggErr: aggErr},

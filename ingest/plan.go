@@ -168,6 +168,8 @@ func (p *planSink) Batch(context.Context, extract.Batch) error {
 
 func (p *planSink) Failed(context.Context, string, extract.DeviceID, error) error { return nil }
 
+func (p *planSink) Visited(context.Context, extract.DeviceID) error { return nil }
+
 // WriteText prints the plan: a table per stream, then the requests and the
 // time they take at the configured rate (and the learned one).
 func (p PlanReport) WriteText(w io.Writer) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -34,6 +35,10 @@ type Spec struct {
 	Serving bool
 	// Observer, if set, hears what the run does as it goes.
 	Observer Observer
+	// Budget, if not 0, is the longest the run hands out devices: then
+	// it commits what it has and ends with StatusBudget, and the next run
+	// starts after the last device it reached.
+	Budget time.Duration
 }
 
 // Observer hears what a run does as it goes: its requests and rate
@@ -200,20 +205,32 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Report, error) {
 			spec.Observer.Progress(p)
 		}
 	}
+	// A run over the whole fleet carries on where the last one stopped.
+	inTurn := spec.Backfill == nil && len(spec.Only) == 0
+	var resume *int64
+	if inTurn {
+		resume = readTurn(ctx, wh, log)
+	}
 	w := &extract.Walk{Client: client, Sink: sink, Log: log, Concurrency: cfg.Concurrency, Streams: streams,
 		Plans: plans, Backfill: spec.Backfill, Ranges: spec.Ranges, Only: spec.Only, Now: r.now, Progress: progress,
-		Idle: idleRule(cfg, spec)}
+		Idle: idleRule(cfg, spec), Resume: resume}
+	if spec.Budget > 0 {
+		w.Budget = started.Add(spec.Budget)
+	}
 	res, walkErr := w.Run(ctx)
 	finishProgress()
 	pf.phase("finishing")
 	totals, closeErr := wr.Close(wctx)
 	keepRangeLimits(wctx, wh, limits, r.now(), runID, log)
+	if inTurn && closeErr == nil {
+		keepTurn(wctx, wh, res, resume != nil, ctx.Err() != nil, started, r.now(), runID, log)
+	}
 	var (
 		agg    aggregate.Report
 		aggErr error
 	)
 	asksAggregate := slices.Contains(spec.Streams, schema.StreamAggregate) && spec.Backfill == nil
-	if asksAggregate && closeErr == nil && walkErr == nil && ctx.Err() == nil {
+	if asksAggregate && closeErr == nil && walkErr == nil && ctx.Err() == nil && !res.Budget {
 		step := aggregate.Step{Client: client, Callbacks: r.Callbacks, Gate: r.Gate, Start: cfg.Start,
 			Deadline: r.AggregateDeadline, Wait: r.AggregateWait, Now: r.now, Log: log}
 		// A one-shot run listens for its callbacks itself and waits for
@@ -254,4 +271,46 @@ func idleRule(cfg *config.Config, spec Spec) extract.IdleRule {
 		return extract.IdleRule{}
 	}
 	return extract.IdleRule{Recheck: cfg.IdleRecheck}
+}
+
+// learnedTurn names, in sync_learned, the number of the device after which
+// the next run starts (-1: from the start of the list).
+const learnedTurn = "device_turn"
+
+// readTurn is where the last run over the fleet stopped, if it stopped
+// part-way (nil: start at the top of the list). A value that cannot be
+// read starts at the top: every device is still visited.
+func readTurn(ctx context.Context, wh *load.Warehouse, log zerolog.Logger) *int64 {
+	v, ok, err := wh.Learned(ctx, learnedTurn)
+	if err != nil {
+		log.Warn().Err(err).Msg("where the last run stopped is unknown; this run starts at the top of the device list")
+		return nil
+	}
+	n, perr := strconv.ParseInt(v, 10, 64)
+	if !ok || perr != nil || n < 0 {
+		return nil
+	}
+	log.Info().Int64("after_device_number", n).Msg("the last run stopped part-way: this run starts with the devices it did not reach")
+	return &n
+}
+
+// keepTurn records where the next run starts: after the last device this
+// one reached when it stopped part-way (its budget, or a signal), from the
+// top once the list has come round. A run that read the whole list also
+// records when it started: devices listed before then and not since have
+// left the account.
+func keepTurn(ctx context.Context, wh *load.Warehouse, res extract.Result, resumed, interrupted bool, started, now time.Time, runID string, log zerolog.Logger) {
+	var err error
+	switch {
+	case res.ListEnd:
+		err = wh.SetLearned(ctx, load.LearnedListRead, started.UTC().Format(time.RFC3339Nano), now, runID)
+		if err == nil && resumed {
+			err = wh.SetLearned(ctx, learnedTurn, "-1", now, runID)
+		}
+	case (res.Budget || interrupted) && res.ReachedNumber >= 0:
+		err = wh.SetLearned(ctx, learnedTurn, strconv.FormatInt(res.ReachedNumber, 10), now, runID)
+	}
+	if err != nil {
+		log.Warn().Err(err).Msg("could not record where the next run starts; it starts at the top of the device list")
+	}
 }

@@ -80,6 +80,11 @@ func (p *Pipeline) Batch(ctx context.Context, b extract.Batch) error {
 	return p.wr.Submit(ctx, u)
 }
 
+// Visited records that the walk reached a device.
+func (p *Pipeline) Visited(ctx context.Context, dev extract.DeviceID) error {
+	return p.wr.Submit(ctx, Unit{Visited: []extract.DeviceID{dev}})
+}
+
 // Failed records a device's failure on a stream; its checkpoint stays.
 func (p *Pipeline) Failed(ctx context.Context, stream string, dev extract.DeviceID, err error) error {
 	return p.wr.Submit(ctx, Unit{Checkpoint: &CheckpointUpdate{Stream: stream, Device: dev, Err: err.Error()}})

@@ -31,6 +31,9 @@ type Status struct {
 	Pending        []PendingRequest `json:"pending_requests"`
 	RejectedTotal  int              `json:"rejected_total"`
 	Rejected       map[string]int   `json:"rejected_by_stream"`
+	// NotVisited counts the devices the last runs over the fleet did not
+	// reach (nil before the first run).
+	NotVisited *NotVisited `json:"not_visited"`
 }
 
 // StreamStatus is one stream's checkpoints.
@@ -41,6 +44,7 @@ type StreamStatus struct {
 	// Oldest and Newest settled_until of the devices still asked (retired
 	// ones say nothing about how current the warehouse is).
 	Oldest *time.Time `json:"oldest_settled"`
+	Median *time.Time `json:"median_settled"`
 	Newest *time.Time `json:"newest_settled"`
 	// Behind: devices not settled for more than twice the stream's
 	// lookback (nil for a stream without one).
@@ -127,7 +131,7 @@ func EmptyStatus() Status {
 func ReadStatus(ctx context.Context, db *sql.DB, opts StatusOptions) (Status, error) {
 	s := EmptyStatus()
 	r := statusReader{db: db, opts: opts}
-	for _, section := range []func(context.Context, *Status) error{r.streams, r.coverage, r.runs, r.pending, r.rejected} {
+	for _, section := range []func(context.Context, *Status) error{r.streams, r.coverage, r.runs, r.pending, r.rejected, r.notVisited} {
 		if err := section(ctx, &s); err != nil {
 			return EmptyStatus(), err
 		}
@@ -186,6 +190,7 @@ func (r statusReader) streams(ctx context.Context, doc *Status) error {
 	rows, err := r.db.QueryContext(ctx, `SELECT stream, count(*),
 		count(*) FILTER (WHERE coalesce(retired, false)),
 		min(settled_until) FILTER (WHERE NOT coalesce(retired, false)),
+		quantile_disc(settled_until, 0.5) FILTER (WHERE NOT coalesce(retired, false)),
 		max(settled_until) FILTER (WHERE NOT coalesce(retired, false)),
 		count(*) FILTER (WHERE coalesce(failures, 0) > 0)
 		FROM sync_checkpoints GROUP BY stream`)
@@ -195,12 +200,12 @@ func (r statusReader) streams(ctx context.Context, doc *Status) error {
 	var streams []StreamStatus
 	for rows.Next() {
 		var s StreamStatus
-		var oldest, newest sql.NullTime
-		if err := rows.Scan(&s.Name, &s.Devices, &s.Retired, &oldest, &newest, &s.Failing); err != nil {
+		var oldest, median, newest sql.NullTime
+		if err := rows.Scan(&s.Name, &s.Devices, &s.Retired, &oldest, &median, &newest, &s.Failing); err != nil {
 			rows.Close()
 			return fmt.Errorf("read checkpoints: %w", err)
 		}
-		s.Oldest, s.Newest = timePtr(oldest), timePtr(newest)
+		s.Oldest, s.Median, s.Newest = timePtr(oldest), timePtr(median), timePtr(newest)
 		streams = append(streams, s)
 	}
 	rows.Close()
@@ -314,6 +319,13 @@ func (r statusReader) coverage(ctx context.Context, doc *Status) error {
 		doc.Coverage = &c
 	}
 	return nil
+}
+
+// notVisited counts the devices the last runs over the fleet missed.
+func (r statusReader) notVisited(ctx context.Context, doc *Status) error {
+	nv, err := readNotVisited(ctx, r.db)
+	doc.NotVisited = nv
+	return err
 }
 
 // pending reads the aggregate requests still waiting for their callback.

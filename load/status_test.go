@@ -57,7 +57,7 @@ func TestReadStatus(t *testing.T) {
 	}
 	want := Status{
 		Streams: []StreamStatus{
-			{Name: "usage", Devices: 3, Retired: 1, Oldest: at(-10 * 24 * time.Hour), Newest: at(-(24*5 + 12) * time.Hour), Behind: &behind, Failing: 1},
+			{Name: "usage", Devices: 3, Retired: 1, Oldest: at(-10 * 24 * time.Hour), Median: at(-10 * 24 * time.Hour), Newest: at(-(24*5 + 12) * time.Hour), Behind: &behind, Failing: 1},
 			{Name: "rated", Devices: 11, Failing: 11},
 		},
 		FailingTotal:   12,
@@ -74,6 +74,9 @@ func TestReadStatus(t *testing.T) {
 		Pending:       []PendingRequest{{RequestID: "q1", RequestedAt: at(-3 * time.Hour), Devices: 2}, {RequestID: "q2", RequestedAt: at(-time.Hour), Devices: 1}},
 		RejectedTotal: 3,
 		Rejected:      map[string]int{"usage": 2, "connections": 1},
+		// One run over the fleet so far (the running one does not count);
+		// it reached no device.
+		NotVisited: &NotVisited{Runs: 1, Devices: 1},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ReadStatus mismatch (-want +got):\n%s", diff)

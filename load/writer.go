@@ -1,6 +1,7 @@
 package load
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -8,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -31,6 +33,8 @@ type Unit struct {
 	Rows       []transform.Row
 	Rejects    []transform.Reject
 	Checkpoint *CheckpointUpdate
+	// Visited records that the run reached these devices.
+	Visited []extract.DeviceID
 	// FreshFrom and FreshTo, when set, bound the key times no committed
 	// row can have: rows whose time key falls in [FreshFrom, FreshTo) are
 	// inserted without looking for an existing row. Rows outside it (an
@@ -222,6 +226,7 @@ func unitValues(u Unit) int {
 			text += len(a.Key) + len(a.Value)
 		}
 	}
+	n += len(u.Visited)
 	for _, rj := range u.Rejects {
 		n++
 		text += len(rj.Raw) + len(rj.Reason)
@@ -361,6 +366,7 @@ type openTx struct {
 	values        int
 	batches       int
 	checkpoints   []Unit // Checkpoint only, rows dropped
+	visited       []extract.DeviceID
 	counts        map[string]TableTotals
 	rejected      int
 	evolvedBefore int
@@ -436,6 +442,7 @@ func (wr *Writer) apply(ctx context.Context, tx *openTx, batch []Unit) error {
 		if u.Checkpoint != nil {
 			tx.checkpoints = append(tx.checkpoints, Unit{Checkpoint: u.Checkpoint})
 		}
+		tx.visited = append(tx.visited, u.Visited...)
 	}
 	tables := make([]string, 0, len(byTable))
 	for t := range byTable {
@@ -475,6 +482,9 @@ func (wr *Writer) finish(ctx context.Context, tx *openTx) error {
 	conn := tx.conn
 	if err := wr.w.storeCheckpointSpans(ctx, conn, tx.checkpoints, now, wr.pending); err != nil {
 		return fmt.Errorf("store checkpoints: %w", err)
+	}
+	if err := storeVisits(ctx, conn, tx.visited, now, wr.runID); err != nil {
+		return fmt.Errorf("store device visits: %w", err)
 	}
 	if wr.runID != "" {
 		counts := tx.counts
@@ -666,6 +676,30 @@ func (f fetchedSpans) add(k spanKey, from, to time.Time) {
 		merged = append(merged, r)
 	}
 	f[k] = merged
+}
+
+// storeVisits records when the run reached devices, set-based.
+func storeVisits(ctx context.Context, conn *sql.Conn, ids []extract.DeviceID, now time.Time, runID string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	slices.SortFunc(ids, func(a, b extract.DeviceID) int { return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.ID, b.ID)) })
+	ids = slices.Compact(ids)
+	if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE stage_visits (device_kind VARCHAR, device_id VARCHAR)`); err != nil {
+		return err
+	}
+	if err := appendRows(conn, "temp", "stage_visits", len(ids), func(i int) []driver.Value {
+		return []driver.Value{ids[i].Kind, ids[i].ID}
+	}); err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, `UPDATE device_visits v SET visited_at = $1, run_id = $2
+		FROM stage_visits s WHERE v.device_kind = s.device_kind AND v.device_id = s.device_id`, now, runID); err != nil {
+		return err
+	}
+	_, err := conn.ExecContext(ctx, `INSERT INTO device_visits SELECT s.device_kind, s.device_id, $1, $2 FROM stage_visits s
+		WHERE NOT EXISTS (SELECT 1 FROM device_visits v WHERE v.device_kind = s.device_kind AND v.device_id = s.device_id)`, now, runID)
+	return err
 }
 
 // storeCheckpoints folds the batch's checkpoint updates per device and

@@ -14,6 +14,7 @@ func Tables() []Table {
 		syncCheckpointsTable(),
 		syncRunsTable(),
 		syncLearnedTable(),
+		deviceVisitsTable(),
 		rejectedRecordsTable(),
 		schemaColumnsTable(),
 		schemaMigrationsTable(),
@@ -288,6 +289,20 @@ func syncLearnedTable() Table {
 			{Name: "value", Type: Varchar, Comment: "The value learned, as text."},
 			{Name: "learned_at", Type: TimestampTZ, Comment: "When a run last set it (UTC)."},
 			{Name: "run_id", Type: Varchar, Comment: "Run that last set it."},
+		},
+	}
+}
+
+func deviceVisitsTable() Table {
+	return Table{
+		Name:    DeviceVisits,
+		Comment: "When a run last reached each device (fetched its streams, or found it idle): a run cut short by its budget reaches part of the fleet, the next one carries on.",
+		Order:   []string{"device_kind", "device_id"},
+		Columns: []Column{
+			{Name: "device_kind", Type: Varchar, Key: true, Comment: "Kind of the device's identity."},
+			{Name: "device_id", Type: Varchar, Key: true, Comment: "Value of the device's identity."},
+			{Name: "visited_at", Type: TimestampTZ, Comment: "When a run last reached the device (UTC)."},
+			{Name: "run_id", Type: Varchar, Comment: "Run that last reached it."},
 		},
 	}
 }

@@ -74,7 +74,7 @@ func TestDocumentJSON(t *testing.T) {
 		`"progress":{"pid":7,"host":"","run_id":"","kind":"","started_at":"2026-06-10T12:00:00Z","updated_at":"0001-01-01T00:00:00Z",` +
 		`"phase":"","listing":false,"devices_listed":0,"devices_done":0,"devices_failed":0,"requests":0,"records":0,"devices_per_s":0,"rate_limit":0,"process":"running"},` +
 		`"streams":[],"failing_devices_total":0,"failing_devices":[],"coverage":null,"runs":[],"pending_requests_total":0,` +
-		`"pending_requests":[],"rejected_total":0,"rejected_by_stream":{}}`
+		`"pending_requests":[],"rejected_total":0,"rejected_by_stream":{},"not_visited":null}`
 	if string(b) != want {
 		t.Errorf("JSON\n%s\nwant\n%s", b, want)
 	}

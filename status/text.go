@@ -97,6 +97,14 @@ func timeText(t *time.Time) string {
 	return t.Format(time.RFC3339)
 }
 
+// ageText is how long before at t lies, in days to one decimal.
+func ageText(at time.Time, t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return strconv.FormatFloat(at.Sub(*t).Hours()/24, 'f', 1, 64) + " d"
+}
+
 func writeStreams(w io.Writer, doc *Document) {
 	if len(doc.Streams) == 0 {
 		fmt.Fprintln(w, "Streams: no checkpoints yet (run thingsync sync)")
@@ -109,11 +117,14 @@ func writeStreams(w io.Writer, doc *Document) {
 			behind = strconv.Itoa(*s.Behind)
 		}
 		body = append(body, []string{s.Name, strconv.Itoa(s.Devices), strconv.Itoa(s.Retired),
-			timeText(s.Oldest), timeText(s.Newest), behind, strconv.Itoa(s.Failing)})
+			timeText(s.Oldest), ageText(doc.At, s.Oldest), ageText(doc.At, s.Median), timeText(s.Newest), behind, strconv.Itoa(s.Failing)})
 	}
-	fmt.Fprintln(w, "Streams (behind: not settled for more than twice the stream's lookback)")
-	query.WriteColumns(w, []string{"stream", "devices", "retired", "oldest settled", "newest settled", "behind", "failing"},
-		body, []bool{false, true, true, false, false, true, true})
+	fmt.Fprintln(w, "Streams (age: how long ago settled_until lies; behind: not settled for more than twice the stream's lookback)")
+	query.WriteColumns(w, []string{"stream", "devices", "retired", "oldest settled", "oldest age", "median age", "newest settled", "behind", "failing"},
+		body, []bool{false, true, true, false, true, true, false, true, true})
+	if nv := doc.NotVisited; nv != nil {
+		fmt.Fprintf(w, "Devices not reached by the last %d runs: %d\n", nv.Runs, nv.Devices)
+	}
 	if doc.FailingTotal == 0 {
 		return
 	}

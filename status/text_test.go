@@ -29,7 +29,7 @@ func TestWriteText(t *testing.T) {
 	behind := 1
 	doc := &Document{Warehouse: "/w.duckdb", At: now, Source: SourceWarehouse, Status: load.Status{
 		Streams: []load.StreamStatus{
-			{Name: "usage", Devices: 3, Retired: 1, Oldest: at(-240 * time.Hour), Newest: at(-72 * time.Hour), Behind: &behind, Failing: 2},
+			{Name: "usage", Devices: 3, Retired: 1, Oldest: at(-240 * time.Hour), Median: at(-84 * time.Hour), Newest: at(-72 * time.Hour), Behind: &behind, Failing: 2},
 			{Name: "rated", Devices: 12},
 		},
 		FailingTotal: 3,
@@ -49,14 +49,16 @@ func TestWriteText(t *testing.T) {
 		Pending:       []load.PendingRequest{{RequestID: "req-1", RequestedAt: at(-150 * time.Minute), Devices: 3}, {RequestID: "req-2", Devices: 1}},
 		RejectedTotal: 3,
 		Rejected:      map[string]int{"usage": 1, "connections": 2},
+		NotVisited:    &load.NotVisited{Runs: 3, Devices: 40},
 	}}
 	want := `Warehouse /w.duckdb, at 2026-06-10T12:00:00Z
 
-Streams (behind: not settled for more than twice the stream's lookback)
-stream  devices  retired  oldest settled        newest settled        behind  failing
-------  -------  -------  --------------------  --------------------  ------  -------
-usage         3        1  2026-05-31T12:00:00Z  2026-06-07T12:00:00Z       1        2
-rated        12        0  -                     -                          -        0
+Streams (age: how long ago settled_until lies; behind: not settled for more than twice the stream's lookback)
+stream  devices  retired  oldest settled        oldest age  median age  newest settled        behind  failing
+------  -------  -------  --------------------  ----------  ----------  --------------------  ------  -------
+usage         3        1  2026-05-31T12:00:00Z      10.0 d       3.5 d  2026-06-07T12:00:00Z       1        2
+rated        12        0  -                              -           -  -                          -        0
+Devices not reached by the last 3 runs: 40
 
 Failing devices (3)
 stream  device    failures  updated               last error

@@ -49,7 +49,8 @@ func runDaemon(ctx context.Context, a *App, env *Env, args []string) error {
 	d := daemon.New(daemon.Options{Log: log, Gate: g, Snapshot: cfg.Snapshot, Streams: cfg.Streams, Now: a.now,
 		Sync: func(ctx context.Context, obs ingest.Observer) (ingest.Report, error) {
 			// serving: the daemon's listener takes the run's callbacks.
-			return runner.Run(ctx, ingest.Spec{Kind: "scheduled", Streams: cfg.Streams, Serving: true, Observer: obs})
+			budget := daemon.Budget(cfg.RunBudgetSet, cfg.RunBudget, cfg.Cron, a.now())
+			return runner.Run(ctx, ingest.Spec{Kind: "scheduled", Streams: cfg.Streams, Serving: true, Observer: obs, Budget: budget})
 		}})
 
 	mux := http.NewServeMux()

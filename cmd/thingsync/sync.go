@@ -119,7 +119,7 @@ func (a *App) walk(ctx context.Context, env *Env, kind string, streams []string,
 	if len(ingest.Walked(streams)) == 0 && !(kind == "sync" && slices.Contains(streams, schema.StreamAggregate)) {
 		return usageErr("%s: no usage, connections or rated stream configured", kind)
 	}
-	rep, err := a.oneShot(env).Run(ctx, ingest.Spec{Kind: kind, Streams: streams, Backfill: backfill, Only: only})
+	rep, err := a.oneShot(env).Run(ctx, ingest.Spec{Kind: kind, Streams: streams, Backfill: backfill, Only: only, Budget: env.Config.RunBudget})
 	rep.WriteSummary(a.Stdout)
 	return runExit(err)
 }

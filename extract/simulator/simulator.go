@@ -46,6 +46,10 @@ type Options struct {
 	// CallbackDelay is how long after a promo aggregate request its
 	// callbacks start (default 50 ms).
 	CallbackDelay time.Duration
+	// RequestLog, if above 0, keeps the first RequestLog device requests
+	// in the order they arrived (RequestLog): tests check the order in
+	// which a client visits devices.
+	RequestLog int
 }
 
 // Faults are the failures the simulator injects; SetFaults changes them
@@ -237,6 +241,9 @@ type Simulator struct {
 
 	ctr  counters
 	rate *rateWindow
+
+	logMu sync.Mutex
+	log   []string // the first Options.RequestLog device requests
 
 	seq     atomic.Uint64 // draws for fault ratios and token names
 	authReq atomic.Uint64 // requests that carried a session, for SessionExpiryEvery

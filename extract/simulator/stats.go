@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -252,6 +253,21 @@ func (s *Simulator) countDevice(ep int, d *device) {
 	if slot := deviceSlot(ep); slot >= 0 {
 		s.ctr.devices.add(d.index*len(deviceEndpoints) + slot)
 	}
+	if s.opts.RequestLog > 0 {
+		s.logMu.Lock()
+		if len(s.log) < s.opts.RequestLog {
+			s.log = append(s.log, endpoints[ep]+" "+d.identity().String())
+		}
+		s.logMu.Unlock()
+	}
+}
+
+// RequestLog is the device requests kept under Options.RequestLog, in the
+// order they arrived, as endpoint + " " + the device's warehouse identity.
+func (s *Simulator) RequestLog() []string {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	return slices.Clone(s.log)
 }
 
 func (w *rateWindow) busy() time.Duration {
