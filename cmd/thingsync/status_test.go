@@ -46,8 +46,8 @@ func TestStatus(t *testing.T) {
 	// Each expectation is a line of the report, as a regular expression
 	// over whitespace-separated fields.
 	lines := []string{
-		`usage 3 1 2026-05-31T12:00:00Z 2026-06-07T12:00:00Z 1 1`,         // behind: settled before now − 2×3d
-		`connections 12 0 2026-06-10T00:00:00Z 2026-06-10T00:00:00Z 0 12`, // 12h old < 2×1d
+		`usage 3 1 2026-05-31T12:00:00Z 10.0 d 10.0 d 2026-06-07T12:00:00Z 1 1`,       // behind: settled before now − 2×3d
+		`connections 12 0 2026-06-10T00:00:00Z 0.5 d 0.5 d 2026-06-10T00:00:00Z 0 12`, // 12h old < 2×1d
 		`Failing devices \(13\)`,
 		`usage imei:350000000000002 7 2026-06-10T11:00:00Z usage page for imei:350000000000002: HTTP 500: Internal Server Error \(client_secret=\[redacted\]\)`,
 		`connections iccid:c000 1 2026-06-10T11:00:00Z connection history: page did not advance`,
