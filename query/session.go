@@ -15,7 +15,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/duckdb/duckdb-go/v2"
 
@@ -137,6 +139,30 @@ func (e *RefusedError) Error() string {
 	return "refused " + e.What + ": sql runs exactly one query (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE or EXPLAIN), and nothing it runs writes a file or changes a setting"
 }
 
+// leadingWord is the first word of q after blanks, comments and opening
+// parentheses, upper-cased, and whether a query may begin with it.
+func leadingWord(q string) (string, bool) {
+	for {
+		q = strings.TrimLeft(q, " \t\r\n\f(")
+		switch {
+		case strings.HasPrefix(q, "--"):
+			_, q, _ = strings.Cut(q, "\n")
+			continue
+		case strings.HasPrefix(q, "/*"):
+			_, q, _ = strings.Cut(q[2:], "*/")
+			continue
+		}
+		break
+	}
+	end := strings.IndexFunc(q, func(r rune) bool { return !unicode.IsLetter(r) })
+	if end < 0 {
+		end = len(q)
+	}
+	w := strings.ToUpper(q[:end])
+	queryWords := []string{"SELECT", "WITH", "FROM", "VALUES", "DESCRIBE", "SHOW", "SUMMARIZE", "EXPLAIN", "TABLE", "PIVOT", "UNPIVOT"}
+	return w, slices.Contains(queryWords, w)
+}
+
 // statementNames names the statement types Run refuses, for the
 // message.
 var statementNames = map[duckdb.StmtType]string{
@@ -174,11 +200,30 @@ const resultTable = "thingsync_result"
 
 // Run checks that q is exactly one query and runs it. Anything else (COPY,
 // EXPORT, ATTACH, INSTALL, LOAD, SET, PRAGMA, CHECKPOINT, several
-// statements) is refused before it runs, with a *RefusedError. DuckDB's parser counts and types the
-// statements: nothing here reads SQL text.
+// statements) is refused before it runs, with a *RefusedError. DuckDB's
+// parser counts and types the statements; the text itself is read only for
+// its first word, to refuse what is not a query before DuckDB prepares it.
 func (s *Session) Run(ctx context.Context, q string) (*Result, error) {
 	conn := s.conn
 	res := &Result{conn: conn, query: q}
+	// DuckDB carries out part of some statements while it prepares them
+	// (EXPORT DATABASE creates its directory, in an --allow directory
+	// too): a text that begins with one of DuckDB's keywords other than a
+	// query's is refused before DuckDB prepares it. Any other first word
+	// is a typo DuckDB's parser names; its statement type below decides.
+	if w, ok := leadingWord(q); !ok {
+		var keyword bool
+		err := conn.QueryRowContext(ctx, `SELECT count(*) > 0 FROM duckdb_keywords() WHERE keyword_name = lower($1)`, w).Scan(&keyword)
+		if err != nil {
+			return nil, fmt.Errorf("read DuckDB's keywords: %w", err)
+		}
+		if keyword || w == "" {
+			if w == "" {
+				w = "a text that does not begin as a query"
+			}
+			return nil, &RefusedError{What: w}
+		}
+	}
 	var typ duckdb.StmtType
 	err := conn.Raw(func(dc any) error {
 		c, ok := dc.(*duckdb.Conn)
