@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -390,9 +391,17 @@ func TestClient(t *testing.T) {
 		if len(times) != 64 {
 			t.Fatalf("%d requests sent, want 64", len(times))
 		}
-		// Burst 1 at 20/s: at most 21 sends within any closed second.
-		if peak := peakPerSecond(times); peak > 22 {
-			t.Errorf("peak %d requests sent within one second, ceiling 20 (+10%%)", peak)
+		// Burst 1 at 20/s: 64 requests span at least 63/20 = 3.15 s from
+		// the first send to the last, however late goroutines wake on a
+		// loaded machine (lateness only stretches the span); a second's
+		// window can hold a few more than 21 when late sends bunch up
+		// behind on-time ones, but not a burst of the eight senders.
+		slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+		if span := times[len(times)-1].Sub(times[0]); span < 3*time.Second {
+			t.Errorf("64 requests sent within %v; at 20/s they take at least 3.15 s", span)
+		}
+		if peak := peakPerSecond(times); peak > 28 {
+			t.Errorf("peak %d requests sent within one second, ceiling 20", peak)
 		}
 		t.Logf("peak at the simulator (arrivals): %v requests/s", e.sim.Stats().PeakRPS)
 	})
