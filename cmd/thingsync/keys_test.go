@@ -3,35 +3,19 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/thingsync/thingsync/extract/simulator"
+	"github.com/thingsync/thingsync/internal/testseed"
 	"github.com/thingsync/thingsync/load"
 	"github.com/thingsync/thingsync/schema"
 )
 
-// testSeed returns THINGSYNC_TEST_SEED when set (to replay a failure), else
-// a fresh seed; either way the test log names it.
-func testSeed(t *testing.T) int64 {
-	t.Helper()
-	seed := time.Now().UnixNano()
-	if s := os.Getenv("THINGSYNC_TEST_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseInt(s, 10, 64); err != nil {
-			t.Fatalf("THINGSYNC_TEST_SEED=%q: %v", s, err)
-		}
-	}
-	if seed == 0 {
-		seed = 1
-	}
-	t.Logf("seed %d (replay: THINGSYNC_TEST_SEED=%d go test ./cmd/thingsync -run '%s')", seed, seed, t.Name())
-	return seed
-}
+// testSeed is the test's seed (testseed.Seed).
+func testSeed(t *testing.T) int64 { return testseed.Seed(t, "./cmd/thingsync") }
 
 var evolvedName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 

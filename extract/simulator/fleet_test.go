@@ -4,27 +4,16 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thingsync/thingsync/internal/testseed"
 )
 
-// testSeed returns THINGSYNC_TEST_SEED when set (to replay a failure), else
-// a fresh seed; either way the test log names it.
-func testSeed(t *testing.T) int64 {
-	t.Helper()
-	seed := time.Now().UnixNano()
-	if s := os.Getenv("THINGSYNC_TEST_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseInt(s, 10, 64); err != nil {
-			t.Fatalf("THINGSYNC_TEST_SEED=%q: %v", s, err)
-		}
-	}
-	t.Logf("seed %d (replay: THINGSYNC_TEST_SEED=%d go test ./extract/simulator -run '%s')", seed, seed, t.Name())
-	return seed
-}
+// testSeed is the test's seed (testseed.Seed).
+func testSeed(t *testing.T) int64 { return testseed.Seed(t, "./extract/simulator") }
 
 // Over the year served, each class of a seeded fleet behaves as its
 // definition says, in its connection events, its usage records and its
