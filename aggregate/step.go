@@ -59,22 +59,9 @@ func (s Step) Run(ctx context.Context, wh *load.Warehouse, started time.Time, on
 	return s.run(ctx, wh, started, &wake{stored: stored})
 }
 
-// Request is Run with the callbacks taken by a listener already up; with
-// wait it waits for their data up to Wait, reading the warehouse every
-// 100 ms as it has no word of the listener's commits.
-func (s Step) Request(ctx context.Context, wh *load.Warehouse, started time.Time, wait bool) (Report, error) {
-	if !wait {
-		return s.run(ctx, wh, started, nil)
-	}
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	return s.run(ctx, wh, started, &wake{tick: tick.C})
-}
-
 // wake says when a waiting step reads the states of its requests again.
 type wake struct {
-	stored <-chan struct{}  // the step's own listener stored a delivery
-	tick   <-chan time.Time // a listener elsewhere: every so often
+	stored <-chan struct{} // the step's own listener stored a delivery
 }
 
 // run sends the requests and, unless w is nil, waits for their data.
@@ -175,8 +162,6 @@ func (s Step) await(ctx context.Context, wh *load.Warehouse, ids []string, w *wa
 		}
 		select {
 		case <-w.stored:
-			continue
-		case <-w.tick:
 			continue
 		case <-ctx.Done():
 		case <-timeout.C:
