@@ -35,7 +35,7 @@ func TestWalkBudgetVisitsInTurn(t *testing.T) {
 		t.Fatalf("%d devices listed, want 10", len(order))
 	}
 
-	plan := extract.Plan{Now: t0, Step: 30 * 24 * time.Hour, Lookback: 72 * time.Hour, Daily: true, Start: t0.AddDate(0, 0, -5)}
+	plan := extract.Plan{Now: t0, Ceiling: 30 * 24 * time.Hour, Lookback: 72 * time.Hour, Daily: true, Start: t0.AddDate(0, 0, -5)}
 	walk := func(resume *int64, budget bool) extract.Result {
 		t.Helper()
 		base := len(e.sim.RequestLog())
