@@ -32,7 +32,7 @@ func (s *countingSink) States(context.Context, string, []extract.DeviceID) (map[
 	return map[extract.DeviceID]extract.State{}, nil
 }
 func (s *countingSink) Devices(context.Context, []extract.Device, time.Time) error { return nil }
-func (s *countingSink) Visited(context.Context, extract.DeviceID) error { return nil }
+func (s *countingSink) Visited(context.Context, extract.DeviceID) error            { return nil }
 func (s *countingSink) Batch(_ context.Context, b extract.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
