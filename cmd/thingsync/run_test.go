@@ -238,6 +238,25 @@ func sum(mf map[string]*dto.MetricFamily, name string) float64 {
 	return total
 }
 
+// Without THINGSYNC_RUN_BUDGET a scheduled run may fetch 90% of the time
+// to the next one: on a one-second schedule a year of history cannot be
+// fetched in one run, so runs end at their budget, healthy (that each
+// carries on where the last stopped is TestRunBudgetCarriesOn's).
+func TestRunDefaultBudget(t *testing.T) {
+	w := newWorld(t, simulator.Options{Devices: 24, Faults: simulator.Faults{Latency: 5 * time.Millisecond}})
+	w.env["THINGSYNC_WINDOW_USAGE"], w.env["THINGSYNC_WINDOW_CONNECTIONS"] = "30d", "3d"
+	d := startDaemon(t, w, map[string]string{"THINGSYNC_SCHEDULE": "@every 1s"})
+	waitFor(t, 60*time.Second, "a run ended by its budget", func() bool {
+		return sample(t, d.metrics(), "thingsync_runs_total", "status=budget") >= 1
+	})
+	if code, h := d.health(); code != http.StatusOK || h.Status != "ok" {
+		t.Errorf("/healthz = %d %+v; a run that reached its budget is not a failure", code, h)
+	}
+	if code, _ := d.signal(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit %d on SIGTERM, want 0", code)
+	}
+}
+
 // The daemon on a one-second schedule: it runs again and again, never two
 // runs at once (the long first run makes the schedule fire while it goes),
 // answers /healthz and /metrics with the runs' real numbers, publishes the
@@ -248,7 +267,7 @@ func TestRunScheduleHealthMetrics(t *testing.T) {
 	// Windows of 30 and 3 days make the run long enough to act during it.
 	w.env["THINGSYNC_WINDOW_USAGE"], w.env["THINGSYNC_WINDOW_CONNECTIONS"] = "30d", "3d"
 	snap := filepath.Join(t.TempDir(), "snapshot.duckdb")
-	d := startDaemon(t, w, map[string]string{"THINGSYNC_SCHEDULE": "@every 1s", "THINGSYNC_SNAPSHOT": snap})
+	d := startDaemon(t, w, map[string]string{"THINGSYNC_SCHEDULE": "@every 1s", "THINGSYNC_RUN_BUDGET": "0", "THINGSYNC_SNAPSHOT": snap})
 
 	waitFor(t, 90*time.Second, "three finished runs", func() bool { _, h := d.health(); return h.Runs >= 3 })
 	code, h := d.health()
@@ -352,7 +371,7 @@ func TestRunScheduleHealthMetrics(t *testing.T) {
 func TestRunLoginRejected(t *testing.T) {
 	w := newWorld(t, simulator.Options{Devices: 4})
 	w.env["THINGSPACE_PASSWORD"] = "not-the-password"
-	d := startDaemon(t, w, map[string]string{"THINGSYNC_SCHEDULE": "@every 1s"})
+	d := startDaemon(t, w, map[string]string{"THINGSYNC_SCHEDULE": "@every 1s", "THINGSYNC_RUN_BUDGET": "0"})
 
 	var code int
 	var h daemon.Health
@@ -450,7 +469,7 @@ func TestRunSnapshotReadableDuringRun(t *testing.T) {
 	w.env["THINGSYNC_WINDOW_USAGE"], w.env["THINGSYNC_WINDOW_CONNECTIONS"] = "30d", "3d"
 	snap := filepath.Join(t.TempDir(), "snapshot.duckdb")
 	w.env["THINGSYNC_SNAPSHOT"] = snap // for the daemon and for thingsync sql
-	d := startDaemon(t, w, map[string]string{"THINGSYNC_SCHEDULE": "@every 1s"})
+	d := startDaemon(t, w, map[string]string{"THINGSYNC_SCHEDULE": "@every 1s", "THINGSYNC_RUN_BUDGET": "0"})
 	waitFor(t, 90*time.Second, "the first snapshot", func() bool {
 		_, err := os.Stat(snap)
 		return err == nil

@@ -32,6 +32,7 @@ func TestRunSIGTERMWhileTheFileIsHeld(t *testing.T) {
 
 	d := startDaemon(t, w, map[string]string{
 		"THINGSYNC_SCHEDULE":          "@every 1s",
+		"THINGSYNC_RUN_BUDGET":        "0",
 		"THINGSYNC_CALLBACK_URL":      "http://127.0.0.1:1/cb",
 		"THINGSYNC_CALLBACK_USERNAME": "cb-user",
 		"THINGSYNC_CALLBACK_PASSWORD": "cb-secret",
