@@ -47,6 +47,7 @@ func main() {
 	devices := flag.Int("devices", 1000, "devices of the first-sync benchmark")
 	big := flag.Int("rss-devices", 10000, "devices of the large memory benchmark")
 	runs := flag.Int("runs", 3, "runs of each first sync and baseline (the median counts)")
+	only := flag.String("only", "", "run only this section (fleet)")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "thingsync-bench")
 	check(err)
@@ -58,6 +59,11 @@ func main() {
 		for _, x := range r {
 			fmt.Fprintf(os.Stderr, "%-44s %-26s %14s   %s\n", x.name, x.figure, x.value, x.target)
 		}
+	}
+	if *only == "fleet" {
+		add(fleet(dir, now)...)
+		table(rs)
+		return
 	}
 
 	// 1, 1b, 2. First syncs, run -runs times each, the variants taking
@@ -200,6 +206,12 @@ func main() {
 
 	add(windowsBench(*bin, dir, *devices, now)...)
 
+	add(fleet(dir, now)...)
+	table(rs)
+}
+
+// table prints the results as one Markdown table.
+func table(rs []result) {
 	fmt.Println()
 	fmt.Printf("| %-44s | %-26s | %18s | %s\n", "benchmark", "figure", "value", "against target")
 	fmt.Printf("|%s|%s|%s|%s\n", dash(46), dash(28), dash(20), dash(30))
