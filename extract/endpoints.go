@@ -303,20 +303,24 @@ func (p *pager) advance(times []time.Time, raws [][]byte) error {
 	return nil
 }
 
-// Paging limits. A window may take at most max(minPages, its days ×
-// the stream's records a day / 500) pages: far more than any device needs
-// (usage is one record a day; 25,000 connection events a day is one every
-// 3.5 s), so a history that keeps answering hasMoreData with records that
-// stay inside the window fails the device instead of running on.
+// Paging limits. A window may take at most max(minPages, its days, up to
+// pageDays, × the stream's records a day / 500) pages: far more than any
+// device needs (usage is one record a day; 25,000 connection events a day
+// is one every 3.5 s), so a history that keeps answering hasMoreData with
+// records that stay inside the window fails the window instead of running
+// on. A wider window does not get a higher ceiling: the walker halves one
+// that passes it down to pageDays (Walk.stream), so a history that never
+// ends costs a ceiling of pages per halving, not a year of pages.
 const (
 	minPages          = 100
+	pageDays          = 3
 	usagePerDay       = 24
 	connectionsPerDay = 25_000
 )
 
 // maxPages is the page ceiling of a window [earliest, latest].
 func maxPages(earliest, latest time.Time, perDay int) int {
-	days := math.Ceil(latest.Sub(earliest).Hours() / 24)
+	days := min(math.Ceil(latest.Sub(earliest).Hours()/24), pageDays)
 	return max(minPages, int(math.Ceil(days*float64(perDay)/float64(pageSize))))
 }
 

@@ -208,21 +208,82 @@ func TestRangeLearnedRoundTrip(t *testing.T) {
 	}
 }
 
-// A wide window whose pages together pass the memory cap is split, as one
-// that times out, until its parts fit: the busy device is fetched whole,
-// in more requests, and the width learned for the fleet stays the ceiling.
-func TestWindowOverTheCapIsSplit(t *testing.T) {
-	e := setup(t, simulator.Options{Devices: 3, HistoryPageSize: 50}, func(c *extract.ClientConfig) { c.MaxBodyBytes = 256 << 10 })
-	sink := newCountingSink()
-	conns := extract.NewRangeLimit(367*day, extract.RangeLearned{})
-	if _, err := windowWalk(e, sink, 367*day, nil, conns).Run(context.Background()); err != nil {
-		t.Fatal(err)
+// A wide window whose pages together pass the memory cap, or the page
+// ceiling, is split, as one that times out, until its parts fit: the busy
+// device is fetched whole, in more requests, and the width learned for the
+// fleet stays the ceiling.
+func TestWindowOverfullIsSplit(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		cap      int64
+		pageSize int
+		log      string
+	}{
+		{"memory cap", 256 << 10, 50, "pass the memory cap; splitting"},
+		// Pages of 5 events: a device-year's thousand-odd events take more
+		// than the 150 pages a window may.
+		{"page ceiling", 1 << 30, 5, "pass the page ceiling; splitting"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t, simulator.Options{Devices: 3, HistoryPageSize: tt.pageSize}, func(c *extract.ClientConfig) { c.MaxBodyBytes = tt.cap })
+			sink := newCountingSink()
+			conns := extract.NewRangeLimit(367*day, extract.RangeLearned{})
+			if _, err := windowWalk(e, sink, 367*day, nil, conns).Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			checkTruth(t, e.sim, sink)
+			if got, _ := conns.Learned(); got.Refused != 0 {
+				t.Errorf("learned %v, want no refusal", got)
+			}
+			if !strings.Contains(e.logs.String(), tt.log) {
+				t.Errorf("no log %q: the test proves nothing", tt.log)
+			}
+		})
 	}
-	checkTruth(t, e.sim, sink)
-	if got, _ := conns.Learned(); got.Refused != 0 {
-		t.Errorf("learned %v, want no refusal", got)
-	}
-	if !strings.Contains(e.logs.String(), "pass the memory cap; splitting") {
-		t.Error("no window passed the cap: the test proves nothing")
+}
+
+// A history that fills the memory cap or the page ceiling at any width
+// (202 without end, records a second apart) costs a few caps or ceilings
+// of pages more with wide windows than with 3-day ones, not a year of
+// them: the window is halved down to 3 days, then the device fails naming
+// the bound.
+func TestWideWindowsBoundAnEndlessHistory(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		cap      int64
+		pageSize int
+		reason   string
+	}{
+		{"memory cap", 1 << 20, 500, "cap (THINGSYNC_MAX_ANSWER_MB)"},
+		// Small pages: the ceiling counts pages, not records.
+		{"page ceiling", 1 << 30, 20, "too many pages: still more after"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			requests := func(ceiling time.Duration) (int, []string, string) {
+				e := setup(t, simulator.Options{Devices: 2, HistoryPageSize: tt.pageSize, Faults: simulator.Faults{EndlessHistory: time.Second}},
+					func(c *extract.ClientConfig) { c.MaxBodyBytes = tt.cap })
+				sink := newCountingSink()
+				if _, err := windowWalk(e, sink, ceiling, nil, extract.NewRangeLimit(ceiling, extract.RangeLearned{})).Run(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				return e.sim.Stats().DeviceRequests["connections "+e.sim.Devices()[0].Identity.String()], sink.failed, e.logs.String()
+			}
+			narrow, _, logs := requests(3 * day)
+			if strings.Contains(logs, "; splitting") {
+				t.Error("a 3-day window was split: the device should fail at once, as before windows were wide")
+			}
+			wide, failed, _ := requests(367 * day)
+			t.Logf("hostile device's connection requests: %d with 3-day windows, %d with 367-day ones", narrow, wide)
+			var bounded bool
+			for _, f := range failed {
+				bounded = bounded || strings.HasPrefix(f, "connections ") && strings.Contains(f, tt.reason)
+			}
+			if !bounded {
+				t.Errorf("failures %v, want the hostile device's connections failed with %q", failed, tt.reason)
+			}
+			if wide <= narrow || wide > 8*narrow {
+				t.Errorf("%d requests with wide windows, %d with 3-day ones: want more, at most 8 times as many", wide, narrow)
+			}
+		})
 	}
 }

@@ -698,16 +698,20 @@ func (w *Walk) stream(ctx context.Context, stream string, dev target, windows []
 			i--
 			continue
 		}
-		if errors.Is(err, ErrRangeTimeout) || overCap(err, win) {
+		if errors.Is(err, ErrRangeTimeout) || overfull(err, win) {
 			// A timeout is about this window's data, not the API's limit:
 			// the window is split, the learned width left alone. So is a
-			// wide window whose pages hold more than the memory cap.
+			// wide window whose pages pass the memory cap or the page
+			// ceiling.
 			parts, ok := Split(win)
 			if !ok {
 				return records, fmt.Errorf("window %s: %w", win, err)
 			}
 			msg := "window timed out; splitting"
-			if !errors.Is(err, ErrRangeTimeout) {
+			switch {
+			case errors.Is(err, ErrTooManyPages):
+				msg = "window's pages pass the page ceiling; splitting"
+			case !errors.Is(err, ErrRangeTimeout):
 				msg = "window's pages pass the memory cap; splitting"
 			}
 			log.Info().Str(logging.Stream, stream).Str(logging.Window, win.String()).Int("parts", len(parts)).Msg(msg)
@@ -751,17 +755,18 @@ func (w *Walk) narrow(win Window, limit *RangeLimit) (parts []Window, ok bool) {
 	return Split(win)
 }
 
-// capSplitAbove is the narrowest window that is split, not failed, when its
-// pages together pass the memory cap (ClientConfig.MaxBodyBytes): three
-// days, the width windows had before they were asked wide, so a device
-// whose three days fit the cap is fetched as it always was, and a history
-// that fills the cap at any width (the API answering without end) costs a
-// few cap-fulls of pages per halving before its device fails.
-const capSplitAbove = 3 * 24 * time.Hour
+// splitAbove is the narrowest window that is split, not failed, when its
+// pages together pass the memory cap (ClientConfig.MaxBodyBytes) or the
+// page ceiling: three days, the width windows had before they were asked
+// wide (and the widest the page ceiling grows with), so a device whose
+// three days fit is fetched as it always was, and a history that fills the
+// cap or the ceiling at any width (the API answering without end) costs a
+// cap or a ceiling of pages per halving before its device fails.
+const splitAbove = pageDays * 24 * time.Hour
 
-// overCap tells whether err is a window's pages passing the memory cap, in
-// a window wide enough to split.
-func overCap(err error, win Window) bool {
+// overfull tells whether err is a window's pages passing the memory cap or
+// the page ceiling, in a window wide enough to split.
+func overfull(err error, win Window) bool {
 	var big *TooLargeError
-	return errors.As(err, &big) && big.Window && win.To.Sub(win.From) > capSplitAbove
+	return (errors.Is(err, ErrTooManyPages) || errors.As(err, &big) && big.Window) && win.To.Sub(win.From) > splitAbove
 }
