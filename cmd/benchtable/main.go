@@ -61,6 +61,7 @@ func main() {
 		}
 	}
 	if *only == "fleet" {
+		add(windowsBench(*bin, dir, *devices, now)...)
 		add(fleet(dir, now)...)
 		table(rs)
 		return
@@ -205,7 +206,6 @@ func main() {
 		fmt.Sprintf("%.2f× (≤ 1.3×, ≤ 300 MB)", float64(rsss[1])/float64(rsss[0]))})
 
 	add(windowsBench(*bin, dir, *devices, now)...)
-
 	add(fleet(dir, now)...)
 	table(rs)
 }
