@@ -22,14 +22,18 @@ const (
 	// rateBeta is what a cut keeps of the rate that was throttled.
 	rateBeta = 0.9
 	// rateRecover is how long the rate takes, under load and unthrottled,
-	// to climb back from a cut to the rate that was throttled; it rises
-	// quickly at first, flattens out just below that rate and then probes
-	// above it ever faster (a cubic, as TCP CUBIC and the AWS SDKs'
-	// adaptive retry mode do).
+	// to climb back from a cut to rateHold of the rate that was throttled;
+	// it rises quickly at first, flattens out there and then probes above
+	// it ever faster (a cubic, as TCP CUBIC and the AWS SDKs' adaptive
+	// retry mode do). Holding a little below the throttled rate makes the
+	// throttles, and the pauses they cost, rare: the API counts every
+	// request over a sliding second, so arrivals that bunch meet it before
+	// evenly spaced ones would.
 	rateRecover = 20 * time.Second
+	rateHold    = 0.97
 	// rateBusy is the share of the rate the client must be sending for
 	// the rate to rise: a rate nobody uses proves nothing.
-	rateBusy = 0.8
+	rateBusy = 0.7
 )
 
 // AdaptiveRate decides the request rate of a client that must find the
@@ -208,10 +212,11 @@ func (a *AdaptiveRate) step(t time.Time) {
 	if a.peak == 0 {
 		r = a.rate * math.Pow(rateSlowStart, dt.Seconds())
 	} else {
-		// peak·(1 + σ(g−K)³) with σ such that it starts at rateBeta·peak.
+		// P·(1 + σ(g−K)³), P = rateHold·peak, with σ such that it
+		// starts at rateBeta·peak.
 		k := rateRecover.Seconds()
 		g := a.grown.Seconds() - k
-		r = a.peak * (1 + (1-rateBeta)*g*g*g/(k*k*k))
+		r = rateHold * a.peak * (1 + (1-rateBeta/rateHold)*g*g*g/(k*k*k))
 	}
 	a.set(math.Min(r, a.Max))
 }

@@ -82,8 +82,14 @@ type Client struct {
 	limiter *rate.Limiter
 	// adaptive decides the limiter's rate under RateAuto (nil: fixed).
 	adaptive *AdaptiveRate
-	log      zerolog.Logger
-	oauth    clientcredentials.Config
+	// queue admits one request at a time to the limiter under RateAuto.
+	// A limiter whose rate rises while many wait repays their backlog at
+	// the new rate while their turns, booked at the old one, still stand:
+	// for a while it lets through more than either rate. With one waiter
+	// a new rate applies from the next turn.
+	queue chan struct{}
+	log   zerolog.Logger
+	oauth clientcredentials.Config
 
 	// shownBase is the base URL as messages print it: without userinfo.
 	shownBase string
@@ -163,6 +169,7 @@ func NewClient(cfg ClientConfig, log zerolog.Logger) (*Client, error) {
 		// No cut goes below what the devices in flight need (a request
 		// waits at most a minute for its turn), nor above the ceiling.
 		least := min(float64(cfg.Concurrency)/60, cfg.RateLimit)
+		c.queue = make(chan struct{}, 1)
 		c.adaptive = NewAdaptiveRate(cfg.RateLearned, cfg.RateLimit, least, nil, func(r float64) {
 			c.limiter.SetLimit(rate.Limit(r))
 			if cfg.Observer != nil {
@@ -192,22 +199,27 @@ func (c *Client) LearnedRate() (perSecond float64, ok bool) {
 	return c.adaptive.Learned()
 }
 
-// turn waits for a request's turn: out of any Retry-After pause, then the
-// limiter's. It returns the send time to hand to answered.
+// turn waits for a request's turn: under RateAuto in the queue and out of
+// any Retry-After pause, then the limiter's. It returns the send time to
+// hand to answered.
 func (c *Client) turn(ctx context.Context) (time.Time, error) {
+	if c.adaptive == nil {
+		return time.Time{}, c.limiter.Wait(ctx)
+	}
+	select {
+	case c.queue <- struct{}{}:
+	case <-ctx.Done():
+		return time.Time{}, ctx.Err()
+	}
+	defer func() { <-c.queue }()
 	for {
-		if c.adaptive != nil {
-			if d := time.Until(c.adaptive.PausedUntil()); d > 0 {
-				if err := sleep(ctx, d); err != nil {
-					return time.Time{}, err
-				}
+		if d := time.Until(c.adaptive.PausedUntil()); d > 0 {
+			if err := sleep(ctx, d); err != nil {
+				return time.Time{}, err
 			}
 		}
 		if err := c.limiter.Wait(ctx); err != nil {
 			return time.Time{}, err
-		}
-		if c.adaptive == nil {
-			return time.Time{}, nil
 		}
 		// A pause that began while this request waited for the limiter
 		// holds it too.

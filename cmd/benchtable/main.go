@@ -47,7 +47,7 @@ func main() {
 	devices := flag.Int("devices", 1000, "devices of the first-sync benchmark")
 	big := flag.Int("rss-devices", 10000, "devices of the large memory benchmark")
 	runs := flag.Int("runs", 3, "runs of each first sync and baseline (the median counts)")
-	only := flag.String("only", "", "run only this section (fleet)")
+	only := flag.String("only", "", "run only this section (fleet) or these rows (adaptive-rate)")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "thingsync-bench")
 	check(err)
@@ -60,9 +60,15 @@ func main() {
 			fmt.Fprintf(os.Stderr, "%-44s %-26s %14s   %s\n", x.name, x.figure, x.value, x.target)
 		}
 	}
-	if *only == "fleet" {
+	switch *only {
+	case "fleet":
 		add(windowsBench(*bin, dir, *devices, now)...)
 		add(fleet(dir, now)...)
+		add(adaptiveRate(*bin, dir, now)...)
+		table(rs)
+		return
+	case "adaptive-rate":
+		add(adaptiveRate(*bin, dir, now)...)
 		table(rs)
 		return
 	}
@@ -207,6 +213,7 @@ func main() {
 
 	add(windowsBench(*bin, dir, *devices, now)...)
 	add(fleet(dir, now)...)
+	add(adaptiveRate(*bin, dir, now)...)
 	table(rs)
 }
 
