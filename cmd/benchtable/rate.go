@@ -24,12 +24,13 @@ import (
 func adaptiveRate(bin, dir string, now time.Time) []result {
 	var out []result
 	for i, ceiling := range []float64{20, 50, 200} {
-		// A first sync of 30 days asks about 13 requests a device.
+		// A first sync of 30 days in windows of at most 3 days of
+		// connections asks about 13 requests a device.
 		devices := int(ceiling * 120 / 13)
 		s, rec := serveRecorded(simulator.Options{Seed: 4, Devices: devices, Clock: simulator.NewManualClock(now),
 			Faults: simulator.Faults{Latency: 30 * time.Millisecond, RateCeiling: ceiling}})
 		_, _ = sync(bin, s, filepath.Join(dir, fmt.Sprintf("auto%g.duckdb", ceiling)), map[string]string{
-			"THINGSYNC_RATE_LIMIT": "auto:1000", "THINGSYNC_CONCURRENCY": "32",
+			"THINGSYNC_RATE_LIMIT": "auto:1000", "THINGSYNC_CONCURRENCY": "32", "THINGSYNC_WINDOW_CONNECTIONS": "3d",
 			"THINGSYNC_START": now.AddDate(0, 0, -30).Format("2006-01-02")})
 		s.close()
 		r := rec.measure(ceiling)
