@@ -41,8 +41,9 @@ type StreamStatus struct {
 	Name    string `json:"stream"`
 	Devices int    `json:"devices"`
 	Retired int    `json:"retired"`
-	// Oldest and Newest settled_until of the devices still asked (retired
-	// ones say nothing about how current the warehouse is).
+	// Oldest, Median and Newest settled_until of the devices still asked
+	// (retired and idle ones say nothing about how current the warehouse
+	// is).
 	Oldest *time.Time `json:"oldest_settled"`
 	Median *time.Time `json:"median_settled"`
 	Newest *time.Time `json:"newest_settled"`
@@ -181,17 +182,22 @@ func streamRank(s string) int {
 	return 99
 }
 
+// stillAsked selects the checkpoints of device-streams runs still fetch:
+// not retired, and not skipped as idle.
+const stillAsked = `NOT coalesce(retired, false) AND idle_since IS NULL`
+
 // streams reads one line per stream with checkpoints, then the failing
 // devices.
 func (r statusReader) streams(ctx context.Context, doc *Status) error {
-	// Retired devices are not asked again: their checkpoints stay where they
-	// were and say nothing about how current the warehouse is, so the
-	// oldest/newest and behind figures leave them out.
+	// Retired devices are not asked again, and idle ones not until they
+	// show a sign of life: their checkpoints stay where they were and say
+	// nothing about how current the warehouse is, so the oldest, median,
+	// newest and behind figures leave them out.
 	rows, err := r.db.QueryContext(ctx, `SELECT stream, count(*),
 		count(*) FILTER (WHERE coalesce(retired, false)),
-		min(settled_until) FILTER (WHERE NOT coalesce(retired, false)),
-		quantile_disc(settled_until, 0.5) FILTER (WHERE NOT coalesce(retired, false)),
-		max(settled_until) FILTER (WHERE NOT coalesce(retired, false)),
+		min(settled_until) FILTER (WHERE `+stillAsked+`),
+		quantile_disc(settled_until, 0.5) FILTER (WHERE `+stillAsked+`),
+		max(settled_until) FILTER (WHERE `+stillAsked+`),
 		count(*) FILTER (WHERE coalesce(failures, 0) > 0)
 		FROM sync_checkpoints GROUP BY stream`)
 	if err != nil {
@@ -222,7 +228,7 @@ func (r statusReader) streams(ctx context.Context, doc *Status) error {
 			// least one nightly run has not moved it as it should have.
 			var behind int
 			err := r.db.QueryRowContext(ctx, `SELECT count(*) FROM sync_checkpoints
-				WHERE stream = ? AND NOT coalesce(retired, false)
+				WHERE stream = ? AND `+stillAsked+`
 				AND (settled_until IS NULL OR settled_until < ?)`, s.Name, r.opts.Now.Add(-2*lb)).Scan(&behind)
 			if err != nil {
 				return fmt.Errorf("read %s checkpoints: %w", s.Name, err)

@@ -24,6 +24,9 @@ func TestReadStatus(t *testing.T) {
 			('usage', 'imei', 'b', NULL, ` + ts(-10*24*time.Hour) + `, NULL, ` + ts(-2*time.Hour) + `, 'HTTP 500
 				(password=s3cret-pw)   again', 2, false),
 			('usage', 'esn', 'c', NULL, ` + ts(-200*24*time.Hour) + `, NULL, NULL, NULL, 0, true)`,
+		// An idle device: its old checkpoint is not staleness.
+		`INSERT INTO sync_checkpoints (stream, device_kind, device_id, settled_until, fetched_until, idle_since, failures, retired) VALUES
+			('usage', 'iccid', 'idle', ` + ts(-300*24*time.Hour) + `, ` + ts(-299*24*time.Hour) + `, ` + ts(-24*time.Hour) + `, 0, false)`,
 		// rated, a stream without a lookback: eleven failing devices, ten listed.
 		`INSERT INTO sync_checkpoints (stream, device_kind, device_id, updated_at, last_error, failures)
 			SELECT 'rated', 'iccid', 'r' || lpad(i::VARCHAR, 2, '0'), ` + ts(-time.Hour) + `::TIMESTAMPTZ - i * INTERVAL 1 MINUTE, 'x', 1 FROM range(11) t(i)`,
@@ -57,7 +60,7 @@ func TestReadStatus(t *testing.T) {
 	}
 	want := Status{
 		Streams: []StreamStatus{
-			{Name: "usage", Devices: 3, Retired: 1, Oldest: at(-10 * 24 * time.Hour), Median: at(-10 * 24 * time.Hour), Newest: at(-(24*5 + 12) * time.Hour), Behind: &behind, Failing: 1},
+			{Name: "usage", Devices: 4, Retired: 1, Oldest: at(-10 * 24 * time.Hour), Median: at(-10 * 24 * time.Hour), Newest: at(-(24*5 + 12) * time.Hour), Behind: &behind, Failing: 1},
 			{Name: "rated", Devices: 11, Failing: 11},
 		},
 		FailingTotal:   12,
