@@ -6,9 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"sort"
-	"strconv"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 
 	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/extract/simulator"
+	"github.com/thingsync/thingsync/internal/testseed"
 )
 
 // fakeClock is a simulated clock the test moves by hand.
@@ -159,7 +158,7 @@ func TestAdaptiveRate(t *testing.T) {
 // with Retry-After: 1, and retried after it. The client sends from as many
 // workers as needed for the ceiling, not latency × workers, to bind.
 func TestAdaptiveRateAgainstCeiling(t *testing.T) {
-	seed := adaptiveSeed(t)
+	seed := testseed.Seed(t, "./extract")
 	for _, tc := range []struct {
 		ceiling, learned float64
 	}{{20, 0}, {50, 0}, {200, 0}, {50, 42}, {200, 0.9 * 190}} {
@@ -184,18 +183,6 @@ func TestAdaptiveRateAgainstCeiling(t *testing.T) {
 			}
 		})
 	}
-}
-
-func adaptiveSeed(t *testing.T) int64 {
-	seed := time.Now().UnixNano()
-	if s := os.Getenv("THINGSYNC_TEST_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseInt(s, 10, 64); err != nil {
-			t.Fatalf("THINGSYNC_TEST_SEED=%q: %v", s, err)
-		}
-	}
-	t.Logf("seed %d (replay: THINGSYNC_TEST_SEED=%d go test ./extract -run '%s')", seed, seed, t.Name())
-	return seed
 }
 
 type modelResult struct {
