@@ -71,7 +71,7 @@ func Open(ctx context.Context, path string, log zerolog.Logger) (*Warehouse, err
 	// several times the commit time and a larger file.
 	// The writer runs CHECKPOINT after a run; a crash replays the WAL.
 	// docs/design.md has the figures for both settings.
-	for _, set := range []string{"SET memory_limit = '128MB'", "SET checkpoint_threshold = '256MB'"} {
+	for _, set := range []string{fmt.Sprintf("SET memory_limit = '%dMiB'", MemoryLimit>>20), "SET checkpoint_threshold = '256MB'"} {
 		if _, err := db.ExecContext(ctx, set); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("configure %s: %w", path, err)
@@ -89,6 +89,17 @@ func Open(ctx context.Context, path string, log zerolog.Logger) (*Warehouse, err
 		return nil, err
 	}
 	return w, nil
+}
+
+// MemoryLimit is the writer's DuckDB buffer pool, in bytes.
+const MemoryLimit = 128 << 20
+
+// updatesHeld is how many bytes of committed updates DuckDB holds until
+// the next checkpoint: the buffer pool's TRANSACTION tag.
+func (w *Warehouse) updatesHeld(ctx context.Context) (int64, error) {
+	var n int64
+	err := w.db.QueryRowContext(ctx, `SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory() WHERE tag = 'TRANSACTION'`).Scan(&n)
+	return n, err
 }
 
 // NotDuckDBError: the warehouse path names something that is not a DuckDB

@@ -97,7 +97,16 @@ type WriterOptions struct {
 	// checkpoint, which makes the file larger (figures in docs/design.md).
 	CommitInterval time.Duration
 	CommitValues   int
-	Now            func() time.Time
+	// FoldAbove runs CHECKPOINT after a commit once DuckDB holds more
+	// than this many bytes of committed updates (default a quarter of
+	// MemoryLimit). DuckDB keeps the old values of every updated row in
+	// its buffer pool until a checkpoint, and a nightly run updates the
+	// checkpoint of every device-stream it visits and the last_seen_at of
+	// every listed device: at a million devices that is past the pool
+	// long before the WAL reaches checkpoint_threshold, and a join then
+	// fails for want of memory (docs/design.md, "Large fleet").
+	FoldAbove int64
+	Now       func() time.Time
 	// Committed, if set, hears what each commit wrote (rows by table,
 	// rejected records) once it is committed, from the writer's
 	// goroutine: the daemon's live metrics. Its sum over a run is the
@@ -114,6 +123,8 @@ type Totals struct {
 	Rejected       int64
 	EvolvedColumns int
 	Batches        int
+	// Folds counts the checkpoints FoldAbove ran during the run.
+	Folds int
 }
 
 // Writer is the one goroutine that writes a run's data. Producers Submit
@@ -154,6 +165,9 @@ func (w *Warehouse) NewWriter(ctx context.Context, runID string, opts WriterOpti
 	}
 	if opts.CommitValues <= 0 {
 		opts.CommitValues = 1_000_000
+	}
+	if opts.FoldAbove <= 0 {
+		opts.FoldAbove = MemoryLimit / 4
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -418,8 +432,33 @@ func (wr *Writer) transaction(ctx context.Context, first batch, more <-chan batc
 	if wr.opts.Committed != nil {
 		wr.opts.Committed(Totals{Tables: tx.counts, Rejected: int64(tx.rejected), Batches: tx.batches})
 	}
+	wr.fold(ctx)
 	wr.w.log.Debug().Int("batches", tx.batches).Int("values", tx.values).Dur(logging.DurationMS, time.Since(tx.began)).Msg("transaction committed")
 	return nil
+}
+
+// fold runs CHECKPOINT once the committed updates DuckDB holds in memory
+// pass FoldAbove. A fold that fails (another connection's transaction
+// can hold it off) is logged and tried again after the next commit: the
+// data is committed either way.
+func (wr *Writer) fold(ctx context.Context) {
+	held, err := wr.w.updatesHeld(ctx)
+	if err != nil {
+		wr.w.log.Warn().Err(err).Msg("read DuckDB memory use; the warehouse is checkpointed after the run")
+		return
+	}
+	if held <= wr.opts.FoldAbove {
+		return
+	}
+	start := time.Now()
+	if _, err := wr.w.db.ExecContext(ctx, "CHECKPOINT"); err != nil {
+		wr.w.log.Warn().Err(err).Int64("bytes", held).Msg("checkpoint the warehouse during a run; trying again after the next commit")
+		return
+	}
+	wr.mu.Lock()
+	wr.totals.Folds++
+	wr.mu.Unlock()
+	wr.w.log.Debug().Int64("bytes", held).Dur(logging.DurationMS, time.Since(start)).Msg("warehouse checkpointed during the run")
 }
 
 // apply writes one batch's rows and rejected records into the open
