@@ -47,7 +47,8 @@ func main() {
 	devices := flag.Int("devices", 1000, "devices of the first-sync benchmark")
 	big := flag.Int("rss-devices", 10000, "devices of the large memory benchmark")
 	runs := flag.Int("runs", 3, "runs of each first sync and baseline (the median counts)")
-	only := flag.String("only", "", "run only this section (fleet) or these rows (adaptive-rate)")
+	millionDevices := flag.Int("million", 0, "devices of the large-fleet rows (first sync, plan, next run; about 25 minutes at 1000000); 0: left out")
+	only := flag.String("only", "", "run only this section (fleet) or these rows (adaptive-rate; million: the large fleet, 1000000 devices unless -million says)")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "thingsync-bench")
 	check(err)
@@ -65,10 +66,21 @@ func main() {
 		add(windowsBench(*bin, dir, *devices, now)...)
 		add(fleet(dir, now)...)
 		add(adaptiveRate(*bin, dir, now)...)
+		if *millionDevices > 0 {
+			add(million(*bin, dir, *millionDevices, now)...)
+		}
 		table(rs)
 		return
 	case "adaptive-rate":
 		add(adaptiveRate(*bin, dir, now)...)
+		table(rs)
+		return
+	case "million":
+		n := *millionDevices
+		if n == 0 {
+			n = 1_000_000
+		}
+		add(million(*bin, dir, n, now)...)
 		table(rs)
 		return
 	}
@@ -214,6 +226,9 @@ func main() {
 	add(windowsBench(*bin, dir, *devices, now)...)
 	add(fleet(dir, now)...)
 	add(adaptiveRate(*bin, dir, now)...)
+	if *millionDevices > 0 {
+		add(million(*bin, dir, *millionDevices, now)...)
+	}
 	table(rs)
 }
 
