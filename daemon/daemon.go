@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -85,7 +86,15 @@ func New(o Options) *Daemon {
 	if now == nil {
 		now = func() time.Time { return time.Now().UTC() }
 	}
-	return &Daemon{log: o.Log, g: o.Gate, snapshot: o.Snapshot, streams: o.Streams, now: now, sync: o.Sync, metrics: newMetrics(time.Now)}
+	d := &Daemon{log: o.Log, g: o.Gate, snapshot: o.Snapshot, streams: o.Streams, now: now, sync: o.Sync, metrics: newMetrics(time.Now)}
+	// A snapshot published before a restart is as old as the file: its
+	// age does not start again from the first run.
+	if o.Snapshot != "" {
+		if fi, err := os.Stat(o.Snapshot); err == nil {
+			d.metrics.lastSnapshot.Set(float64(fi.ModTime().UnixNano()) / 1e9)
+		}
+	}
+	return d
 }
 
 // Trigger runs one sync now unless one is going, the daemon is stopping, or
@@ -293,6 +302,7 @@ func (d *Daemon) finish(res attempt, took time.Duration) {
 	// rejected too. Stop logging in until an operator has looked.
 	if errors.Is(res.err, extract.ErrLoginRejected) {
 		d.halted = "ThingSpace rejected the login; fix THINGSPACE_USERNAME/THINGSPACE_PASSWORD and restart (repeated attempts lock the account)"
+		d.metrics.loginRejected.Set(1)
 		d.log.Error().Msg("no further runs: " + d.halted)
 	}
 }

@@ -24,22 +24,24 @@ import (
 type metrics struct {
 	reg *prometheus.Registry
 
-	requests     *prometheus.CounterVec
-	retries      *prometheus.CounterVec
-	rate         *rateWindow
-	rateLimit    prometheus.Gauge
-	rows         *prometheus.CounterVec
-	rejected     prometheus.Counter
-	devicesDone  prometheus.Gauge
-	devicesLeft  prometheus.Gauge
-	runs         *prometheus.CounterVec
-	skipped      prometheus.Counter
-	running      prometheus.Gauge
-	lastDuration prometheus.Gauge
-	lastSuccess  *prometheus.GaugeVec
-	lastSnapshot prometheus.Gauge
-	pending      prometheus.Gauge
-	staleness    *staleness
+	requests      *prometheus.CounterVec
+	retries       *prometheus.CounterVec
+	rate          *rateWindow
+	rateLimit     prometheus.Gauge
+	rows          *prometheus.CounterVec
+	rejected      prometheus.Counter
+	devicesDone   prometheus.Gauge
+	devicesLeft   prometheus.Gauge
+	runs          *prometheus.CounterVec
+	skipped       prometheus.Counter
+	running       prometheus.Gauge
+	lastDuration  prometheus.Gauge
+	lastStatus    *prometheus.GaugeVec
+	loginRejected prometheus.Gauge
+	lastSuccess   *prometheus.GaugeVec
+	lastSnapshot  prometheus.Gauge
+	pending       prometheus.Gauge
+	staleness     *staleness
 
 	// progress is the running run's, kept as the highest seen: devices
 	// finish on several goroutines, whose reports may arrive out of order.
@@ -101,13 +103,21 @@ func newMetrics(now func() time.Time) *metrics {
 			Name: "thingsync_last_run_duration_seconds",
 			Help: "How long the last finished run took, waiting for the warehouse file and publishing the snapshot included.",
 		}),
+		lastStatus: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "thingsync_last_run_status",
+			Help: "1 for the outcome of the last finished run (status, as in thingsync_runs_total), 0 for the others.",
+		}, []string{"status"}),
+		loginRejected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "thingsync_login_rejected",
+			Help: "1 once ThingSpace rejected the login: the daemon starts no run until it is restarted with THINGSPACE_USERNAME/THINGSPACE_PASSWORD fixed.",
+		}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "thingsync_last_success_timestamp_seconds",
 			Help: "Unix time at which the last ok, partial or budget run of each stream finished.",
 		}, []string{"stream"}),
 		lastSnapshot: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "thingsync_last_snapshot_timestamp_seconds",
-			Help: "Unix time at which THINGSYNC_SNAPSHOT was last published.",
+			Help: "Unix time at which THINGSYNC_SNAPSHOT was last published (at start, the file's modification time; 0: none yet).",
 		}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "thingsync_pending_callbacks",
@@ -119,14 +129,20 @@ func newMetrics(now func() time.Time) *metrics {
 		Help: "ThingSpace API requests per second over the last 30 s, every endpoint, retries and logins included.",
 	}, m.rate.perSecond)
 	m.reg.MustRegister(m.requests, m.retries, rate, m.rateLimit, m.rows, m.rejected, m.devicesDone, m.devicesLeft,
-		m.runs, m.skipped, m.running, m.lastDuration, m.lastSuccess, m.lastSnapshot, m.pending, m.staleness,
+		m.runs, m.skipped, m.running, m.lastDuration, m.lastStatus, m.loginRejected, m.lastSuccess, m.lastSnapshot, m.pending, m.staleness,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Outcomes are known in advance: a rate() over a series that appears
 	// only at its first increment misses that increment.
-	for _, s := range []string{"ok", "partial", "budget", "failed", "interrupted"} {
+	for _, s := range runOutcomes() {
 		m.runs.WithLabelValues(s)
+		m.lastStatus.WithLabelValues(s)
 	}
 	return m
+}
+
+// runOutcomes are the statuses a finished run may have.
+func runOutcomes() []string {
+	return []string{ingest.StatusOK, ingest.StatusPartial, ingest.StatusBudget, ingest.StatusFailed, ingest.StatusInterrupted}
 }
 
 // Attempt counts one API request as it ends (status 0: no answer).
@@ -177,6 +193,13 @@ func (m *metrics) started() {
 // it happened.
 func (m *metrics) observe(rep ingest.Report, streams []string, took time.Duration) {
 	m.runs.WithLabelValues(rep.Status).Inc()
+	for _, s := range runOutcomes() {
+		v := 0.0
+		if s == rep.Status {
+			v = 1
+		}
+		m.lastStatus.WithLabelValues(s).Set(v)
+	}
 	m.lastDuration.Set(took.Seconds())
 	if succeeded(rep.Status) {
 		for _, s := range streams {
@@ -236,6 +259,7 @@ func (r *rateWindow) perSecond() float64 {
 type staleness struct {
 	now                        func() time.Time
 	oldest, median, notVisited *prometheus.Desc
+	failing                    *prometheus.Desc
 	mu                         sync.Mutex
 	read                       load.Staleness
 	have                       bool
@@ -249,6 +273,8 @@ func newStaleness(now func() time.Time) *staleness {
 			"Age of the median settled_until of each stream across the devices still asked (read after each run).", []string{"stream"}, nil),
 		notVisited: prometheus.NewDesc("thingsync_devices_not_visited",
 			"Devices of the account that none of the last runs (label runs) reached: waiting for their turn under THINGSYNC_RUN_BUDGET.", []string{"runs"}, nil),
+		failing: prometheus.NewDesc("thingsync_devices_failing",
+			"Devices whose fetches of some stream failed in each of the last runs (label runs) that asked for it (sync_checkpoints.failures), read after each run.", []string{"runs"}, nil),
 	}
 }
 
@@ -262,6 +288,7 @@ func (s *staleness) Describe(ch chan<- *prometheus.Desc) {
 	ch <- s.oldest
 	ch <- s.median
 	ch <- s.notVisited
+	ch <- s.failing
 }
 
 func (s *staleness) Collect(ch chan<- prometheus.Metric) {
@@ -282,4 +309,5 @@ func (s *staleness) Collect(ch chan<- prometheus.Metric) {
 	if nv := s.read.NotVisited; nv != nil {
 		ch <- prometheus.MustNewConstMetric(s.notVisited, prometheus.GaugeValue, float64(nv.Devices), strconv.Itoa(nv.Runs))
 	}
+	ch <- prometheus.MustNewConstMetric(s.failing, prometheus.GaugeValue, float64(s.read.Failing), strconv.Itoa(load.FailingRuns))
 }

@@ -13,6 +13,12 @@ import (
 // larger than one run's budget is reached over several runs, in turn.
 const VisitRuns = 3
 
+// FailingRuns is how many runs in a row a device's fetches of a stream may
+// fail before /metrics counts it as failing (thingsync_devices_failing): a
+// failure counts once per run and stream (sync_checkpoints.failures), and
+// one or two failed nights are often the API's, three rarely are.
+const FailingRuns = 3
+
 // LearnedListRead names, in sync_learned, when a run last started that
 // read the whole device list: a device it did not list has left the
 // account, and is not counted as waiting for a visit.
@@ -26,11 +32,14 @@ type NotVisited struct {
 }
 
 // Staleness is how current the warehouse is across the fleet: per stream
-// the oldest and median settled_until of the devices still asked, and the
-// devices the last runs did not reach.
+// the oldest and median settled_until of the devices still asked, the
+// devices the last runs did not reach, and those that fail run after run.
 type Staleness struct {
 	Streams    []StreamStatus
 	NotVisited *NotVisited
+	// Failing counts the devices whose fetches of some stream failed in
+	// each of the last FailingRuns runs that asked for it.
+	Failing int
 }
 
 // Staleness reads how current the warehouse is across the fleet.
@@ -43,7 +52,13 @@ func (w *Warehouse) Staleness(ctx context.Context) (Staleness, error) {
 	if err != nil {
 		return Staleness{}, err
 	}
-	return Staleness{Streams: doc.Streams, NotVisited: nv}, nil
+	var failing int
+	err = w.db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT DISTINCT device_kind, device_id
+		FROM sync_checkpoints WHERE coalesce(failures, 0) >= ?)`, FailingRuns).Scan(&failing)
+	if err != nil {
+		return Staleness{}, fmt.Errorf("count failing devices: %w", err)
+	}
+	return Staleness{Streams: doc.Streams, NotVisited: nv, Failing: failing}, nil
 }
 
 // readNotVisited counts the devices listed since the list was last read
