@@ -8,13 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/rs/zerolog"
 	"github.com/sethvargo/go-envconfig"
 
@@ -22,6 +19,7 @@ import (
 	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/extract/simulator"
 	"github.com/thingsync/thingsync/ingest"
+	"github.com/thingsync/thingsync/internal/metricstest"
 	"github.com/thingsync/thingsync/load"
 )
 
@@ -97,32 +95,16 @@ func (w *simWorld) scrape() (map[string]*dto.MetricFamily, string) {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		w.t.Fatalf("/metrics: %d, %v", resp.StatusCode, err)
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	mf, err := parser.TextToMetricFamilies(strings.NewReader(string(b)))
+	mf, err := metricstest.Parse(string(b))
 	if err != nil {
 		w.t.Fatalf("parse /metrics: %v\n%s", err, b)
 	}
 	return mf, string(b)
 }
 
-// value sums the series of name whose labels include every "k=v" given
-// (ok: there was one).
-func value(mf map[string]*dto.MetricFamily, name string, labels ...string) (v float64, ok bool) {
-	for _, m := range mf[name].GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		match := true
-		for _, kv := range labels {
-			k, want, _ := strings.Cut(kv, "=")
-			match = match && have[k] == want
-		}
-		if match {
-			v, ok = v+m.GetCounter().GetValue()+m.GetGauge().GetValue(), true
-		}
-	}
-	return v, ok
+// value is metricstest.Value.
+func value(mf map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
+	return metricstest.Value(mf, name, labels...)
 }
 
 // The throttled answers are counted as they come, by status, so that the

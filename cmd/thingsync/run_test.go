@@ -21,11 +21,10 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/thingsync/thingsync/daemon"
 	"github.com/thingsync/thingsync/extract/simulator"
+	"github.com/thingsync/thingsync/internal/metricstest"
 	"github.com/thingsync/thingsync/load"
 )
 
@@ -148,8 +147,7 @@ func (p *daemonProc) metrics() map[string]*dto.MetricFamily {
 	if code != http.StatusOK {
 		p.t.Fatalf("/metrics answered %d: %s", code, b)
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	mf, err := parser.TextToMetricFamilies(strings.NewReader(string(b)))
+	mf, err := metricstest.Parse(string(b))
 	if err != nil {
 		p.t.Fatalf("parse /metrics: %v\n%s", err, b)
 	}
@@ -205,37 +203,13 @@ func sample(t *testing.T, mf map[string]*dto.MetricFamily, name string, labels .
 
 // lookup is sample for a series that may not be there yet.
 func lookup(mf map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
-	for _, m := range mf[name].GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		match := true
-		for _, kv := range labels {
-			k, v, _ := strings.Cut(kv, "=")
-			if have[k] != v {
-				match = false
-			}
-		}
-		if match {
-			switch {
-			case m.Counter != nil:
-				return m.GetCounter().GetValue(), true
-			case m.Gauge != nil:
-				return m.GetGauge().GetValue(), true
-			}
-		}
-	}
-	return 0, false
+	return metricstest.Value(mf, name, labels...)
 }
 
 // sum adds every series of a metric.
 func sum(mf map[string]*dto.MetricFamily, name string) float64 {
-	total := 0.0
-	for _, m := range mf[name].GetMetric() {
-		total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-	}
-	return total
+	v, _ := metricstest.Value(mf, name)
+	return v
 }
 
 // Without THINGSYNC_RUN_BUDGET a scheduled run may fetch 90% of the time
