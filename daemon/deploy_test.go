@@ -86,7 +86,7 @@ func readYAML(t *testing.T, path string, v any) {
 }
 
 // The alerting rules are valid, and their unit tests pass; every alert has
-// a test where it fires and one where it does not.
+// a test where it fires and one where it does not, and a line in the README.
 func TestAlertRules(t *testing.T) {
 	runPromtool(t, alertsDir, "check", "rules", alertsFile)
 	runPromtool(t, alertsDir, "test", "rules", alertsTest)
@@ -119,6 +119,18 @@ func TestAlertRules(t *testing.T) {
 	}
 	if alerts == 0 {
 		t.Fatalf("%s has no alert", alertsFile)
+	}
+	// The README's table of alerts names each of them.
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if r.Alert != "" && !strings.Contains(string(readme), "| `"+r.Alert+"` |") {
+				t.Errorf("README's table of alerts lacks %s", r.Alert)
+			}
+		}
 	}
 }
 
