@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/thingsync/thingsync/extract/simulator"
+	"github.com/thingsync/thingsync/ingest"
 )
 
 // The files operators load beside the daemon: the Prometheus alerting
@@ -375,7 +376,7 @@ func TestDeployMetricsExported(t *testing.T) {
 	}
 
 	w := newSimWorld(t, simulator.Options{Devices: 6, Faults: simulator.Faults{Rate429: 0.2}}, filepath.Join(t.TempDir(), "snapshot.duckdb"))
-	if st := w.run(); st != "ok" {
+	if st := w.run(); st != ingest.StatusOK {
 		t.Fatalf("run: %s", st)
 	}
 	mf, _ := w.scrape()
