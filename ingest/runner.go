@@ -167,7 +167,9 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Report, error) {
 			r.TuneClient(cc)
 		}
 	}
-	client, err := NewClient(cfg, cfg.Concurrency, tune, spec.Observer, log)
+	// A nil spec.Observer stays nil as an extract.Observer.
+	rates := newRateRecorder(r.now, spec.Observer)
+	client, err := NewClient(cfg, cfg.Concurrency, tune, rates, log)
 	if err != nil {
 		return rep, cannotRun(err)
 	}
@@ -242,6 +244,7 @@ func (r *Runner) Run(ctx context.Context, spec Spec) (Report, error) {
 	}
 	_ = client.Logout(wctx)
 	keepRate(wctx, wh, client, r.now(), runID, log)
+	rates.keep(wctx, wh, runID, log)
 
 	counters := client.Counters()
 	o := Decide(Ended{Result: res, WalkErr: walkErr, CloseErr: closeErr, AggErr: aggErr, Interrupted: ctx.Err() != nil})

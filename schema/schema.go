@@ -59,6 +59,7 @@ const (
 	SyncCheckpoints   = "sync_checkpoints"
 	SyncRuns          = "sync_runs"
 	SyncLearned       = "sync_learned"
+	SyncRunRates      = "sync_run_rates"
 	DeviceVisits      = "device_visits"
 	RejectedRecords   = "rejected_records"
 	SchemaColumns     = "schema_columns"

@@ -1,5 +1,7 @@
 package schema
 
+import "fmt"
+
 // Tables returns every table and view of the warehouse, tables first, in
 // creation order. It builds a fresh value on each call: callers may keep and
 // change what they get.
@@ -14,6 +16,7 @@ func Tables() []Table {
 		syncCheckpointsTable(),
 		syncRunsTable(),
 		syncLearnedTable(),
+		syncRunRatesTable(),
 		deviceVisitsTable(),
 		rejectedRecordsTable(),
 		schemaColumnsTable(),
@@ -289,6 +292,25 @@ func syncLearnedTable() Table {
 			{Name: "value", Type: Varchar, Comment: "The value learned, as text."},
 			{Name: "learned_at", Type: TimestampTZ, Comment: "When a run last set it (UTC)."},
 			{Name: "run_id", Type: Varchar, Comment: "Run that last set it."},
+		},
+	}
+}
+
+// RunRatesKept is how many runs' request rates sync_run_rates keeps.
+const RunRatesKept = 30
+
+func syncRunRatesTable() Table {
+	return Table{
+		Name: SyncRunRates,
+		Comment: "The API request rate of each of the last runs, one row per minute it sent requests: requests, throttled answers (429, 503) and the ceiling " +
+			"the client kept (THINGSYNC_RATE_LIMIT, or what the adaptive rate had reached). Kept for the last " + fmt.Sprint(RunRatesKept) + " runs; the status page draws the last run's.",
+		Order: []string{"run_id", "minute"},
+		Columns: []Column{
+			{Name: "run_id", Type: Varchar, Key: true, Comment: "Run that sent the requests (sync_runs.run_id)."},
+			{Name: "minute", Type: TimestampTZ, Key: true, Comment: "Start of the UTC minute."},
+			{Name: "requests", Type: Integer, Comment: "API requests sent in that minute (answered in it), every endpoint, retries and logins included."},
+			{Name: "throttled", Type: Integer, Comment: "Of those, answers 429 or 503 (the API asking to slow down)."},
+			{Name: "rate_limit", Type: Double, Comment: "Requests per second the client allowed at the end of that minute."},
 		},
 	}
 }
