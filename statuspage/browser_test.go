@@ -129,7 +129,7 @@ func browser(t *testing.T) context.Context {
 // evalJSON runs js in the page and decodes its JSON answer into out.
 func evalJSON(t *testing.T, ctx context.Context, js string, out any) {
 	t.Helper()
-	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(` + js + `)`))
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(`+js+`)`))
 	if err != nil {
 		t.Fatalf("evaluate %s: %v", js, err)
 	}
