@@ -1,6 +1,12 @@
 package query
 
-import "strings"
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"strings"
+)
 
 // Example is a query an analyst asks first, as the demo runs it and the
 // README shows it.
@@ -43,4 +49,22 @@ func unindent(q string) string {
 		lines[i] = l
 	}
 	return strings.Join(lines, "\n")
+}
+
+// WriteExamples runs the examples on db and writes each title, its SQL and
+// its result as aligned columns.
+func WriteExamples(ctx context.Context, w io.Writer, db *sql.DB) error {
+	for _, q := range Examples() {
+		fmt.Fprintf(w, "\n-- %s\n%s;\n\n", q.Title, q.SQL)
+		rows, err := db.QueryContext(ctx, q.SQL)
+		if err != nil {
+			return fmt.Errorf("demo query: %w", err)
+		}
+		err = WriteTable(ctx, w, Once(rows))
+		rows.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

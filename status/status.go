@@ -72,7 +72,7 @@ func Read(ctx context.Context, cfg *config.Config, now time.Time) (*Document, er
 	defer db.Close()
 	// Whoever could open the file holds no run: a run still marked
 	// running there ended without recording it (killed).
-	doc.Status, err = load.ReadStatus(ctx, db, load.StatusOptions{Now: now, NoWriter: true, Redact: redactor(cfg),
+	doc.Status, err = load.ReadStatus(ctx, db, load.StatusOptions{Now: now, NoWriter: true, Redact: Redactor(cfg),
 		Lookback: map[string]time.Duration{"usage": cfg.LookbackUsage, "connections": cfg.LookbackConnections}})
 	if err != nil {
 		return nil, err
@@ -80,9 +80,9 @@ func Read(ctx context.Context, cfg *config.Config, now time.Time) (*Document, er
 	return doc, nil
 }
 
-// redactor blanks the configured secrets out of text read back from the
+// Redactor blanks the configured secrets out of text read back from the
 // warehouse: an error message stored by some run could quote one.
-func redactor(cfg *config.Config) func(string) string {
+func Redactor(cfg *config.Config) func(string) string {
 	var pairs []string
 	for _, s := range []config.Secret{cfg.ClientSecret, cfg.Password, cfg.CallbackPassword} {
 		// A very short value would blank ordinary text; config refuses none.

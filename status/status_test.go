@@ -17,7 +17,7 @@ import (
 func TestRedactor(t *testing.T) {
 	cfg := &config.Config{ClientSecret: config.NewSecret("client-s3cret"), Password: config.NewSecret("pw-9876"),
 		CallbackPassword: config.NewSecret("abc")}
-	got := redactor(cfg)("login: client_secret=client-s3cret password=pw-9876 at abc street")
+	got := Redactor(cfg)("login: client_secret=client-s3cret password=pw-9876 at abc street")
 	// A secret under 4 bytes would blank ordinary text: it stays.
 	if want := "login: client_secret=[redacted] password=[redacted] at abc street"; got != want {
 		t.Errorf("redactor = %q, want %q", got, want)

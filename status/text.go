@@ -2,6 +2,7 @@ package status
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -13,6 +14,21 @@ import (
 	"github.com/thingsync/thingsync/ingest"
 	"github.com/thingsync/thingsync/query"
 )
+
+// Write prints doc as format says: "json" as one indented JSON document,
+// else as WriteText does.
+func Write(w io.Writer, doc *Document, format string) error {
+	if format != "json" {
+		return WriteText(w, doc)
+	}
+	out := bufio.NewWriter(w)
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return err
+	}
+	return out.Flush()
+}
 
 // WriteText prints doc for a person: a header saying where the state was
 // read, the run in progress, then the streams with their failing devices,

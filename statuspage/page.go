@@ -15,6 +15,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -22,9 +23,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/thingsync/thingsync/config"
+	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/internal/clip"
 	"github.com/thingsync/thingsync/load"
+	"github.com/thingsync/thingsync/status"
 )
 
 // Paths are the paths the page serves; the callbacks need another.
@@ -118,9 +123,10 @@ type Options struct {
 	Redact func(string) string
 }
 
-// ConfigOptions are the options of cfg's page over src.
-func ConfigOptions(cfg *config.Config, src Source, now func() time.Time, redact func(string) string) Options {
-	return Options{Source: src, Now: now, Redact: redact,
+// ConfigOptions are the options of cfg's page over src: the configured
+// secrets are blanked out of what it shows.
+func ConfigOptions(cfg *config.Config, src Source, now func() time.Time) Options {
+	return Options{Source: src, Now: now, Redact: status.Redactor(cfg),
 		Lookback: map[string]time.Duration{"usage": cfg.LookbackUsage, "connections": cfg.LookbackConnections}}
 }
 
@@ -282,4 +288,33 @@ func (p *Page) fillMain(ctx context.Context, db *sql.DB, v *view, days int) erro
 // oneLine makes stored text one line of at most n bytes.
 func oneLine(s string, n int) string {
 	return clip.Text(strings.Join(strings.Fields(s), " "), n)
+}
+
+// DefaultAddr is where `thingsync serve` listens unless told: loopback
+// only, for a proxy on the same host to put authentication in front.
+const DefaultAddr = "127.0.0.1:8081"
+
+// Serve serves cfg's page (over the snapshot when there is one, else the
+// warehouse) on addr until ctx ends.
+func Serve(ctx context.Context, addr string, cfg *config.Config, now func() time.Time, log zerolog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (--addr): %w", addr, err)
+	}
+	p := New(ConfigOptions(cfg, FileSource(cfg.DB, cfg.Snapshot), now))
+	srv := extract.NewServer(ctx, p.Handler(), extract.ServerLimits{})
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	log.Info().Str("addr", ln.Addr().String()).Str("db", cfg.DB).Str("snapshot", cfg.Snapshot).Msg("serving the status page")
+	select {
+	case err := <-done:
+		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shut down the status page: %w", err)
+	}
+	return nil
 }

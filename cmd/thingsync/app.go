@@ -133,6 +133,7 @@ func commands() []command {
 		{name: "run", summary: "the daemon: sync on THINGSYNC_SCHEDULE, serve callbacks, /healthz, /metrics", needsAPI: true,
 			env: join(api, fetch, []string{"THINGSYNC_SNAPSHOT", "THINGSYNC_SCHEDULE"}, callbacks, logs), run: runDaemon},
 		{name: "status", summary: "per stream: devices, checkpoints, last runs, failing devices", env: join(reads, logs), run: runStatus},
+		{name: "serve", summary: "serve the status page (read-only; behind a proxy with auth, never public)", env: join(reads, logs), run: runServe},
 		{name: "sql", summary: "run a read-only query on the warehouse", env: join(reads, logs), run: runSQL},
 		{name: "export", summary: "write the warehouse as Hive-partitioned Parquet files", env: join(reads, logs), run: runExport},
 		{name: "schema", summary: "print the warehouse's tables, views and columns (Markdown)", noConfig: true, run: runSchema},

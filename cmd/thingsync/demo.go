@@ -72,17 +72,8 @@ func runDemo(ctx context.Context, a *App, _ *Env, args []string) error {
 		return cannotRun(err)
 	}
 	defer rdb.Close()
-	for _, q := range query.Examples() {
-		fmt.Fprintf(a.Stdout, "\n-- %s\n%s;\n\n", q.Title, q.SQL)
-		rows, err := rdb.QueryContext(ctx, q.SQL)
-		if err != nil {
-			return cannotRun(fmt.Errorf("demo query: %w", err))
-		}
-		err = query.WriteTable(ctx, a.Stdout, query.Once(rows))
-		rows.Close()
-		if err != nil {
-			return cannotRun(err)
-		}
+	if err := query.WriteExamples(ctx, a.Stdout, rdb); err != nil {
+		return cannotRun(err)
 	}
 	fmt.Fprintf(a.Stdout, "\nTry: THINGSYNC_DB=%s %s sql 'SELECT * FROM connection_sessions LIMIT 5'\n", cli.ShellWord(*db), cli.ShellWord(a.program()))
 	return nil

@@ -12,14 +12,15 @@ import (
 	"github.com/thingsync/thingsync/ingest"
 	"github.com/thingsync/thingsync/load"
 	"github.com/thingsync/thingsync/schema"
+	"github.com/thingsync/thingsync/statuspage"
 )
 
 // runDaemon is `thingsync run`: the daemon wired to the configuration, the
 // listener and the callbacks.
 func runDaemon(ctx context.Context, a *App, env *Env, args []string) error {
 	fs := a.flagSet("run", "run [--now]\n\n"+
-		"The daemon: syncs on THINGSYNC_SCHEDULE (never two runs at once), serves /healthz,\n"+
-		"/metrics and the callbacks on THINGSYNC_HTTP_ADDR, and publishes THINGSYNC_SNAPSHOT\n"+
+		"The daemon: syncs on THINGSYNC_SCHEDULE (never two runs at once), serves /healthz, /metrics,\n"+
+		"the status page (/) and the callbacks on THINGSYNC_HTTP_ADDR, and publishes THINGSYNC_SNAPSHOT\n"+
 		"after each successful run. SIGINT/SIGTERM: the run in flight commits, then exit 0.")
 	now := fs.Bool("now", false, "run once at start, then follow the schedule")
 	if help, err := parseNoArgs(fs, args); help || err != nil {
@@ -35,7 +36,7 @@ func runDaemon(ctx context.Context, a *App, env *Env, args []string) error {
 	cbPath := ""
 	if cfg.CallbackURL != "" {
 		cbPath = callbacks(env).Path()
-		if cbPath == "/healthz" || cbPath == "/metrics" {
+		if cbPath == "/healthz" || cbPath == "/metrics" || slices.Contains(statuspage.Paths, cbPath) {
 			return usageErr("run: THINGSYNC_CALLBACK_URL: the path %s is the daemon's own; give the callbacks another", cbPath)
 		}
 	}
@@ -55,6 +56,7 @@ func runDaemon(ctx context.Context, a *App, env *Env, args []string) error {
 
 	mux := http.NewServeMux()
 	d.Routes(mux)
+	statuspage.New(statuspage.ConfigOptions(cfg, statuspage.GateSource(g, cfg.DB, cfg.Snapshot), a.now)).Routes(mux)
 	if cbPath != "" {
 		// Callbacks commit through the same gate as the runs: one writer
 		// in this process, and the file held only while writing.

@@ -1,13 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/thingsync/thingsync/ingest"
 	"github.com/thingsync/thingsync/status"
+	"github.com/thingsync/thingsync/statuspage"
 )
 
 func runStatus(ctx context.Context, a *App, env *Env, args []string) error {
@@ -39,18 +38,23 @@ func runStatus(ctx context.Context, a *App, env *Env, args []string) error {
 	if prog != nil {
 		doc.Progress = prog.View(now)
 	}
-	if *format == "json" {
-		out := bufio.NewWriter(a.Stdout)
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err = enc.Encode(doc); err == nil {
-			err = out.Flush()
-		}
-	} else {
-		err = status.WriteText(a.Stdout, doc)
-	}
+	err = status.Write(a.Stdout, doc, *format)
 	if err != nil {
 		return cannotRun(fmt.Errorf("status: write: %w", err))
+	}
+	return nil
+}
+
+func runServe(ctx context.Context, a *App, env *Env, args []string) error {
+	fs := a.flagSet("serve", "serve [--addr A]\n\n"+
+		"Serves the status page, read-only, over THINGSYNC_SNAPSHOT when it exists, else\n"+
+		"THINGSYNC_DB (opened for each request). Never expose it publicly: see docs/deploy.md.")
+	addr := fs.String("addr", statuspage.DefaultAddr, "listen address")
+	if help, err := parseNoArgs(fs, args); help || err != nil {
+		return err
+	}
+	if err := statuspage.Serve(ctx, *addr, env.Config, a.now, env.Log); err != nil {
+		return cannotRun(err)
 	}
 	return nil
 }
