@@ -429,6 +429,17 @@ func TestRunIdleReleasesTheWarehouse(t *testing.T) {
 		t.Errorf("devices = %v, want 8", got)
 	}
 	db.Close()
+	// The status page reads the idle daemon's warehouse, and the file is
+	// let go after it: the next run starts.
+	code, page := d.get("/")
+	if code != http.StatusOK || !bytes.Contains(page, []byte(`data-stream="usage" data-devices="8"`)) || !bytes.Contains(page, []byte("the warehouse <code>")) {
+		t.Errorf("GET / on the idle daemon: %d\n%s", code, page)
+	}
+	db, err = load.OpenReadOnly(context.Background(), w.db)
+	if err != nil {
+		t.Fatalf("open the warehouse read-only after the page read it: %v", err)
+	}
+	db.Close()
 	if code, _ := d.signal(syscall.SIGTERM); code != 0 {
 		t.Errorf("SIGTERM: exit %d, want 0", code)
 	}
@@ -465,6 +476,10 @@ func TestRunSnapshotReadableDuringRun(t *testing.T) {
 		// thingsync sql reads the snapshot, not the file the run holds.
 		if code, out := w.run("sql", "--format", "csv", "SELECT count(*) AS n FROM usage_daily"); code != 0 || out != "n\n"+want+"\n" {
 			t.Fatalf("thingsync sql during a run: exit %d, %q; want %s rows", code, out, want)
+		}
+		// The status page reads the snapshot too.
+		if code, page := d.get("/"); code != http.StatusOK || !bytes.Contains(page, []byte("the snapshot <code>")) {
+			t.Fatalf("GET / during a run: %d\n%s", code, page)
 		}
 		// The run still holds the warehouse: a reader is refused.
 		main, err := load.OpenReadOnly(ctx, w.db)
