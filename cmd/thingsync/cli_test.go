@@ -58,6 +58,7 @@ var helpWants = map[string]struct {
 		env: []string{"THINGSPACE_CLIENT_ID", "THINGSYNC_DB", "THINGSYNC_SNAPSHOT", "THINGSYNC_SCHEDULE", "THINGSYNC_STREAMS",
 			"THINGSYNC_RATE_LIMIT", "THINGSYNC_HTTP_ADDR", "THINGSYNC_CALLBACK_URL", "THINGSYNC_LOG_FORMAT"}},
 	"status":   {flags: map[string]string{"format": "table"}, env: []string{"THINGSYNC_DB", "THINGSYNC_SNAPSHOT"}},
+	"serve":    {flags: map[string]string{"addr": "127.0.0.1:8081"}, env: []string{"THINGSYNC_DB", "THINGSYNC_SNAPSHOT"}},
 	"sql":      {flags: map[string]string{"format": "table"}, env: []string{"THINGSYNC_DB", "THINGSYNC_SNAPSHOT"}},
 	"export":   {flags: map[string]string{"to": "", "tables": "", "since": ""}, env: []string{"THINGSYNC_DB", "THINGSYNC_SNAPSHOT"}},
 	"schema":   {},
