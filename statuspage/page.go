@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,14 +55,16 @@ type From struct {
 // Source opens the file a request reads, read-only, and runs read on it.
 type Source func(ctx context.Context, read func(db *sql.DB, from From) error) error
 
-// FileSource reads the snapshot when it exists, else the warehouse, each
-// opened for the request; a warehouse a run holds is ErrHeld.
+// FileSource reads the snapshot when it exists (kept open while it is
+// the published one), else the warehouse, opened for the request; a
+// warehouse a run holds is ErrHeld.
 func FileSource(warehouse, snapshot string) Source {
+	snaps := &snapshots{path: snapshot}
 	return func(ctx context.Context, read func(*sql.DB, From) error) error {
-		if from, ok := snapshotFrom(snapshot); ok {
-			return readFile(ctx, from, read)
+		if ok, err := snaps.read(ctx, read); ok {
+			return err
 		}
-		return readFile(ctx, From{Path: warehouse}, read)
+		return readFile(ctx, warehouse, read)
 	}
 }
 
@@ -72,11 +73,12 @@ func FileSource(warehouse, snapshot string) Source {
 // nothing, and runs wait for the read (DuckDB's lock does not keep two
 // handles of one process apart).
 func GateSource(g *load.Gate, warehouse, snapshot string) Source {
+	snaps := &snapshots{path: snapshot}
 	return func(ctx context.Context, read func(*sql.DB, From) error) error {
-		if from, ok := snapshotFrom(snapshot); ok {
-			return readFile(ctx, from, read)
+		if ok, err := snaps.read(ctx, read); ok {
+			return err
 		}
-		held, err := g.WhileIdle(ctx, func() error { return readFile(ctx, From{Path: warehouse}, read) })
+		held, err := g.WhileIdle(ctx, func() error { return readFile(ctx, warehouse, read) })
 		if held {
 			return ErrHeld
 		}
@@ -84,32 +86,15 @@ func GateSource(g *load.Gate, warehouse, snapshot string) Source {
 	}
 }
 
-func snapshotFrom(path string) (From, bool) {
-	if path == "" {
-		return From{}, false
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return From{}, false
-	}
-	return From{Path: path, Snapshot: true, ModTime: st.ModTime().UTC()}, true
-}
-
-func readFile(ctx context.Context, from From, read func(*sql.DB, From) error) error {
-	db, err := load.OpenReadOnly(ctx, from.Path)
-	if errors.Is(err, load.ErrLocked) {
-		return ErrHeld
-	}
+// readFile opens the warehouse for one read: kept open, it would lock
+// out the runs.
+func readFile(ctx context.Context, path string, read func(*sql.DB, From) error) error {
+	db, err := openLimited(ctx, path)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	// One request's reads stay small: DuckDB's default would take most
-	// of the machine.
-	if _, err := db.ExecContext(ctx, `SET memory_limit = '256MB'; SET threads = 2`); err != nil {
-		return fmt.Errorf("limit the page's reads: %w", err)
-	}
-	return read(db, from)
+	return read(db, From{Path: path})
 }
 
 // Options are what a Page reads and how it judges it.

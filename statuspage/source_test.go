@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -72,5 +73,46 @@ func TestBadParametersRefused(t *testing.T) {
 	}
 	if reads != 0 {
 		t.Errorf("%d reads for refused requests", reads)
+	}
+}
+
+// The snapshot stays open between requests while it is the published one;
+// a new publication (a new file renamed over the path) is read at the next
+// request.
+func TestSnapshotKeptUntilRepublished(t *testing.T) {
+	dir := t.TempDir()
+	db, snap := filepath.Join(dir, "w.duckdb"), filepath.Join(dir, "snap.duckdb")
+	wh, err := load.Open(context.Background(), db, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wh.Close()
+	src := FileSource(db, snap)
+	count := func() (n int, handle *sql.DB) {
+		t.Helper()
+		err := src(context.Background(), func(d *sql.DB, f From) error {
+			if !f.Snapshot {
+				t.Errorf("read %+v, want the snapshot", f)
+			}
+			handle = d
+			return d.QueryRow(`SELECT count(*) FROM devices`).Scan(&n)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n, handle
+	}
+	for i := range 2 {
+		if _, err := wh.DB().Exec(`INSERT INTO devices (device_kind, device_id) VALUES ('iccid', ?)`, fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := wh.PublishSnapshot(context.Background(), snap); err != nil {
+			t.Fatal(err)
+		}
+		n1, h1 := count()
+		n2, h2 := count()
+		if n1 != i+1 || n2 != i+1 || h1 != h2 {
+			t.Errorf("publication %d: %d then %d devices, same handle %v; want %d twice from one handle", i+1, n1, n2, h1 == h2, i+1)
+		}
 	}
 }
