@@ -199,11 +199,14 @@ type FleetDay struct {
 // readFleet sums usage_daily per day over the days days up to today.
 func readFleet(ctx context.Context, db *sql.DB, today time.Time, days int) ([]FleetDay, error) {
 	from := today.AddDate(0, 0, -(days - 1))
+	// The days as DATE parameters: compared with a TIMESTAMPTZ, every
+	// usage row would be cast, and the table's zone maps left unused.
+	f, l := from.Format(time.DateOnly), today.Format(time.DateOnly)
 	rows, err := db.QueryContext(ctx, `SELECT CAST(t.day AS DATE), coalesce(u.b, 0), coalesce(u.s, 0)
-		FROM range(CAST(? AS DATE), CAST(? AS DATE) + 1, INTERVAL 1 DAY) AS t(day)
+		FROM range(CAST($1 AS DATE), CAST($2 AS DATE) + 1, INTERVAL 1 DAY) AS t(day)
 		LEFT JOIN (SELECT usage_date, sum(bytes_used) AS b, sum(sms_used) AS s FROM usage_daily
-		           WHERE usage_date BETWEEN ? AND ? GROUP BY usage_date) u ON u.usage_date = CAST(t.day AS DATE)
-		ORDER BY 1`, from, today, from, today)
+		           WHERE usage_date BETWEEN CAST($1 AS DATE) AND CAST($2 AS DATE) GROUP BY usage_date) u ON u.usage_date = CAST(t.day AS DATE)
+		ORDER BY 1`, f, l)
 	if err != nil {
 		return nil, fmt.Errorf("read the fleet's daily usage: %w", err)
 	}
@@ -230,9 +233,9 @@ type TopDevice struct {
 func readTop(ctx context.Context, db *sql.DB, today time.Time, limit int) ([]TopDevice, error) {
 	month := time.Date(today.Year(), today.Month(), 1, 0, 0, 0, 0, time.UTC)
 	rows, err := db.QueryContext(ctx, `SELECT device_kind, device_id, CAST(sum(bytes_used) AS BIGINT) AS b, CAST(sum(sms_used) AS BIGINT)
-		FROM usage_daily WHERE usage_date BETWEEN ? AND ?
+		FROM usage_daily WHERE usage_date BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
 		GROUP BY device_kind, device_id HAVING sum(bytes_used) > 0 OR sum(sms_used) > 0
-		ORDER BY b DESC NULLS LAST, device_kind, device_id LIMIT ?`, month, today, limit)
+		ORDER BY b DESC NULLS LAST, device_kind, device_id LIMIT ?`, month.Format(time.DateOnly), today.Format(time.DateOnly), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read this month's top devices: %w", err)
 	}
