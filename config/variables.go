@@ -36,7 +36,7 @@ func Variables() []Variable {
 		"THINGSYNC_RATE_LIMIT":           "API requests per second, all endpoints: a number is a fixed ceiling (at least THINGSYNC_CONCURRENCY/60); auto or auto:MAX finds the account's ceiling (starts at 10 or the rate the last run learned, rises while answers are clean, backs off on 429/503, never above MAX, default 100)",
 		"THINGSYNC_RUN_BUDGET":           "longest a run may fetch, then it commits, ends with status budget (exit 0) and the next run carries on where it stopped; 0: no limit (default: run 90% of the time to the next scheduled run; sync and backfill none)",
 		"THINGSYNC_MAX_ANSWER_MB":        "largest API answer accepted, and most one window's pages may hold together, in MiB: bounds memory",
-		"THINGSYNC_HTTP_ADDR":            "listen address for callbacks (and the daemon's /healthz, /metrics)",
+		"THINGSYNC_HTTP_ADDR":            "listen address for callbacks (and the daemon's /healthz, /metrics, status page)",
 		"THINGSYNC_CALLBACK_URL":         "public URL registered for callbacks; unset: aggregate stream off",
 		"THINGSYNC_CALLBACK_USERNAME":    "user name callbacks must carry",
 		"THINGSYNC_CALLBACK_PASSWORD":    "password callbacks must carry (secret)",
