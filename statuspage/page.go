@@ -42,6 +42,9 @@ const RequestTimeout = 10 * time.Second
 // wait for their turn (or their timeout).
 const concurrent = 2
 
+// gateWait bounds how long a request waits for the daemon's gate.
+const gateWait = 2 * time.Second
+
 // ErrHeld is a source's answer while a run holds the warehouse and no
 // snapshot has been published.
 var ErrHeld = errors.New("a run holds the warehouse and no snapshot has been published (set THINGSYNC_SNAPSHOT to see the page during runs)")
@@ -79,7 +82,11 @@ func GateSource(g *load.Gate, warehouse, snapshot string) Source {
 		if ok, err := snaps.read(ctx, read); ok {
 			return err
 		}
-		held, err := g.WhileIdle(ctx, func() error { return readFile(ctx, warehouse, read) })
+		// The gate is busy only for moments, unless a run is waiting
+		// for another process to let go of the file: then it is held.
+		wait, cancel := context.WithTimeout(ctx, gateWait)
+		defer cancel()
+		held, err := g.WhileIdle(wait, func() error { return readFile(ctx, warehouse, read) })
 		if held {
 			return ErrHeld
 		}
