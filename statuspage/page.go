@@ -311,7 +311,8 @@ func Serve(ctx context.Context, addr string, cfg *config.Config, now func() time
 	srv := extract.NewServer(ctx, p.Handler(), extract.ServerLimits{})
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	log.Info().Str("addr", ln.Addr().String()).Str("db", cfg.DB).Str("snapshot", cfg.Snapshot).Msg("serving the status page")
+	// Operators and tests learn the bound address (":0" picks a port) here.
+	log.Info().Str("addr", ln.Addr().String()).Str("db", cfg.DB).Str("snapshot", cfg.Snapshot).Msg("listening")
 	select {
 	case err := <-done:
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)

@@ -47,6 +47,13 @@ type daemonProc struct {
 // (or overrides) w.env.
 func startDaemon(t *testing.T, w *world, env map[string]string, args ...string) *daemonProc {
 	t.Helper()
+	return startListener(t, w, env, append([]string{"run"}, args...)...)
+}
+
+// startListener starts a command that serves until signalled (run, serve)
+// and reads its address from its "listening" log line.
+func startListener(t *testing.T, w *world, env map[string]string, args ...string) *daemonProc {
+	t.Helper()
 	full := append(os.Environ(), "THINGSYNC_TEST_MAIN=1")
 	for k, v := range w.env {
 		full = append(full, k+"="+v)
@@ -56,7 +63,7 @@ func startDaemon(t *testing.T, w *world, env map[string]string, args ...string) 
 	for k, v := range env {
 		full = append(full, k+"="+v)
 	}
-	cmd := exec.Command(os.Args[0], append([]string{"run"}, args...)...)
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = full
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -741,5 +748,29 @@ func TestRunMetricsLive(t *testing.T) {
 		if fmt.Sprint(c.got) != c.want {
 			t.Errorf("after the run: %s = %v in /metrics, %s in the warehouse", c.what, c.got, c.want)
 		}
+	}
+}
+
+// thingsync serve serves the status page over the warehouse a sync wrote,
+// opening it only for each request: a sync runs while it serves, and the
+// page then shows the second run; SIGTERM ends it with exit 0.
+func TestServeStatusPage(t *testing.T) {
+	w := newWorld(t, simulator.Options{Devices: 6})
+	if code, out := w.run("sync"); code != 0 {
+		t.Fatalf("sync: exit %d\n%s", code, out)
+	}
+	p := startListener(t, w, nil, "serve", "--addr", "127.0.0.1:0")
+	code, page := p.get("/")
+	if code != http.StatusOK || !bytes.Contains(page, []byte(`data-stream="usage" data-devices="6"`)) || bytes.Count(page, []byte("<tr data-run=")) != 1 {
+		t.Fatalf("GET /: %d\n%s", code, page)
+	}
+	if code, out := w.run("sync"); code != 0 {
+		t.Fatalf("a sync while serve serves: exit %d\n%s", code, out)
+	}
+	if code, page = p.get("/"); code != http.StatusOK || bytes.Count(page, []byte("<tr data-run=")) != 2 {
+		t.Errorf("GET / after the second sync: %d, %d runs listed; want 2", code, bytes.Count(page, []byte("<tr data-run=")))
+	}
+	if code, _ := p.signal(syscall.SIGTERM); code != 0 {
+		t.Errorf("SIGTERM: exit %d, want 0", code)
 	}
 }
