@@ -301,12 +301,17 @@ func readTurn(ctx context.Context, wh *load.Warehouse, log zerolog.Logger) *int6
 // one reached when it stopped part-way (its budget, or a signal), from the
 // top once the list has come round. A run that read the whole list also
 // records when it started: devices listed before then and not since have
-// left the account.
+// left the account, and their device_history periods end there.
 func keepTurn(ctx context.Context, wh *load.Warehouse, res extract.Result, resumed, interrupted bool, started, now time.Time, runID string, log zerolog.Logger) {
 	var err error
 	switch {
 	case res.ListEnd:
 		err = wh.SetLearned(ctx, load.LearnedListRead, started.UTC().Format(time.RFC3339Nano), now, runID)
+		if n, cerr := wh.CloseVanished(ctx, started, now); cerr != nil {
+			log.Warn().Err(cerr).Msg("device_history: periods of devices the list no longer shows stay open until the next complete listing")
+		} else if n > 0 {
+			log.Info().Int64("devices", n).Msg("devices the device list no longer shows: their device_history periods end at this run")
+		}
 		if err == nil && resumed {
 			err = wh.SetLearned(ctx, learnedTurn, "-1", now, runID)
 		}

@@ -20,6 +20,8 @@ type migration struct {
 func migrations() []migration {
 	return []migration{
 		{1, "create the warehouse from the schema package", createAll},
+		{2, "device_history: an open period per device, from when the device list last showed it", seedHistory},
+		{3, "usage_daily.is_provisional from the usage checkpoints", fillProvisional},
 	}
 }
 
@@ -145,4 +147,21 @@ func reconcile(ctx context.Context, conn *sql.Conn) error {
 		}
 	}
 	return nil
+}
+
+// fillProvisional gives usage_daily of a file made before the column
+// existed its is_provisional, from the usage checkpoints, as settleUsage
+// keeps it after.
+func fillProvisional(ctx context.Context, conn *sql.Conn) error {
+	t := schema.MustLookup(schema.UsageDaily)
+	c, _ := t.Column(schema.ProvisionalColumn)
+	return execAll(ctx, conn, []string{
+		fmt.Sprintf("ALTER TABLE usage_daily ADD COLUMN IF NOT EXISTS %s %s", schema.Ident(c.Name), c.Type),
+		fmt.Sprintf("COMMENT ON COLUMN usage_daily.%s IS %s", schema.Ident(c.Name), schema.Literal(c.Comment)),
+		`UPDATE usage_daily u SET is_provisional = coalesce(u.usage_date >= p.sd, true)
+		 FROM (SELECT k.device_kind, k.device_id, CAST(c.settled_until AT TIME ZONE 'UTC' AS DATE) AS sd
+		       FROM (SELECT DISTINCT device_kind, device_id FROM usage_daily) k
+		       LEFT JOIN sync_checkpoints c ON c.stream = 'usage' AND c.device_kind = k.device_kind AND c.device_id = k.device_id) p
+		 WHERE u.device_kind = p.device_kind AND u.device_id = p.device_id`,
+	})
 }

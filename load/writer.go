@@ -384,6 +384,9 @@ type openTx struct {
 	counts        map[string]TableTotals
 	rejected      int
 	evolvedBefore int
+	// usageFrom is the earliest usage_date of the usage rows written in
+	// the transaction (zero: none): settleUsage looks no further back.
+	usageFrom time.Time
 }
 
 // transaction applies first and the batches that follow it on more in one
@@ -497,6 +500,26 @@ func (wr *Writer) apply(ctx context.Context, tx *openTx, batch []Unit) error {
 		if err != nil {
 			return fmt.Errorf("upsert %s: %w", name, err)
 		}
+		if name == schema.UsageDaily {
+			rows := byTable[name].rows
+			all := make([]int, len(rows))
+			for i := range all {
+				all[i] = i
+			}
+			if lo, _, ok := timeSpan(t, rows, all); ok && (tx.usageFrom.IsZero() || lo.Before(tx.usageFrom)) {
+				tx.usageFrom = lo
+			}
+		}
+		if name == schema.Devices && staged > 0 {
+			ht, err := keepHistory(ctx, tx.conn, wr.w.plan(t).dedup, now)
+			if err != nil {
+				return err
+			}
+			c := tx.counts[schema.DeviceHistory]
+			c.Inserted += ht.Inserted
+			c.Updated += ht.Updated
+			tx.counts[schema.DeviceHistory] = c
+		}
 		// Staged rows count toward the commit as well: DuckDB frees the
 		// replaced staging tables only then.
 		tx.values += staged
@@ -521,6 +544,9 @@ func (wr *Writer) finish(ctx context.Context, tx *openTx) error {
 	conn := tx.conn
 	if err := wr.w.storeCheckpointSpans(ctx, conn, tx.checkpoints, now, wr.pending); err != nil {
 		return fmt.Errorf("store checkpoints: %w", err)
+	}
+	if err := settleUsage(ctx, conn, tx.checkpoints, tx.usageFrom); err != nil {
+		return fmt.Errorf("mark settled usage days: %w", err)
 	}
 	if err := storeVisits(ctx, conn, tx.visited, now, wr.runID); err != nil {
 		return fmt.Errorf("store device visits: %w", err)

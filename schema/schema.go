@@ -41,6 +41,7 @@ func Streams() []string {
 // Table names.
 const (
 	Devices            = "devices"
+	DeviceHistory      = "device_history"
 	UsageDaily         = "usage_daily"
 	ConnectionEvents   = "connection_events"
 	ConnectionSessions = "connection_sessions"
@@ -52,7 +53,10 @@ const (
 	RowHashColumn = "row_hash"
 	// LoadedAtColumn says when the loader last wrote a row; every table
 	// the loader upserts has it.
-	LoadedAtColumn    = "loaded_at"
+	LoadedAtColumn = "loaded_at"
+	// ProvisionalColumn says whether a usage_daily row may still be
+	// revised; the loader keeps it with the usage checkpoint.
+	ProvisionalColumn = "is_provisional"
 	RatedUsage        = "rated_usage"
 	AggregateUsage    = "aggregate_usage"
 	AggregateRequests = "aggregate_requests"

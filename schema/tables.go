@@ -8,6 +8,7 @@ import "fmt"
 func Tables() []Table {
 	return []Table{
 		devicesTable(),
+		deviceHistoryTable(),
 		usageDailyTable(),
 		connectionEventsTable(),
 		ratedUsageTable(),
@@ -84,6 +85,25 @@ func devicesTable() Table {
 	}
 }
 
+func deviceHistoryTable() Table {
+	return Table{
+		Name: DeviceHistory,
+		Comment: "History of each device's state, service plan and groups as the device list showed them: one row per device and period in which the three stayed the same, " +
+			"[valid_from, valid_to). Join usage on the day to attribute it to the plan of the time: " +
+			"usage_date >= CAST(valid_from AS DATE) AND (valid_to IS NULL OR usage_date < CAST(valid_to AS DATE)). " +
+			"Days before a device's first period (history loaded before thingsync first listed it) have no period.",
+		Order: []string{"device_kind", "device_id", "valid_from"},
+		Columns: append(identity(),
+			Column{Name: "valid_from", Type: TimestampTZ, Key: true, Comment: "When the device list first showed the period's values: the listing (last_seen_at) that showed the device new, or changed (UTC)."},
+			Column{Name: "valid_to", Type: TimestampTZ, Comment: "When a listing first showed different values, or the first complete listing that no longer showed the device (UTC); NULL for the current period."},
+			Column{Name: "state", Type: Varchar, Comment: "Connectivity state in the period (devices.state)."},
+			Column{Name: "service_plan", Type: Varchar, Comment: "Service plan in the period (devices.service_plan)."},
+			Column{Name: "group_names", Type: VarcharList, Comment: "Device groups in the period (devices.group_names); the same names in another order are the same period."},
+			loadedAt(),
+		),
+	}
+}
+
 func usageDailyTable() Table {
 	return Table{
 		Name:    UsageDaily,
@@ -99,6 +119,7 @@ func usageDailyTable() Table {
 			Column{Name: "domestic_usage", Type: BigInt, Attr: "domesticUsage", Comment: "Domestic bytes on that day, for RTR customers (attribute domesticUsage)."},
 			Column{Name: "international_usage", Type: BigInt, Attr: "internationalUsage", Comment: "International bytes on that day, for RTR customers (attribute internationalUsage)."},
 			Column{Name: "source", Type: Varchar, Comment: "Source of the usage figures as the API names it, e.g. Raw Usage."},
+			Column{Name: ProvisionalColumn, Type: Boolean, Loader: true, Comment: "True while the day is younger than the device's usage settled_until (sync_checkpoints): the API may still revise it and the next run that fetches the device re-reads it; false once settled. Set in the same transaction as the checkpoint, so it agrees with coverage_days."},
 			loadedAt(),
 			rowHash(),
 			extra(),
