@@ -369,7 +369,8 @@ type kvJSON struct {
 
 var servicePlans = []string{"M2M-4G-5GB", "M2M-4G-1GB", "IoT-LTE-M-50MB"}
 
-// deviceJSON is d as the device list shows it at now. connected and
+// deviceJSON is d as the device list shows it at now (state, service plan
+// and groups as listing says, with churn). connected and
 // lastConnectionDate agree with the connection history served at now:
 // connected while a session is open (its Start served, its Stop not yet),
 // lastConnectionDate the start of the latest session that started by now,
@@ -380,14 +381,15 @@ func (s *Simulator) deviceJSON(d *device, now time.Time) deviceJSON {
 	for i, id := range d.ids {
 		ids[i] = idJSON{ID: id.ID, Kind: d.spelled[i]}
 	}
+	l := s.listing(d, now)
 	dj := deviceJSON{
 		AccountName:         s.opts.AccountName,
-		CarrierInformations: []carrierJSON{{CarrierName: "Verizon Wireless", ServicePlan: servicePlans[d.index%len(servicePlans)], State: d.state}},
+		CarrierInformations: []carrierJSON{{CarrierName: "Verizon Wireless", ServicePlan: l.ServicePlan, State: l.State}},
 		CreatedAt:           d.created.Format(time.RFC3339),
 		CustomFields:        []map[string]string{},
 		DeviceIDs:           ids,
 		ExtendedAttributes:  []kvJSON{{Key: "DeviceId", Value: strconv.FormatInt(d.apiID, 10)}},
-		GroupNames:          []string{"Default: " + s.opts.AccountName},
+		GroupNames:          l.GroupNames,
 		IPAddress:           "0.0.0.0",
 		LastActivationDate:  d.created.Add(day).Format(time.RFC3339),
 	}

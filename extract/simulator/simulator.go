@@ -38,6 +38,9 @@ type Options struct {
 	HistoryPageSize int
 	Faults          Faults
 	Quirks          Quirks
+	// Churn changes devices' state, service plan and groups in the device
+	// list over time, and leaves devices out of it (zero: never).
+	Churn Churn
 	// CallbackClient delivers callbacks; nil: a client with a 10 s timeout.
 	CallbackClient *http.Client
 	// CallbackRetryInterval is the pause between re-deliveries of a callback
@@ -624,6 +627,9 @@ func (s *Simulator) serveDevices(w http.ResponseWriter, r *http.Request, f *faul
 	}{HasMoreData: end < n, Devices: make([]deviceJSON, 0, end-lo)}
 	for i := lo; i < end; i++ {
 		d := s.device(i)
+		if !s.listing(&d, now).Listed {
+			continue
+		}
 		page.Devices = append(page.Devices, s.deviceJSON(&d, now))
 	}
 	if f.RepeatDeviceList {
