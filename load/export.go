@@ -44,6 +44,7 @@ type exportLayout struct {
 func exportLayouts() []exportLayout {
 	return []exportLayout{
 		{table: schema.Devices},
+		{table: schema.DeviceHistory},
 		{table: schema.UsageDaily, key: "month", value: "strftime(usage_date, '%Y-%m')", group: "strftime(usage_date, '%Y-%m')",
 			sinceColumn: "usage_date", sinceType: "DATE",
 			align: func(t time.Time) time.Time { return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC) }},
@@ -107,7 +108,8 @@ type ExportOptions struct {
 // ExportedTable is what Export wrote for one table.
 type ExportedTable struct {
 	Table string
-	// Path is the table's file, or the directory of its partitions.
+	// Path is the table's directory (of its one file, or of its
+	// partitions).
 	Path string
 	// Partitioned: Path is a directory of Hive partitions.
 	Partitioned bool
@@ -126,9 +128,11 @@ type ExportResult struct {
 var ErrUnknownExportTable = errors.New("not an exported table")
 
 // Export writes tables of the warehouse db (read-only is enough) under dir
-// as Parquet: usage_daily Hive-partitioned by month (usage_daily/month=
-// YYYY-MM/), connection_events by UTC day (connection_events/day=
-// YYYY-MM-DD/), the small tables as one file each (devices.parquet, …).
+// as Parquet, each table in its own directory, so one glob per table
+// (dir/<table>/**/*.parquet) or one external table LOCATION reads it:
+// usage_daily Hive-partitioned by month (usage_daily/month=YYYY-MM/),
+// connection_events by UTC day (connection_events/day=YYYY-MM-DD/), the
+// small tables as one file each (devices/data_0.parquet, …).
 //
 // Re-exporting replaces each partition whole, so a row revised since the
 // last export appears once, with its new value. DuckDB's own OVERWRITE_OR_
@@ -173,10 +177,18 @@ func Export(ctx context.Context, db *sql.DB, dir string, opts ExportOptions) (Ex
 	for i, l := range layouts {
 		et := &res.Tables[i]
 		if l.key == "" {
-			et.Path = filepath.Join(dir, l.table+".parquet")
+			et.Path = filepath.Join(dir, l.table)
+			if err := os.MkdirAll(et.Path, 0o755); err != nil {
+				return res, fmt.Errorf("export %s: create table directory: %w", l.table, err)
+			}
 			// rename(2) replaces the file atomically.
-			if err := os.Rename(filepath.Join(staging, l.table+".parquet"), et.Path); err != nil {
+			if err := os.Rename(filepath.Join(staging, l.table, wholeFile), filepath.Join(et.Path, wholeFile)); err != nil {
 				return res, fmt.Errorf("export %s: publish: %w", l.table, err)
+			}
+			// An earlier version wrote the table as DIR/<table>.parquet:
+			// its rows are in the directory now.
+			if err := os.Remove(filepath.Join(dir, l.table+".parquet")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return res, fmt.Errorf("export %s: remove the earlier layout's file: %w", l.table, err)
 			}
 			et.Partitions = 1
 			continue
@@ -248,13 +260,19 @@ func writeStaged(ctx context.Context, db *sql.DB, staging string, layouts []expo
 	})
 }
 
+// wholeFile is the file a table written whole is in, in its directory.
+const wholeFile = "data_0.parquet"
+
 // copyWhole writes a table as one Parquet file. The table name is the
 // schema package's, the path is quoted as a literal: nothing from the
 // command line is spliced into SQL unquoted.
 func copyWhole(ctx context.Context, conn *sql.Conn, l exportLayout, staging string) (int64, error) {
 	t := schema.MustLookup(l.table)
+	if err := os.MkdirAll(filepath.Join(staging, t.Name), 0o755); err != nil {
+		return 0, fmt.Errorf("create table directory: %w", err)
+	}
 	r, err := conn.ExecContext(ctx, fmt.Sprintf("COPY (SELECT * FROM %s) TO %s (FORMAT parquet)",
-		schema.Ident(t.Name), schema.Literal(filepath.Join(staging, t.Name+".parquet"))))
+		schema.Ident(t.Name), schema.Literal(filepath.Join(staging, t.Name, wholeFile))))
 	if err != nil {
 		return 0, fmt.Errorf("write parquet: %w", err)
 	}

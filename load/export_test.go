@@ -24,6 +24,9 @@ var exportFixture = []string{
 	`INSERT INTO devices (device_kind, device_id, account_name, iccid, state, group_names, last_seen_at) VALUES
 		('iccid', 'A', '0000123456-00001', 'A', 'active', ['g1', 'g2'], '2026-11-22 02:00:00+00'),
 		('imei', 'B', '0000123456-00001', NULL, 'deactive', NULL, '2026-11-20 02:00:00+00')`,
+	`INSERT INTO device_history (device_kind, device_id, valid_from, valid_to, state, service_plan, group_names) VALUES
+		('iccid', 'A', '2026-11-20 02:00:00+00', '2026-11-22 02:00:00+00', 'active', 'P1', ['g1']),
+		('iccid', 'A', '2026-11-22 02:00:00+00', NULL, 'active', 'P2', ['g1', 'g2'])`,
 	`INSERT INTO usage_daily (device_kind, device_id, usage_date, bytes_used, sms_used, source, loaded_at, roaming_sms, extra) VALUES
 		('iccid', 'A', DATE '2026-10-30', 100, 1, 'Raw Usage', '2026-11-22 12:00:00+00', '2', MAP {'Odd': 'x'}),
 		('iccid', 'A', DATE '2026-11-01', 200, 2, 'Raw Usage', '2026-11-22 12:00:00+00', NULL, NULL),
@@ -84,16 +87,17 @@ func files(t *testing.T, dir string) []string {
 }
 
 // readBack is the source of each exported table as read back from the
-// Parquet files (Hive partitions on), without the partition column.
+// Parquet files with one glob per table, as README shows (Hive partitions
+// on), without the partition column.
 func readBack(dir, table string) string {
-	lit := schema.Literal
+	src := `read_parquet(` + schema.Literal(filepath.Join(dir, table, "**", "*.parquet")) + `, hive_partitioning = true)`
 	switch table {
 	case schema.UsageDaily:
-		return `SELECT * EXCLUDE (month) FROM read_parquet(` + lit(filepath.Join(dir, table, "*", "*.parquet")) + `, hive_partitioning = true)`
+		return `SELECT * EXCLUDE (month) FROM ` + src
 	case schema.ConnectionEvents:
-		return `SELECT * EXCLUDE (day) FROM read_parquet(` + lit(filepath.Join(dir, table, "*", "*.parquet")) + `, hive_partitioning = true)`
+		return `SELECT * EXCLUDE (day) FROM ` + src
 	}
-	return `SELECT * FROM read_parquet(` + lit(filepath.Join(dir, table+".parquet")) + `)`
+	return `SELECT * FROM ` + src
 }
 
 // assertExported compares every exported table with its files, row for
@@ -130,14 +134,23 @@ func TestExport(t *testing.T) {
 	exec(t, w, exportFixture...)
 	w.Close()
 	dir := filepath.Join(t.TempDir(), "lake")
+	// An earlier version's layout: the whole table in one file beside
+	// the directories; the export replaces it with the table's directory.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "devices.parquet"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	res := runExport(t, path, dir, ExportOptions{})
 	wantFiles := []string{
-		"aggregate_usage.parquet",
+		"aggregate_usage/data_0.parquet",
 		"connection_events/day=2026-11-01/data_0.parquet",
 		"connection_events/day=2026-11-02/data_0.parquet",
-		"devices.parquet",
-		"rated_usage.parquet",
+		"device_history/data_0.parquet",
+		"devices/data_0.parquet",
+		"rated_usage/data_0.parquet",
 		"usage_daily/month=2026-10/data_0.parquet",
 		"usage_daily/month=2026-11/data_0.parquet",
 	}
@@ -148,7 +161,7 @@ func TestExport(t *testing.T) {
 	for _, et := range res.Tables {
 		summary = append(summary, fmt.Sprintf("%s %d rows %d/%d", et.Table, et.Rows, et.Partitions, et.Replaced))
 	}
-	if diff := cmp.Diff([]string{"devices 2 rows 1/0", "usage_daily 3 rows 2/0", "connection_events 2 rows 2/0",
+	if diff := cmp.Diff([]string{"devices 2 rows 1/0", "device_history 2 rows 1/0", "usage_daily 3 rows 2/0", "connection_events 2 rows 2/0",
 		"rated_usage 1 rows 1/0", "aggregate_usage 1 rows 1/0"}, summary); diff != "" {
 		t.Errorf("result (-want +got):\n%s", diff)
 	}
@@ -168,7 +181,7 @@ func TestExport(t *testing.T) {
 	if diff := cmp.Diff(wantFiles, files(t, dir)); diff != "" {
 		t.Errorf("files after re-export (-want +got):\n%s", diff)
 	}
-	if got := res.Tables[1]; got.Partitions != 2 || got.Replaced != 2 {
+	if got := res.Tables[2]; got.Partitions != 2 || got.Replaced != 2 {
 		t.Errorf("usage_daily re-export %+v, want 2 partitions replaced", got)
 	}
 	assertExported(t, path, dir)

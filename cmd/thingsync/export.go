@@ -15,10 +15,10 @@ import (
 func runExport(ctx context.Context, a *App, env *Env, args []string) error {
 	tableNames := strings.Join(load.ExportTables(), ",")
 	fs := a.flagSet("export", "export --to DIR [--tables "+tableNames+"] [--since YYYY-MM-DD]\n\n"+
-		"Writes the warehouse as Parquet under DIR, for tools past one machine: usage_daily\n"+
-		"Hive-partitioned by month (DIR/usage_daily/month=YYYY-MM/), connection_events by UTC day\n"+
-		"(DIR/connection_events/day=YYYY-MM-DD/), devices, rated_usage and aggregate_usage as one\n"+
-		"file each (DIR/devices.parquet, ...). Each partition written replaces the one in DIR whole.\n"+
+		"Writes the warehouse as Parquet under DIR, each table in its own directory (one glob, or\n"+
+		"one external table, per table): usage_daily Hive-partitioned by month (DIR/usage_daily/\n"+
+		"month=YYYY-MM/), connection_events by UTC day (DIR/connection_events/day=YYYY-MM-DD/), the\n"+
+		"others one file each (DIR/devices/data_0.parquet, ...). A partition written replaces DIR's.\n"+
 		"--since limits the partitioned tables to partitions from the one holding that date on;\n"+
 		"older partitions in DIR, and partitions whose rows are gone, are left as they are.\n"+
 		"Reads THINGSYNC_SNAPSHOT when it is set and exists (a running sync holds THINGSYNC_DB),\n"+

@@ -16,7 +16,7 @@ func TestExportCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, f := range []string{"devices.parquet", "usage_daily/month=2026-01/data_0.parquet"} {
+	for _, f := range []string{"devices/data_0.parquet", "usage_daily/month=2026-01/data_0.parquet"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("%s not written: %v", f, err)
 		}

@@ -332,7 +332,7 @@ func TestSQLWritesNoFile(t *testing.T) {
 		{"read_csv outside with --allow", true, "SELECT * FROM read_csv(" + q(outside) + ")", "file system operations are disabled"},
 		{"glob", false, "SELECT * FROM glob('/etc/*')", "file system operations are disabled"},
 		{"a COPY inside query()", false, "SELECT * FROM query('COPY (SELECT 1) TO ''" + filepath.Join(root, "q.csv") + "''')", "Expected a single SELECT statement"},
-		{"parquet without --allow", false, "SELECT * FROM read_parquet(" + q(filepath.Join(lake, "devices.parquet")) + ")", "file system operations are disabled"},
+		{"parquet without --allow", false, "SELECT * FROM read_parquet(" + q(filepath.Join(lake, "devices", "data_0.parquet")) + ")", "file system operations are disabled"},
 	}
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) {

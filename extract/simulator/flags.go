@@ -18,9 +18,9 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 		o.Fleet = m
 		return err
 	})
-	fs.Float64Var(&o.Churn.Change, "churn", 0, "share of active devices the device list shows with another state, service plan or groups in each period of -churn-every (deterministic by seed)")
-	fs.Float64Var(&o.Churn.Leave, "churn-leave", 0, "share of devices left out of the device list in each period of -churn-every")
-	fs.DurationVar(&o.Churn.Every, "churn-every", 0, "period of -churn and -churn-leave (default 24h)")
+	fs.Float64Var(&o.Churn.Change, "churn", 0, "share of active devices the device list shows with another state, service plan or groups in each period of --churn-every (deterministic by seed)")
+	fs.Float64Var(&o.Churn.Leave, "churn-leave", 0, "share of devices left out of the device list in each period of --churn-every")
+	fs.DurationVar(&o.Churn.Every, "churn-every", 0, "period of --churn and --churn-leave (0: 24h)")
 	fs.StringVar(&o.AccountName, "account", "0000123456-00001", "billing account name")
 	fs.StringVar(&o.ClientID, "client-id", "sim-client", "OAuth client id accepted")
 	fs.StringVar(&o.ClientSecret, "client-secret", "sim-secret", "OAuth client secret accepted")
