@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/thingsync/thingsync/config/logging"
 	"github.com/thingsync/thingsync/schema"
 )
 
@@ -33,7 +34,8 @@ WHERE s.last_seen_at IS NOT NULL AND (h.valid_from IS NULL OR (s.last_seen_at > 
 // keepHistory folds the devices batch staged in stage (the devices
 // upsert's deduplicated staging table) into device_history. It returns the
 // periods opened and closed.
-func keepHistory(ctx context.Context, conn *sql.Conn, stage string, now time.Time) (TableTotals, error) {
+func (w *Warehouse) keepHistory(ctx context.Context, conn *sql.Conn, stage string, now time.Time) (TableTotals, error) {
+	start := time.Now()
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf(historyChanges, schema.Ident(stage))); err != nil {
 		return TableTotals{}, fmt.Errorf("compare the device list with device_history: %w", err)
 	}
@@ -54,6 +56,7 @@ func keepHistory(ctx context.Context, conn *sql.Conn, stage string, now time.Tim
 			return TableTotals{}, fmt.Errorf("open device_history periods: %w", err)
 		}
 	}
+	w.log.Debug().Int64("opened", tt.Inserted).Int64("closed", tt.Updated).Dur(logging.DurationMS, time.Since(start)).Msg("device_history kept")
 	return tt, nil
 }
 

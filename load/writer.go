@@ -511,7 +511,7 @@ func (wr *Writer) apply(ctx context.Context, tx *openTx, batch []Unit) error {
 			}
 		}
 		if name == schema.Devices && staged > 0 {
-			ht, err := keepHistory(ctx, tx.conn, wr.w.plan(t).dedup, now)
+			ht, err := wr.w.keepHistory(ctx, tx.conn, wr.w.plan(t).dedup, now)
 			if err != nil {
 				return err
 			}
