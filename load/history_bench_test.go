@@ -84,7 +84,7 @@ func BenchmarkDeviceListing100k(b *testing.B) {
 					}
 					page = append(page, extract.Device{AccountName: sim.AccountName(), DeviceIDs: ids,
 						CarrierInformations: []extract.CarrierInfo{{CarrierName: "Verizon Wireless", ServicePlan: l.ServicePlan, State: l.State}},
-						CreatedAt: "2023-01-01T00:00:00Z", GroupNames: l.GroupNames, IPAddress: "0.0.0.0",
+						CreatedAt:           "2023-01-01T00:00:00Z", GroupNames: l.GroupNames, IPAddress: "0.0.0.0",
 						ExtendedAttributes: []extract.Attribute{{Key: "DeviceId", Value: strconv.FormatInt(d.APIID, 10)}}})
 				}
 				if err := p.Devices(ctx, page, at); err != nil {
