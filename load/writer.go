@@ -384,9 +384,10 @@ type openTx struct {
 	counts        map[string]TableTotals
 	rejected      int
 	evolvedBefore int
-	// usageFrom is the earliest usage_date of the usage rows written in
-	// the transaction (zero: none): settleUsage looks no further back.
-	usageFrom time.Time
+	// usageWritten is the earliest loaded_at of the usage rows written in
+	// the transaction (zero: none): their is_provisional is set at its
+	// end, and DuckDB's zone maps on loaded_at skip every older row.
+	usageWritten time.Time
 }
 
 // transaction applies first and the batches that follow it on more in one
@@ -500,15 +501,8 @@ func (wr *Writer) apply(ctx context.Context, tx *openTx, batch []Unit) error {
 		if err != nil {
 			return fmt.Errorf("upsert %s: %w", name, err)
 		}
-		if name == schema.UsageDaily {
-			rows := byTable[name].rows
-			all := make([]int, len(rows))
-			for i := range all {
-				all[i] = i
-			}
-			if lo, _, ok := timeSpan(t, rows, all); ok && (tx.usageFrom.IsZero() || lo.Before(tx.usageFrom)) {
-				tx.usageFrom = lo
-			}
+		if name == schema.UsageDaily && (tx.usageWritten.IsZero() || now.Before(tx.usageWritten)) {
+			tx.usageWritten = now
 		}
 		if name == schema.Devices && staged > 0 {
 			ht, err := wr.w.keepHistory(ctx, tx.conn, wr.w.plan(t).dedup, now)
@@ -542,11 +536,8 @@ func (wr *Writer) apply(ctx context.Context, tx *openTx, batch []Unit) error {
 func (wr *Writer) finish(ctx context.Context, tx *openTx) error {
 	now := wr.opts.Now().UTC()
 	conn := tx.conn
-	if err := wr.w.storeCheckpointSpans(ctx, conn, tx.checkpoints, now, wr.pending); err != nil {
+	if err := wr.w.storeCheckpointSpans(ctx, conn, tx.checkpoints, now, wr.pending, tx.usageWritten); err != nil {
 		return fmt.Errorf("store checkpoints: %w", err)
-	}
-	if err := settleUsage(ctx, conn, tx.checkpoints, tx.usageFrom); err != nil {
-		return fmt.Errorf("mark settled usage days: %w", err)
 	}
 	if err := storeVisits(ctx, conn, tx.visited, now, wr.runID); err != nil {
 		return fmt.Errorf("store device visits: %w", err)
@@ -771,13 +762,15 @@ func storeVisits(ctx context.Context, conn *sql.Conn, ids []extract.DeviceID, no
 // stream, then applies them set-based. settled_until and fetched_until
 // never move backwards.
 func (w *Warehouse) storeCheckpoints(ctx context.Context, conn *sql.Conn, batch []Unit, now time.Time) error {
-	return w.storeCheckpointSpans(ctx, conn, batch, now, nil)
+	return w.storeCheckpointSpans(ctx, conn, batch, now, nil, time.Time{})
 }
 
 // storeCheckpointSpans is storeCheckpoints, with the stretches fetched so
 // far in the run (nil: none remembered) moving covered_from back over
-// windows committed earlier.
-func (w *Warehouse) storeCheckpointSpans(ctx context.Context, conn *sql.Conn, batch []Unit, now time.Time, pending fetchedSpans) error {
+// windows committed earlier, and usage_daily.is_provisional kept with the
+// usage checkpoints (usageWritten: the earliest loaded_at of the usage rows
+// the transaction wrote; zero: none).
+func (w *Warehouse) storeCheckpointSpans(ctx context.Context, conn *sql.Conn, batch []Unit, now time.Time, pending fetchedSpans, usageWritten time.Time) error {
 	type key = spanKey
 	type state struct {
 		settled, fetched, from time.Time
@@ -864,6 +857,10 @@ func (w *Warehouse) storeCheckpointSpans(ctx context.Context, conn *sql.Conn, ba
 	if err != nil {
 		return err
 	}
+	settleFrom, err := settlingFrom(ctx, conn)
+	if err != nil {
+		return err
+	}
 	_, err = conn.ExecContext(ctx, `UPDATE sync_checkpoints c SET
 		settled_until = CASE WHEN s.settled IS NULL THEN c.settled_until WHEN c.settled_until IS NULL THEN s.settled ELSE greatest(c.settled_until, s.settled) END,
 		fetched_until = CASE WHEN s.fetched IS NULL THEN c.fetched_until WHEN c.fetched_until IS NULL THEN s.fetched ELSE greatest(c.fetched_until, s.fetched) END,
@@ -889,8 +886,14 @@ func (w *Warehouse) storeCheckpointSpans(ctx context.Context, conn *sql.Conn, ba
 		s.records, CASE WHEN s.sessions THEN s.open END, s.cycle
 		FROM stage_cp s WHERE NOT EXISTS (SELECT 1 FROM sync_checkpoints c
 		  WHERE c.stream = s.stream AND c.device_kind = s.device_kind AND c.device_id = s.device_id)`, now)
-	if err != nil || pending == nil {
+	if err != nil {
 		return err
+	}
+	if err := w.settleUsage(ctx, conn, settleFrom, usageWritten); err != nil {
+		return fmt.Errorf("keep usage_daily.is_provisional: %w", err)
+	}
+	if pending == nil {
+		return nil
 	}
 	return extendCovered(ctx, conn, order, pending)
 }
