@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -173,7 +174,72 @@ func TestDeviceHistoryAcrossChanges(t *testing.T) {
 	gotLatest := w.query(`SELECT device_kind, device_id, state, service_plan, array_to_string(group_names, ','), last_day_with_data FROM device_latest`)
 	sort.Strings(gotLatest)
 	diffLines(t, "device_latest", gotLatest, want)
+	w.usagePerPlan(runs)
 	if got := w.query(`SELECT count(*) FROM device_latest WHERE last_day_with_data > last_usage_date`); got[0] != "0" {
 		t.Errorf("device_latest with a last day with data after its last usage day: %v", got)
 	}
+}
+
+// usagePerPlan runs README's "usage per plan at the time" query and checks
+// it against the simulator: each loaded usage day counts under the plan
+// the last listing of that day (or before) showed, and not at all where
+// that listing did not show the device.
+func (w *world) usagePerPlan(runs []time.Time) {
+	w.t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	text := string(readme)
+	i := strings.Index(text, "**History of devices.**")
+	j := strings.Index(text[i:], "```sql\n")
+	k := strings.Index(text[i+j+7:], "```")
+	if i < 0 || j < 0 || k < 0 {
+		w.t.Fatal("README has no usage-per-plan query under **History of devices.**")
+	}
+	got := w.query(text[i+j+7 : i+j+7+k])
+	index := map[string]int{}
+	for n, d := range w.sim.Devices() {
+		index[d.Identity.Kind+"|"+d.Identity.ID] = n
+	}
+	type agg struct {
+		bytes int64
+		prov  bool
+	}
+	sums := map[string]*agg{}
+	for _, r := range w.query(`SELECT device_kind || '|' || device_id, usage_date, bytes_used, is_provisional FROM usage_daily`) {
+		f := strings.Split(r, "|")
+		day, _ := time.Parse(time.RFC3339, f[2])
+		var at time.Time
+		for _, run := range runs {
+			if !day.Before(run.Truncate(24 * time.Hour)) {
+				at = run
+			}
+		}
+		if at.IsZero() {
+			continue
+		}
+		l := w.sim.Listing(index[f[0]+"|"+f[1]], at)
+		if !l.Listed {
+			continue
+		}
+		key := l.ServicePlan + "|" + f[2]
+		if sums[key] == nil {
+			sums[key] = &agg{}
+		}
+		var b int64
+		fmt.Sscan(f[3], &b)
+		sums[key].bytes += b
+		sums[key].prov = sums[key].prov || f[4] == "true"
+	}
+	var want []string
+	for k, a := range sums {
+		want = append(want, fmt.Sprintf("%s|%d|%t", k, a.bytes, a.prov))
+	}
+	sort.Strings(want)
+	sort.Strings(got)
+	if len(want) == 0 {
+		w.t.Fatal("no usage day falls in a period")
+	}
+	diffLines(w.t, "README usage per plan", got, want)
 }
