@@ -104,7 +104,7 @@ func BenchmarkDeviceListing100k(b *testing.B) {
 			}
 			closeMS := float64(time.Since(closeStart).Microseconds()) / 1000
 			h := tot.Tables["device_history"]
-			b.Logf("listing %d: %d devices, writer %.0f ms, of it device_history %.0f ms in %d batches (%d opened, %d closed by a change); CloseVanished %.0f ms (%d closed)",
+			b.Logf("listing %d: %d devices rows written, writer %.0f ms, of it device_history %.0f ms in %d batches (%d opened, %d closed by a change); CloseVanished %.0f ms (%d closed)",
 				n+1, tot.Tables["devices"].Inserted+tot.Tables["devices"].Updated, float64(total.Microseconds())/1000, ms, batches, h.Inserted, h.Updated, closeMS, closed)
 			b.ReportMetric(ms, "history-ms/listing"+strconv.Itoa(n+1))
 			b.ReportMetric(float64(total.Microseconds())/1000, "writer-ms/listing"+strconv.Itoa(n+1))
