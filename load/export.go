@@ -171,7 +171,7 @@ func Export(ctx context.Context, db *sql.DB, dir string, opts ExportOptions) (Ex
 	defer os.RemoveAll(staging)
 
 	res := ExportResult{Dir: dir}
-	if err := writeStaged(ctx, db, staging, layouts, opts.Since, &res); err != nil {
+	if layouts, err = writeStaged(ctx, db, staging, layouts, len(opts.Tables) > 0, opts.Since, &res); err != nil {
 		return ExportResult{}, err
 	}
 	for i, l := range layouts {
@@ -220,11 +220,14 @@ func chooseLayouts(tables []string) ([]exportLayout, error) {
 	return out, nil
 }
 
-// writeStaged writes every table under staging in one read transaction.
-func writeStaged(ctx context.Context, db *sql.DB, staging string, layouts []exportLayout, since time.Time, res *ExportResult) error {
+// writeStaged writes every table under staging in one read transaction,
+// and returns the layouts it wrote: a table a warehouse made by an earlier
+// version does not have yet (the next sync adds it) is left out, unless
+// named.
+func writeStaged(ctx context.Context, db *sql.DB, staging string, layouts []exportLayout, named bool, since time.Time, res *ExportResult) ([]exportLayout, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("export: connect: %w", err)
+		return nil, fmt.Errorf("export: connect: %w", err)
 	}
 	defer conn.Close()
 	// DuckDB's default buffer pool is 80% of RAM, and a partitioned COPY
@@ -239,13 +242,24 @@ func writeStaged(ctx context.Context, db *sql.DB, staging string, layouts []expo
 		"SET preserve_insertion_order = false",
 	} {
 		if _, err := conn.ExecContext(ctx, set); err != nil {
-			return fmt.Errorf("export: configure DuckDB: %w", err)
+			return nil, fmt.Errorf("export: configure DuckDB: %w", err)
 		}
 	}
-	return transact(ctx, conn, func(conn *sql.Conn) error {
+	var written []exportLayout
+	err = transact(ctx, conn, func(conn *sql.Conn) error {
 		for _, l := range layouts {
+			cols, err := columnSet(ctx, conn, l.table)
+			if err != nil {
+				return err
+			}
+			if len(cols) == 0 {
+				if named {
+					return fmt.Errorf("export %s: the warehouse has no such table yet (made by an earlier version: the next sync adds it)", l.table)
+				}
+				continue
+			}
+			written = append(written, l)
 			var n int64
-			var err error
 			if l.key == "" {
 				n, err = copyWhole(ctx, conn, l, staging)
 			} else {
@@ -258,6 +272,7 @@ func writeStaged(ctx context.Context, db *sql.DB, staging string, layouts []expo
 		}
 		return nil
 	})
+	return written, err
 }
 
 // wholeFile is the file a table written whole is in, in its directory.
