@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -51,6 +50,7 @@ func TestSQLAndExportMemoryBounded(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], tt.args...)
 			cmd.Env = append(os.Environ(), "THINGSYNC_TEST_MAIN=1", "THINGSYNC_DB="+db, "TMPDIR="+t.TempDir())
+			measure := measured(t, cmd)
 			tail := &tailWriter{}
 			var stderr strings.Builder
 			cmd.Stdout, cmd.Stderr = tail, &stderr
@@ -60,7 +60,7 @@ func TestSQLAndExportMemoryBounded(t *testing.T) {
 			if !strings.Contains(tail.String(), tt.out) {
 				t.Fatalf("%v: output ends %q, want %q (%d bytes written)", tt.args, tail.String(), tt.out, tail.n)
 			}
-			peak := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10 // KiB on Linux
+			peak := measure()
 			t.Logf("%v: peak RSS %d MiB, %d MiB written", tt.args, peak>>20, tail.n>>20)
 			if peak > bound {
 				t.Errorf("%v: peak RSS %d MiB, want at most %d MiB", tt.args, peak>>20, bound>>20)

@@ -16,6 +16,9 @@ import (
 // TestMain lets the crash test run this test binary as the real program:
 // with THINGSYNC_TEST_MAIN=1 it is thingsync, nothing else.
 func TestMain(m *testing.M) {
+	if report := os.Getenv(relayEnv); report != "" {
+		os.Exit(relayMain(report))
+	}
 	if os.Getenv("THINGSYNC_TEST_MAIN") == "1" {
 		config.RuntimeDefaults(os.LookupEnv)
 		// The child's clock starts at the simulator's t0, as the in-process
