@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/thingsync/thingsync/config"
 	"github.com/thingsync/thingsync/extract/simulator"
+	"github.com/thingsync/thingsync/internal/sqltest"
 	"github.com/thingsync/thingsync/load"
 )
 
@@ -152,7 +152,7 @@ func checkTruth(t *testing.T, f *fleet, devs []simulator.TruthDevice) {
 	for _, e := range f.sim.TruthEvents(now, f.start, time.Time{}) {
 		want = append(want, fmt.Sprintf("%s %s %s %s", e.Device, e.OccurredAt.Format(time.RFC3339), e.Attrs["Event"], e.Attrs["AccountSessionId"]))
 	}
-	got := strs(t, db, `SELECT device_kind || ':' || device_id || ' ' || strftime(occurred_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ') || ' ' || event || ' ' || account_session_id
+	got := sqltest.Strings(t, db, `SELECT device_kind || ':' || device_id || ' ' || strftime(occurred_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ') || ' ' || event || ' ' || account_session_id
 		FROM connection_events ORDER BY device_kind, device_id, occurred_at, event`)
 	slices.Sort(want)
 	slices.Sort(got)
@@ -194,7 +194,7 @@ func checkTruth(t *testing.T, f *fleet, devs []simulator.TruthDevice) {
 		for _, u := range f.sim.TruthUsage(now, f.start, c.settled, d.Identity) {
 			final = append(final, fmt.Sprintf("%s %d %d", u.Date.Format(time.DateOnly), u.BytesUsed, u.SMSUsed))
 		}
-		got := strs(t, db, `SELECT strftime(usage_date, '%Y-%m-%d') || ' ' || bytes_used || ' ' || sms_used FROM usage_daily
+		got := sqltest.Strings(t, db, `SELECT strftime(usage_date, '%Y-%m-%d') || ' ' || bytes_used || ' ' || sms_used FROM usage_daily
 			WHERE device_kind || ':' || device_id = ? ORDER BY usage_date`, id)
 		if d := diff(want, got); d != "" {
 			t.Errorf("%s: usage differs from the truth at its last fetch %s: %s", id, fetchedAt, d)
@@ -223,7 +223,7 @@ func checkTruth(t *testing.T, f *fleet, devs []simulator.TruthDevice) {
 			wantRated = append(wantRated, fmt.Sprintf("%s %s %d", r.Device, r.Start.Format(time.DateOnly), r.DataUsageBytes))
 		}
 	}
-	gotRated := strs(t, db, `SELECT device_kind || ':' || device_id || ' ' || strftime(s AT TIME ZONE 'UTC', '%Y-%m-%d') || ' ' || b
+	gotRated := sqltest.Strings(t, db, `SELECT device_kind || ':' || device_id || ' ' || strftime(s AT TIME ZONE 'UTC', '%Y-%m-%d') || ' ' || b
 		FROM (SELECT device_kind, device_id, max(billing_start_date) AS s, arg_max(data_usage_bytes, billing_start_date) AS b
 		FROM rated_usage GROUP BY device_kind, device_id)`)
 	slices.Sort(wantRated)
@@ -241,24 +241,6 @@ func checkTruth(t *testing.T, f *fleet, devs []simulator.TruthDevice) {
 	if missing != 0 || pending == 0 || strayPending != 0 {
 		t.Errorf("coverage_days: %d missing, %d pending (%d of devices not idle); want none missing, pending days for idle devices only", missing, pending, strayPending)
 	}
-}
-
-func strs(t *testing.T, db *sql.DB, q string, args ...any) []string {
-	t.Helper()
-	rows, err := db.Query(q, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	return out
 }
 
 // diff names the first few lines only one side has.

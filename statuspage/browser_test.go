@@ -22,6 +22,7 @@ import (
 	"github.com/thingsync/thingsync/extract"
 	"github.com/thingsync/thingsync/extract/simulator"
 	"github.com/thingsync/thingsync/ingest"
+	"github.com/thingsync/thingsync/internal/sqltest"
 	"github.com/thingsync/thingsync/load"
 )
 
@@ -305,29 +306,11 @@ type truth struct {
 	drillDevice              string
 }
 
-func strs(t *testing.T, db *sql.DB, q string, args ...any) []string {
-	t.Helper()
-	rows, err := db.Query(q, args...)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
 func readTruth(t *testing.T, db *sql.DB) truth {
 	t.Helper()
 	var w truth
 	ts := `coalesce(strftime(%s AT TIME ZONE 'UTC', '%%Y-%%m-%%d %%H:%%M UTC'), '—')`
-	for _, line := range strs(t, db, `SELECT concat_ws('|', stream, count(*), count(*) FILTER (WHERE failures > 0),
+	for _, line := range sqltest.Strings(t, db, `SELECT concat_ws('|', stream, count(*), count(*) FILTER (WHERE failures > 0),
 		`+fmt.Sprintf(ts, "min(settled_until) FILTER (WHERE NOT coalesce(retired, false) AND idle_since IS NULL)")+`,
 		`+fmt.Sprintf(ts, "quantile_disc(settled_until, 0.5) FILTER (WHERE NOT coalesce(retired, false) AND idle_since IS NULL)")+`,
 		(SELECT `+fmt.Sprintf(ts, "max(finished_at)")+` FROM sync_runs WHERE status = 'partial'))
@@ -335,41 +318,41 @@ func readTruth(t *testing.T, db *sql.DB) truth {
 		p := strings.Split(line, "|")
 		w.fresh = append(w.fresh, map[string]string{"stream": p[0], "devices": p[1], "failing": p[2], "oldest": p[3], "median": p[4], "last": p[5]})
 	}
-	w.heat = strs(t, db, `SELECT concat_ws(' ', stream, day, count(*) FILTER (WHERE state = 'settled'), count(*) FILTER (WHERE state = 'provisional'),
+	w.heat = sqltest.Strings(t, db, `SELECT concat_ws(' ', stream, day, count(*) FILTER (WHERE state = 'settled'), count(*) FILTER (WHERE state = 'provisional'),
 		count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'missing'))
 		FROM coverage_days GROUP BY stream, day ORDER BY stream DESC, day`)
-	w.runs = strs(t, db, `SELECT concat_ws(' ', run_id, status, requests, usage_inserted + usage_updated + events_inserted + events_updated + rated_upserted + aggregate_upserted)
+	w.runs = sqltest.Strings(t, db, `SELECT concat_ws(' ', run_id, status, requests, usage_inserted + usage_updated + events_inserted + events_updated + rated_upserted + aggregate_upserted)
 		FROM sync_runs ORDER BY started_at DESC`)
-	w.lastRequests = strs(t, db, `SELECT CAST(requests AS VARCHAR) FROM sync_runs ORDER BY started_at DESC LIMIT 1`)[0]
-	w.failingTotal = strs(t, db, `SELECT CAST(count(*) AS VARCHAR) FROM sync_checkpoints WHERE failures > 0`)[0]
-	w.failingIDs = strs(t, db, `SELECT device_id FROM sync_checkpoints WHERE failures > 0
+	w.lastRequests = sqltest.Strings(t, db, `SELECT CAST(requests AS VARCHAR) FROM sync_runs ORDER BY started_at DESC LIMIT 1`)[0]
+	w.failingTotal = sqltest.Strings(t, db, `SELECT CAST(count(*) AS VARCHAR) FROM sync_checkpoints WHERE failures > 0`)[0]
+	w.failingIDs = sqltest.Strings(t, db, `SELECT device_id FROM sync_checkpoints WHERE failures > 0
 		ORDER BY failures DESC, updated_at DESC NULLS LAST, stream, device_kind, device_id LIMIT 10`)
 	today := night.Truncate(24 * time.Hour)
-	w.fleet = append(strs(t, db, `SELECT CAST(coalesce(sum(bytes_used), 0) AS VARCHAR) FROM usage_daily WHERE usage_date BETWEEN ? AND ?`, today.AddDate(0, 0, -29), today),
-		strs(t, db, `SELECT CAST(coalesce(sum(sms_used), 0) AS VARCHAR) FROM usage_daily WHERE usage_date BETWEEN ? AND ?`, today.AddDate(0, 0, -29), today)...)
+	w.fleet = append(sqltest.Strings(t, db, `SELECT CAST(coalesce(sum(bytes_used), 0) AS VARCHAR) FROM usage_daily WHERE usage_date BETWEEN ? AND ?`, today.AddDate(0, 0, -29), today),
+		sqltest.Strings(t, db, `SELECT CAST(coalesce(sum(sms_used), 0) AS VARCHAR) FROM usage_daily WHERE usage_date BETWEEN ? AND ?`, today.AddDate(0, 0, -29), today)...)
 	for i := 29; i >= 0; i-- {
 		d := today.AddDate(0, 0, -i)
-		w.fleet = append(w.fleet, d.Format(time.DateOnly)+" "+strs(t, db, `SELECT CAST(coalesce(sum(bytes_used), 0) AS VARCHAR) FROM usage_daily WHERE usage_date = ?`, d)[0])
+		w.fleet = append(w.fleet, d.Format(time.DateOnly)+" "+sqltest.Strings(t, db, `SELECT CAST(coalesce(sum(bytes_used), 0) AS VARCHAR) FROM usage_daily WHERE usage_date = ?`, d)[0])
 	}
-	w.top = strs(t, db, `SELECT concat_ws(' ', device_id, sum(bytes_used), sum(sms_used)) FROM usage_daily
+	w.top = sqltest.Strings(t, db, `SELECT concat_ws(' ', device_id, sum(bytes_used), sum(sms_used)) FROM usage_daily
 		WHERE usage_date >= DATE '2026-11-01' GROUP BY device_kind, device_id ORDER BY sum(bytes_used) DESC, device_kind, device_id LIMIT 10`)
 	// The day drilled into: the connections day with the most states.
-	w.drillDay = strs(t, db, `SELECT CAST(day AS VARCHAR) FROM coverage_days WHERE stream = 'connections'
+	w.drillDay = sqltest.Strings(t, db, `SELECT CAST(day AS VARCHAR) FROM coverage_days WHERE stream = 'connections'
 		GROUP BY day ORDER BY count(DISTINCT state) DESC, count(*) FILTER (WHERE state = 'missing') DESC, day DESC LIMIT 1`)[0]
 	w.dayCounts = map[string]string{}
 	for _, s := range []string{"settled", "provisional", "pending", "missing"} {
-		w.dayCounts[s] = strs(t, db, `SELECT CAST(count(*) AS VARCHAR) FROM coverage_days WHERE stream = 'connections' AND day = ? AND state = ?`, w.drillDay, s)[0]
+		w.dayCounts[s] = sqltest.Strings(t, db, `SELECT CAST(count(*) AS VARCHAR) FROM coverage_days WHERE stream = 'connections' AND day = ? AND state = ?`, w.drillDay, s)[0]
 	}
 	var n int
 	if err := db.QueryRow(`SELECT count(*) FROM coverage_days WHERE stream = 'connections' AND day = ?`, w.drillDay).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	w.dayDevices = min(n, DrillRows)
-	first := strs(t, db, `SELECT device_kind || ':' || device_id FROM sync_checkpoints WHERE failures > 0
+	first := sqltest.Strings(t, db, `SELECT device_kind || ':' || device_id FROM sync_checkpoints WHERE failures > 0
 		ORDER BY failures DESC, updated_at DESC NULLS LAST, stream, device_kind, device_id LIMIT 1`)[0]
 	w.drillDevice = first
 	w.drillFailures = map[string]string{}
-	for _, line := range strs(t, db, `SELECT stream || ' ' || coalesce(failures, 0) FROM sync_checkpoints WHERE device_kind || ':' || device_id = ?`, first) {
+	for _, line := range sqltest.Strings(t, db, `SELECT stream || ' ' || coalesce(failures, 0) FROM sync_checkpoints WHERE device_kind || ':' || device_id = ?`, first) {
 		s, v, _ := strings.Cut(line, " ")
 		w.drillFailures[s] = v
 	}
