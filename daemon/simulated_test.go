@@ -45,14 +45,11 @@ func newSimWorld(t *testing.T, opts simulator.Options, snapshot string) *simWorl
 	sim := simulator.New(opts)
 	api := httptest.NewServer(sim)
 	t.Cleanup(func() { api.Close(); sim.Close() })
-	id, secret, user, pass := sim.Credentials()
 	db := filepath.Join(t.TempDir(), "w.duckdb")
-	env := map[string]string{
-		"THINGSPACE_BASE_URL": api.URL, "THINGSPACE_CLIENT_ID": id, "THINGSPACE_CLIENT_SECRET": secret,
-		"THINGSPACE_USERNAME": user, "THINGSPACE_PASSWORD": pass, "THINGSPACE_ACCOUNT_NAME": sim.AccountName(),
+	env := sim.ClientEnv(api.URL, map[string]string{
 		"THINGSYNC_DB": db, "THINGSYNC_RATE_LIMIT": "5000", "THINGSYNC_CONCURRENCY": "4",
 		"THINGSYNC_STREAMS": "usage,connections", "THINGSYNC_SNAPSHOT": snapshot,
-	}
+	})
 	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(env), simT0, config.Needs{API: true})
 	if err != nil {
 		t.Fatal(err)

@@ -27,13 +27,10 @@ func TestRunBudgetCarriesOn(t *testing.T) {
 	sim := simulator.New(simulator.Options{Devices: 10, Seed: 7, DevicePageSize: 3, RequestLog: 100, Clock: simulator.NewManualClock(t0)})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(func() { srv.Close(); sim.Close() })
-	id, secret, user, pass := sim.Credentials()
-	env := map[string]string{
-		"THINGSPACE_BASE_URL": srv.URL, "THINGSPACE_CLIENT_ID": id, "THINGSPACE_CLIENT_SECRET": secret,
-		"THINGSPACE_USERNAME": user, "THINGSPACE_PASSWORD": pass, "THINGSPACE_ACCOUNT_NAME": sim.AccountName(),
+	env := sim.ClientEnv(srv.URL, map[string]string{
 		"THINGSYNC_DB": db, "THINGSYNC_RATE_LIMIT": "5000", "THINGSYNC_STREAMS": "usage", "THINGSYNC_CONCURRENCY": "1",
 		"THINGSYNC_START": t0.AddDate(0, 0, -5).Format(time.DateOnly),
-	}
+	})
 	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(env), t0, config.Needs{API: true})
 	if err != nil {
 		t.Fatal(err)

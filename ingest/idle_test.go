@@ -39,15 +39,12 @@ func newFleet(t *testing.T, devices int, recheck string) *fleet {
 	sim := simulator.New(simulator.Options{Devices: devices, Seed: 11, Fleet: simulator.DefaultFleetMix(), Clock: clock})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(func() { srv.Close(); sim.Close() })
-	id, secret, user, pass := sim.Credentials()
 	db := filepath.Join(t.TempDir(), "w.duckdb")
 	start := fleetNight.AddDate(0, 0, -10).Truncate(24 * time.Hour)
-	env := map[string]string{
-		"THINGSPACE_BASE_URL": srv.URL, "THINGSPACE_CLIENT_ID": id, "THINGSPACE_CLIENT_SECRET": secret,
-		"THINGSPACE_USERNAME": user, "THINGSPACE_PASSWORD": pass, "THINGSPACE_ACCOUNT_NAME": sim.AccountName(),
+	env := sim.ClientEnv(srv.URL, map[string]string{
 		"THINGSYNC_DB": db, "THINGSYNC_RATE_LIMIT": "5000", "THINGSYNC_STREAMS": "usage,connections,rated",
 		"THINGSYNC_START": start.Format(time.DateOnly), "THINGSYNC_IDLE_RECHECK": recheck,
-	}
+	})
 	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(env), fleetNight, config.Needs{API: true})
 	if err != nil {
 		t.Fatal(err)

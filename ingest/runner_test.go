@@ -28,12 +28,9 @@ func testRunner(t *testing.T, db string) *Runner {
 	sim := simulator.New(simulator.Options{Devices: 3, Seed: 7, Clock: clock})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(func() { srv.Close(); sim.Close() })
-	id, secret, user, pass := sim.Credentials()
-	env := map[string]string{
-		"THINGSPACE_BASE_URL": srv.URL, "THINGSPACE_CLIENT_ID": id, "THINGSPACE_CLIENT_SECRET": secret,
-		"THINGSPACE_USERNAME": user, "THINGSPACE_PASSWORD": pass, "THINGSPACE_ACCOUNT_NAME": sim.AccountName(),
+	env := sim.ClientEnv(srv.URL, map[string]string{
 		"THINGSYNC_DB": db, "THINGSYNC_RATE_LIMIT": "5000", "THINGSYNC_STREAMS": "usage,connections",
-	}
+	})
 	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(env), t0, config.Needs{API: true})
 	if err != nil {
 		t.Fatal(err)

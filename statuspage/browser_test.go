@@ -58,13 +58,10 @@ func newFixture(t *testing.T) *fixture {
 	sim.SetFaults(simulator.Faults{FailDevices: f.failing, Rate429: 0.08})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(func() { srv.Close(); sim.Close() })
-	id, secret, user, pass := sim.Credentials()
-	env := map[string]string{
-		"THINGSPACE_BASE_URL": srv.URL, "THINGSPACE_CLIENT_ID": id, "THINGSPACE_CLIENT_SECRET": secret,
-		"THINGSPACE_USERNAME": user, "THINGSPACE_PASSWORD": pass, "THINGSPACE_ACCOUNT_NAME": sim.AccountName(),
+	env := sim.ClientEnv(srv.URL, map[string]string{
 		"THINGSYNC_DB": f.db, "THINGSYNC_RATE_LIMIT": "5000", "THINGSYNC_STREAMS": "usage,connections,rated",
 		"THINGSYNC_START": night.AddDate(0, 0, -45).Format(time.DateOnly),
-	}
+	})
 	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(env), night, config.Needs{API: true})
 	if err != nil {
 		t.Fatal(err)

@@ -41,14 +41,11 @@ func fleet(dir string, now time.Time) []result {
 	defer s.close()
 	start := night0.AddDate(0, 0, -7).Truncate(24 * time.Hour)
 	runner := func(db, recheck string) *ingest.Runner {
-		id, secret, user, pass := s.sim.Credentials()
-		env := map[string]string{
-			"THINGSPACE_BASE_URL": s.url, "THINGSPACE_CLIENT_ID": id, "THINGSPACE_CLIENT_SECRET": secret,
-			"THINGSPACE_USERNAME": user, "THINGSPACE_PASSWORD": pass, "THINGSPACE_ACCOUNT_NAME": s.sim.AccountName(),
+		env := s.sim.ClientEnv(s.url, map[string]string{
 			"THINGSYNC_DB": db, "THINGSYNC_RATE_LIMIT": "100000", "THINGSYNC_CONCURRENCY": "8",
 			"THINGSYNC_STREAMS": "usage,connections,rated", "THINGSYNC_START": start.Format(time.DateOnly),
 			"THINGSYNC_IDLE_RECHECK": recheck,
-		}
+		})
 		cfg, err := config.Load(context.Background(), envconfig.MapLookuper(env), night0, config.Needs{API: true})
 		check(err)
 		g := load.NewGate(db, zerolog.Nop())

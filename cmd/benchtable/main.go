@@ -270,13 +270,10 @@ func (s *server) close() { s.srv.Close(); s.sim.Close() }
 // sync runs bin/thingsync sync against the simulator and returns its wall
 // time and peak RSS.
 func sync(bin string, s *server, db string, extra map[string]string) (time.Duration, int64) {
-	id, secret, user, pass := s.sim.Credentials()
-	env := map[string]string{
-		"THINGSPACE_BASE_URL": s.url, "THINGSPACE_CLIENT_ID": id, "THINGSPACE_CLIENT_SECRET": secret,
-		"THINGSPACE_USERNAME": user, "THINGSPACE_PASSWORD": pass, "THINGSPACE_ACCOUNT_NAME": s.sim.AccountName(),
+	env := s.sim.ClientEnv(s.url, map[string]string{
 		"THINGSYNC_DB": db, "THINGSYNC_RATE_LIMIT": "100000", "THINGSYNC_CONCURRENCY": "8",
 		"THINGSYNC_STREAMS": "usage,connections", "THINGSYNC_LOG_LEVEL": "warn",
-	}
+	})
 	for k, v := range extra {
 		env[k] = v
 	}

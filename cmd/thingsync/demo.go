@@ -48,13 +48,10 @@ func runDemo(ctx context.Context, a *App, _ *Env, args []string) error {
 			return cannotRun(fmt.Errorf("demo: replace %s: %w", f, err))
 		}
 	}
-	id, secret, user, pass := sim.Credentials()
-	env := map[string]string{
-		"THINGSPACE_BASE_URL": "http://" + ln.Addr().String(), "THINGSPACE_CLIENT_ID": id, "THINGSPACE_CLIENT_SECRET": secret,
-		"THINGSPACE_USERNAME": user, "THINGSPACE_PASSWORD": pass, "THINGSPACE_ACCOUNT_NAME": sim.AccountName(),
+	env := sim.ClientEnv("http://"+ln.Addr().String(), map[string]string{
 		"THINGSYNC_DB": *db, "THINGSYNC_RATE_LIMIT": simulator.ClientRate(0), "THINGSYNC_STREAMS": "usage,connections,rated",
 		"THINGSYNC_LOG_LEVEL": "warn",
-	}
+	})
 	cfg, err := config.Load(ctx, envconfig.MapLookuper(env), a.now(), config.Needs{API: true})
 	if err != nil {
 		return cannotRun(fmt.Errorf("demo: %w", err))

@@ -313,6 +313,19 @@ func (s *Simulator) Credentials() (clientID, clientSecret, username, password st
 	return s.opts.ClientID, s.opts.ClientSecret, s.opts.Username, s.opts.Password
 }
 
+// ClientEnv is the environment a thingsync client needs to reach the
+// simulator at baseURL (its THINGSPACE_ variables), with more added.
+func (s *Simulator) ClientEnv(baseURL string, more map[string]string) map[string]string {
+	env := map[string]string{
+		"THINGSPACE_BASE_URL": baseURL, "THINGSPACE_CLIENT_ID": s.opts.ClientID, "THINGSPACE_CLIENT_SECRET": s.opts.ClientSecret,
+		"THINGSPACE_USERNAME": s.opts.Username, "THINGSPACE_PASSWORD": s.opts.Password, "THINGSPACE_ACCOUNT_NAME": s.opts.AccountName,
+	}
+	for k, v := range more {
+		env[k] = v
+	}
+	return env
+}
+
 // Now is the simulator's clock, in UTC.
 func (s *Simulator) Now() time.Time { return s.opts.Clock.Now().UTC() }
 
