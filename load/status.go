@@ -84,6 +84,7 @@ type CoverageStream struct {
 
 // RecentRun is one of the last runs.
 type RecentRun struct {
+	ID         string     `json:"run_id"`
 	Kind       string     `json:"kind"`
 	StartedAt  *time.Time `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at"`
@@ -119,6 +120,8 @@ type StatusOptions struct {
 	// run recorded as running ended without recording its outcome: it shows
 	// as abandoned.
 	NoWriter bool
+	// Runs is how many of the last runs to read (default 5).
+	Runs int
 }
 
 // EmptyStatus is the status of a warehouse that holds nothing yet, or of
@@ -265,15 +268,19 @@ func (r statusReader) streams(ctx context.Context, doc *Status) error {
 	return nil
 }
 
-// runs reads the last five runs, newest first.
+// runs reads the last runs (StatusOptions.Runs), newest first.
 func (r statusReader) runs(ctx context.Context, doc *Status) error {
-	rows, err := r.db.QueryContext(ctx, `SELECT coalesce(kind, ''), started_at, finished_at, coalesce(status, ''),
+	limit := r.opts.Runs
+	if limit <= 0 {
+		limit = 5
+	}
+	rows, err := r.db.QueryContext(ctx, `SELECT run_id, coalesce(kind, ''), started_at, finished_at, coalesce(status, ''),
 		coalesce(devices, 0), coalesce(devices_failed, 0), coalesce(requests, 0),
 		coalesce(usage_inserted, 0), coalesce(usage_updated, 0),
 		coalesce(events_inserted, 0), coalesce(events_updated, 0),
 		coalesce(rated_upserted, 0), coalesce(aggregate_upserted, 0),
 		coalesce(rejected, 0), coalesce(error, '')
-		FROM sync_runs ORDER BY started_at DESC NULLS LAST LIMIT 5`)
+		FROM sync_runs ORDER BY started_at DESC NULLS LAST LIMIT ?`, limit)
 	if err != nil {
 		return fmt.Errorf("read runs: %w", err)
 	}
@@ -282,7 +289,7 @@ func (r statusReader) runs(ctx context.Context, doc *Status) error {
 		var run RecentRun
 		var started, finished sql.NullTime
 		var usageIns, usageUpd, eventsIns, eventsUpd, rated, aggregate int64
-		if err := rows.Scan(&run.Kind, &started, &finished, &run.Status, &run.Devices, &run.DevicesFailed, &run.Requests,
+		if err := rows.Scan(&run.ID, &run.Kind, &started, &finished, &run.Status, &run.Devices, &run.DevicesFailed, &run.Requests,
 			&usageIns, &usageUpd, &eventsIns, &eventsUpd, &rated, &aggregate, &run.Rejected, &run.Error); err != nil {
 			return fmt.Errorf("read runs: %w", err)
 		}

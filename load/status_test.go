@@ -70,8 +70,8 @@ func TestReadStatus(t *testing.T) {
 			{Stream: "connections", Devices: 1, Missing: 10, DevicesBehind: 1},
 		}},
 		Runs: []RecentRun{
-			{Kind: "sync", StartedAt: at(-time.Hour), Status: "running", Rows: runRows(0), Error: "token " + strings.Repeat("x", 293) + "…"},
-			{Kind: "sync", StartedAt: at(-12 * time.Hour), FinishedAt: at(-12*time.Hour + time.Minute), Status: "ok", Devices: 3, Requests: 9, Rows: runRows(7)},
+			{ID: "r2", Kind: "sync", StartedAt: at(-time.Hour), Status: "running", Rows: runRows(0), Error: "token " + strings.Repeat("x", 293) + "…"},
+			{ID: "r1", Kind: "sync", StartedAt: at(-12 * time.Hour), FinishedAt: at(-12*time.Hour + time.Minute), Status: "ok", Devices: 3, Requests: 9, Rows: runRows(7)},
 		},
 		PendingTotal:  2,
 		Pending:       []PendingRequest{{RequestID: "q1", RequestedAt: at(-3 * time.Hour), Devices: 2}, {RequestID: "q2", RequestedAt: at(-time.Hour), Devices: 1}},

@@ -117,33 +117,21 @@ func (r Run) Duration(now time.Time) time.Duration {
 	return max(0, end.Sub(r.Started))
 }
 
-func readRuns(ctx context.Context, db *sql.DB, limit int) ([]Run, error) {
-	rows, err := db.QueryContext(ctx, `SELECT run_id, coalesce(kind, ''), coalesce(status, ''), started_at, finished_at,
-		coalesce(devices, 0), coalesce(devices_failed, 0), coalesce(requests, 0),
-		coalesce(usage_inserted, 0) + coalesce(usage_updated, 0) + coalesce(events_inserted, 0) + coalesce(events_updated, 0)
-		  + coalesce(rated_upserted, 0) + coalesce(aggregate_upserted, 0),
-		coalesce(rejected, 0), coalesce(error, '')
-		FROM sync_runs WHERE started_at IS NOT NULL ORDER BY started_at DESC LIMIT ?`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read runs: %w", err)
-	}
-	defer rows.Close()
-	var out []Run
-	for rows.Next() {
-		var r Run
-		var finished sql.NullTime
-		if err := rows.Scan(&r.ID, &r.Kind, &r.Status, &r.Started, &finished, &r.Devices, &r.Failed, &r.Requests,
-			&r.Rows, &r.Rejected, &r.Error); err != nil {
-			return nil, fmt.Errorf("read runs: %w", err)
+// runsOf are the status document's runs as the page draws them.
+func runsOf(recent []load.RecentRun) []Run {
+	out := make([]Run, 0, len(recent))
+	for _, rr := range recent {
+		if rr.StartedAt == nil {
+			continue
 		}
-		r.Started = r.Started.UTC()
-		if finished.Valid {
-			f := finished.Time.UTC()
-			r.Finished = &f
+		r := Run{ID: rr.ID, Kind: rr.Kind, Status: rr.Status, Started: *rr.StartedAt, Finished: rr.FinishedAt,
+			Devices: int64(rr.Devices), Failed: int64(rr.DevicesFailed), Requests: rr.Requests, Rejected: rr.Rejected, Error: rr.Error}
+		for _, n := range rr.Rows {
+			r.Rows += n
 		}
 		out = append(out, r)
 	}
-	return out, rows.Err()
+	return out
 }
 
 // lastSuccess reads when the last ok, partial or budget run covering each

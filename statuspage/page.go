@@ -252,7 +252,7 @@ func (p *Page) serveDevice(w http.ResponseWriter, r *http.Request) {
 
 // fillMain reads every panel of the main page.
 func (p *Page) fillMain(ctx context.Context, db *sql.DB, v *view, days int) error {
-	st, err := load.ReadStatus(ctx, db, load.StatusOptions{Now: v.At, Lookback: p.o.Lookback, Redact: p.o.Redact, NoWriter: !v.From.Snapshot})
+	st, err := load.ReadStatus(ctx, db, load.StatusOptions{Now: v.At, Lookback: p.o.Lookback, Redact: p.o.Redact, NoWriter: !v.From.Snapshot, Runs: RunsShown})
 	if err != nil {
 		return err
 	}
@@ -265,10 +265,7 @@ func (p *Page) fillMain(ctx context.Context, db *sql.DB, v *view, days int) erro
 		return err
 	}
 	v.Heat = heatmaps(cov)
-	runs, err := readRuns(ctx, db, RunsShown)
-	if err != nil {
-		return err
-	}
+	runs := runsOf(st.Runs)
 	v.Runs = runRows(runs, v.At, p.o.Redact)
 	if len(runs) > 0 {
 		last := runs[0]
